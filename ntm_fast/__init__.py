@@ -1,0 +1,12 @@
+"""ntm_fast: a fast, exact Neural Turing Machine (Graves, Wayne & Danihelka, 2014).
+
+* :mod:`ntm_fast.reference` - the plain-PyTorch memory ops (the contract).
+* :mod:`ntm_fast.ops` - the same ops with a ``backend=`` switch (reference, triton, native).
+* :class:`ReferenceNTM` - the recurrent module on the reference ops.
+"""
+
+from . import ops, reference
+from .backends import BackendUnavailableError
+
+__all__ = ["ops", "reference", "BackendUnavailableError"]
+__version__ = "0.1.0"

@@ -1,0 +1,82 @@
+"""Backend selection for the memory ops.
+
+A backend is a module exposing the functions of :mod:`ntm_fast.reference` (``content_address``,
+``interpolate``, ``shift_convolve``, ``sharpen``, ``address``, ``read``, ``write``) with the
+same signatures and validation, plus ``unavailable_reason(device) -> str | None``
+(``None`` when it can run on that device, else what is missing and how to get it).
+
+``"auto"`` picks, in order:
+
+* CUDA tensors: ``native`` if the extension was built with CUDA, else ``triton``;
+* CPU tensors: ``native`` (the C++ CPU kernels); Triton runs on the CPU only under
+  ``TRITON_INTERPRET=1`` (a test mode), so ``auto`` never picks it there;
+* otherwise ``reference``, with a one-time warning naming what is missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from types import ModuleType
+
+import torch
+
+BACKEND_NAMES = ("reference", "triton", "native")
+_MODULES = {
+    "reference": "ntm_fast.reference",
+    "triton": "ntm_fast.triton_backend",
+    "native": "ntm_fast.native_backend",
+}
+_warned: set[str] = set()
+
+
+class BackendUnavailableError(RuntimeError):
+    """Raised when an explicitly requested backend cannot run; the message says why."""
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(_MODULES[name])
+
+
+def unavailable_reason(name: str, device: torch.device) -> str | None:
+    """None when backend ``name`` can run on ``device``, else the reason it cannot."""
+    if name not in BACKEND_NAMES:
+        raise ValueError(f"backend: expected one of {BACKEND_NAMES + ('auto',)}, got {name!r}")
+    if name == "reference":
+        return None
+    try:
+        mod = _module(name)
+    except ImportError as exc:  # e.g. triton not installed
+        return f"the {name} backend could not be imported ({exc})"
+    return mod.unavailable_reason(device)
+
+
+def resolve_name(backend: str, device: torch.device) -> str:
+    """The concrete backend name ``backend`` means on ``device`` (see module docstring)."""
+    if backend != "auto":
+        reason = unavailable_reason(backend, device)
+        if reason is not None:
+            raise BackendUnavailableError(f"backend={backend!r} on {device}: {reason}")
+        return backend
+    order = ("native", "triton") if device.type == "cuda" else ("native",)
+    reasons = []
+    for name in order:
+        reason = unavailable_reason(name, device)
+        if reason is None:
+            return name
+        reasons.append(f"{name}: {reason}")
+    key = f"{device.type}:" + "; ".join(reasons)
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(
+            f"ntm_fast: no fast backend for {device.type} tensors, using the reference ops "
+            f"({'; '.join(reasons)})",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return "reference"
+
+
+def get(backend: str, device: torch.device) -> ModuleType:
+    """The backend module that ``backend`` ("auto" or a name) resolves to on ``device``."""
+    return _module(resolve_name(backend, device))

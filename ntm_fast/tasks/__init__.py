@@ -1,0 +1,1 @@
+"""The paper's five tasks (section 4)."""
