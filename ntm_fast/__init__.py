@@ -8,5 +8,5 @@
 from . import ops, reference
 from .backends import BackendUnavailableError
 
-__all__ = ["ops", "reference", "BackendUnavailableError"]
+__all__ = ["BackendUnavailableError", "ops", "reference"]
 __version__ = "0.1.0"

@@ -41,7 +41,7 @@ def _module(name: str) -> ModuleType:
 def unavailable_reason(name: str, device: torch.device) -> str | None:
     """None when backend ``name`` can run on ``device``, else the reason it cannot."""
     if name not in BACKEND_NAMES:
-        raise ValueError(f"backend: expected one of {BACKEND_NAMES + ('auto',)}, got {name!r}")
+        raise ValueError(f"backend: expected one of {(*BACKEND_NAMES, 'auto')}, got {name!r}")
     if name == "reference":
         return None
     try:

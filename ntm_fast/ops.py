@@ -13,12 +13,12 @@ from torch import Tensor
 from . import backends
 
 __all__ = [
+    "address",
     "content_address",
     "interpolate",
-    "shift_convolve",
-    "sharpen",
-    "address",
     "read",
+    "sharpen",
+    "shift_convolve",
     "write",
 ]
 

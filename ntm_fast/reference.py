@@ -27,14 +27,14 @@ from . import validation
 from .numerics import COSINE_EPS, SHARPEN_TINY, compute_dtype
 
 __all__ = [
+    "address",
     "content_address",
     "interpolate",
-    "shift_convolve",
-    "sharpen",
-    "address",
     "read",
-    "write",
+    "sharpen",
+    "shift_convolve",
     "uniform_shift",
+    "write",
 ]
 
 

@@ -32,7 +32,7 @@ def _tensor(name: str, t: object) -> torch.Tensor:
 def _shape(name: str, t: torch.Tensor, expected: Sequence[int | None], spec: str) -> None:
     """Check ``t.shape`` against ``expected`` (None = any size >= 1); ``spec`` names the dims."""
     ok = t.dim() == len(expected) and all(
-        (e is None and s >= 1) or s == e for s, e in zip(t.shape, expected)
+        (e is None and s >= 1) or s == e for s, e in zip(t.shape, expected, strict=True)
     )
     if not ok:
         want = ", ".join("*" if e is None else str(e) for e in expected)

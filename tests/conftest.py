@@ -13,9 +13,9 @@ if os.environ.get("NTM_FAST_TRITON_COMPILED") != "1":
     os.environ.setdefault("TRITON_INTERPRET", "1")
 os.environ["NTM_FAST_POISON_OUTPUTS"] = "1"
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from hypothesis import settings  # noqa: E402
+import pytest
+import torch
+from hypothesis import settings
 
 settings.register_profile("ci", max_examples=25, deadline=None, derandomize=False)
 settings.register_profile("long", max_examples=500, deadline=None)
