@@ -7,6 +7,7 @@
 
 from . import ops, reference
 from .backends import BackendUnavailableError
+from .model import NTMState, NTMTrace, ReferenceNTM
 
-__all__ = ["BackendUnavailableError", "ops", "reference"]
+__all__ = ["BackendUnavailableError", "NTMState", "NTMTrace", "ReferenceNTM", "ops", "reference"]
 __version__ = "0.1.0"

@@ -1,0 +1,377 @@
+"""The NTM recurrent module: :class:`ReferenceNTM` runs it on the plain-PyTorch memory ops.
+
+Order of operations inside one time step t (the one place this is defined):
+
+1. The controller sees ``[x_t, r_{t-1}]`` (the input and all previous read vectors) and its
+   own state, and emits ``h_t``.
+2. One linear layer maps ``h_t`` to every head's raw parameters (:mod:`ntm_fast.heads`).
+3. Every head, read and write alike, addresses the memory ``M_{t-1}`` from its previous
+   weighting ``w_{t-1}`` (eqs. 5-9), all heads in one ``address`` call.
+4. Read heads read ``r_t`` from ``M_{t-1}`` (eq. 2) - reads happen before this step's write.
+5. Write heads erase then add (eqs. 3-4), giving ``M_t``.
+6. The output layer maps ``[h_t, r_t]`` to logits; the paper's sigmoid output layer is left
+   to the loss (``BCEWithLogitsLoss``) or the caller (``torch.sigmoid``).
+
+Episodic reset (paper section 4): without a ``state`` argument every sequence starts from
+learned bias parameters - ``memory_bias`` `(N, W)`, ``read_bias`` `(R, W)`,
+``weighting_logits`` `(R + Wh, N)` (the initial weightings are their softmax, so they are
+always valid distributions) and, for the LSTM controller, ``controller_h0``/``controller_c0``
+`(layers, C)`. Initialisation: memory ~ U(-σ, σ) with σ = 1/sqrt(N + W) (a zero memory would
+still be safe here since the cosine is ε-guarded, but a random start breaks the symmetry
+between slots); read vectors and controller state 0; the weighting logits put 2·log N on
+slot 0 and 0 elsewhere, so every head starts focused (≈ 1 - 1/N) on slot 0 and location-based
+iteration can begin at step 1. Linear and LSTM layers use PyTorch's default initialisation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from types import ModuleType
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from . import reference
+from .controllers import FeedforwardController, LSTMController
+from .heads import HeadLayout, HeadParams
+from .validation import describe
+
+
+class NTMState(NamedTuple):
+    """Everything an NTM carries from one step to the next. Batch is dim 0 except in
+    ``controller``, whose tensors are `(layers, B, C)` like :class:`torch.nn.LSTM`'s."""
+
+    memory: Tensor  # (B, N, W)
+    read_vectors: Tensor  # (B, R, W)
+    weightings: Tensor  # (B, R + Wh, N): read heads first, then write heads
+    controller: tuple[Tensor, ...]  # LSTM: (h, c); feedforward: ()
+
+
+@dataclass
+class NTMTrace:
+    """Per-step record for plotting memory use (paper Figs. 6, 9, 12); time-major `(T, B, ...)`."""
+
+    read_weightings: Tensor  # (T, B, R, N)
+    write_weightings: Tensor  # (T, B, Wh, N)
+    read_vectors: Tensor  # (T, B, R, W)
+    erase: Tensor  # (T, B, Wh, W)
+    add: Tensor  # (T, B, Wh, W)
+    key: Tensor  # (T, B, R + Wh, W)
+    beta: Tensor  # (T, B, R + Wh)
+    gate: Tensor  # (T, B, R + Wh)
+    shift: Tensor  # (T, B, R + Wh, S)
+    gamma: Tensor  # (T, B, R + Wh)
+
+
+def _positive(name: str, value: object, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return value
+
+
+class ReferenceNTM(nn.Module):
+    """A Neural Turing Machine as a recurrent module in the style of :class:`torch.nn.LSTM`.
+
+    Args:
+        input_size: features per input step.
+        output_size: logits per output step.
+        memory_slots: N, the number of memory locations.
+        memory_width: W, the width of each location (the paper's M).
+        read_heads, write_heads: number of heads of each kind (>= 1 each).
+        controller: ``"lstm"`` or ``"feedforward"``.
+        controller_size: hidden units per controller layer.
+        controller_layers: number of controller layers.
+        shift_range: k; shifts -k..k are allowed (S = 2k + 1 <= N).
+        shift_mode: ``"softmax"`` (a distribution over the 2k+1 shifts) or ``"uniform"``
+            (the paper's single scalar read as the lower bound of a width-one uniform).
+        batch_first: inputs and logits are `(B, T, F)` instead of `(T, B, F)`.
+
+    Example::
+
+        ntm = ReferenceNTM(9, 8)
+        logits, state = ntm(torch.rand(41, 16, 9))   # (T, B, input_size) -> (T, B, 8)
+        more, state = ntm(torch.rand(5, 16, 9), state)  # continue the same sequences
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        *,
+        memory_slots: int = 128,
+        memory_width: int = 20,
+        read_heads: int = 1,
+        write_heads: int = 1,
+        controller: str = "lstm",
+        controller_size: int = 100,
+        controller_layers: int = 1,
+        shift_range: int = 1,
+        shift_mode: str = "softmax",
+        batch_first: bool = False,
+    ) -> None:
+        super().__init__()
+        self.input_size = _positive("input_size", input_size)
+        self.output_size = _positive("output_size", output_size)
+        N = self.memory_slots = _positive("memory_slots", memory_slots)
+        W = self.memory_width = _positive("memory_width", memory_width)
+        R = self.read_heads = _positive("read_heads", read_heads)
+        Hw = self.write_heads = _positive("write_heads", write_heads)
+        C = self.controller_size = _positive("controller_size", controller_size)
+        self.controller_layers = _positive("controller_layers", controller_layers)
+        self.shift_range = _positive("shift_range", shift_range, minimum=0)
+        if 2 * shift_range + 1 > memory_slots:
+            raise ValueError(
+                f"shift_range: expected 2 * shift_range + 1 <= memory_slots = {memory_slots}, "
+                f"got shift_range = {shift_range}"
+            )
+        if controller not in ("lstm", "feedforward"):
+            raise ValueError(f"controller: expected 'lstm' or 'feedforward', got {controller!r}")
+        if shift_mode not in ("softmax", "uniform"):
+            raise ValueError(f"shift_mode: expected 'softmax' or 'uniform', got {shift_mode!r}")
+        if not isinstance(batch_first, bool):
+            raise TypeError(f"batch_first: expected a bool, got {type(batch_first).__name__}")
+        self.controller_kind, self.shift_mode, self.batch_first = (
+            controller,
+            shift_mode,
+            batch_first,
+        )
+
+        ctrl_cls = LSTMController if controller == "lstm" else FeedforwardController
+        self.controller = ctrl_cls(input_size + R * W, C, self.controller_layers)
+        self.layout = HeadLayout(R, Hw, W, shift_range, shift_mode)
+        self.heads = nn.Linear(C, self.layout.total)
+        self.output = nn.Linear(C + R * W, output_size)
+
+        sigma = 1.0 / math.sqrt(N + W)
+        self.memory_bias = nn.Parameter(torch.empty(N, W).uniform_(-sigma, sigma))
+        self.read_bias = nn.Parameter(torch.zeros(R, W))
+        logits = torch.zeros(R + Hw, N)
+        logits[:, 0] = 2 * math.log(N)
+        self.weighting_logits = nn.Parameter(logits)
+        if controller == "lstm":
+            self.controller_h0 = nn.Parameter(torch.zeros(self.controller_layers, C))
+            self.controller_c0 = nn.Parameter(torch.zeros(self.controller_layers, C))
+
+    # -- the memory ops this module runs on; FastNTM swaps in a fast backend ---------------
+    def memory_ops(self, device: torch.device) -> ModuleType:
+        return reference
+
+    # -- state -------------------------------------------------------------------------------
+    def initial_state(self, batch_size: int) -> NTMState:
+        """The learned episodic start state for ``batch_size`` sequences."""
+        B = _positive("batch_size", batch_size)
+        ctrl: tuple[Tensor, ...] = ()
+        if self.controller_kind == "lstm":
+            ctrl = tuple(
+                p.unsqueeze(1).expand(-1, B, -1) for p in (self.controller_h0, self.controller_c0)
+            )
+        return NTMState(
+            memory=self.memory_bias.expand(B, -1, -1),
+            read_vectors=self.read_bias.expand(B, -1, -1),
+            weightings=torch.softmax(self.weighting_logits, dim=-1).expand(B, -1, -1),
+            controller=ctrl,
+        )
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters per component: controller, heads, output, initial_state and total."""
+        counts = {
+            "controller": _count(self.controller),
+            "heads": _count(self.heads),
+            "output": _count(self.output),
+        }
+        counts["initial_state"] = _count(self) - sum(counts.values())
+        counts["total"] = _count(self)
+        return counts
+
+    # -- forward -----------------------------------------------------------------------------
+    def forward(
+        self,
+        x: Tensor,
+        state: NTMState | None = None,
+        *,
+        lengths: Tensor | None = None,
+        trace: bool = False,
+    ) -> tuple[Tensor, NTMState] | tuple[Tensor, NTMState, NTMTrace]:
+        """Run the NTM over a sequence.
+
+        Args:
+            x: `(T, B, input_size)` (or `(B, T, input_size)` with ``batch_first``).
+            state: the state returned by a previous call, to continue those sequences;
+                ``None`` starts from the learned initial state.
+            lengths: optional `(B,)` integer tensor on x's device, 0 <= lengths <= T. Steps
+                at or past a sequence's length leave its state unchanged and give zero
+                logits, so a padded batch matches running each sequence alone.
+            trace: also return an :class:`NTMTrace` of every step.
+
+        Returns:
+            ``(logits, state)`` or ``(logits, state, trace)``; logits have x's layout.
+        """
+        x = self._check_input(x)
+        T, B = x.shape[0], x.shape[1]
+        active = self._check_lengths(lengths, T, B, x.device)
+        state = self.initial_state(B) if state is None else self._check_state(state, B, x)
+        ops = self.memory_ops(x.device)
+        outputs: list[Tensor] = []
+        records: list[tuple[Tensor, ...]] = []
+        for t in range(T):
+            out, new_state, params = self.step(x[t], state, ops)
+            if active is not None:
+                out, new_state = _masked(active[t], out, new_state, state)
+            outputs.append(out)
+            if trace:
+                records.append((new_state.weightings, new_state.read_vectors, *params))
+            state = new_state
+        logits = torch.stack(outputs) if outputs else x.new_zeros(0, B, self.output_size)
+        if self.batch_first:
+            logits = logits.transpose(0, 1)
+        if not trace:
+            return logits, state
+        return logits, state, self._make_trace(records, B, x)
+
+    def step(
+        self, x_t: Tensor, state: NTMState, ops: ModuleType
+    ) -> tuple[Tensor, NTMState, HeadParams]:
+        """One time step (see the module docstring for the order of operations)."""
+        B, R = x_t.shape[0], self.read_heads
+        ctrl_in = torch.cat([x_t, state.read_vectors.reshape(B, -1)], dim=-1)
+        h, ctrl_state = self.controller(ctrl_in, state.controller)
+        p = self.layout.activate(self.heads(h))
+        memory = state.memory
+        if p.key.dtype != memory.dtype:  # autocast: the memory ops run in the memory's dtype
+            p = HeadParams(*(t.to(memory.dtype) for t in p))
+        w = ops.address(memory, p.key, p.beta, p.gate, p.shift, p.gamma, state.weightings)
+        reads = ops.read(memory, w[:, :R])
+        memory = ops.write(memory, w[:, R:], p.erase, p.add)
+        out = self.output(torch.cat([h, reads.reshape(B, -1)], dim=-1))
+        return out, NTMState(memory, reads, w, ctrl_state), p
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _make_trace(self, records: list[tuple[Tensor, ...]], B: int, x: Tensor) -> NTMTrace:
+        R, Hw, N, W = self.read_heads, self.write_heads, self.memory_slots, self.memory_width
+        H, S = R + Hw, self.layout.shifts
+        if not records:
+            z = x.new_zeros
+            return NTMTrace(
+                z(0, B, R, N), z(0, B, Hw, N), z(0, B, R, W), z(0, B, Hw, W), z(0, B, Hw, W),
+                z(0, B, H, W), z(0, B, H), z(0, B, H), z(0, B, H, S), z(0, B, H),
+            )  # fmt: skip
+        w, reads, key, beta, gate, shift, gamma, erase, add = (
+            torch.stack(item).detach() for item in zip(*records, strict=True)
+        )
+        return NTMTrace(
+            read_weightings=w[:, :, :R], write_weightings=w[:, :, R:], read_vectors=reads,
+            erase=erase, add=add, key=key, beta=beta, gate=gate, shift=shift, gamma=gamma,
+        )  # fmt: skip
+
+    def _check_input(self, x: object) -> Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
+        layout = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
+        if x.dim() != 3 or x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"x: expected shape {layout} with input_size = {self.input_size}, got {describe(x)}"
+            )
+        param = self.memory_bias
+        if not x.is_floating_point():
+            raise TypeError(f"x: expected a floating dtype like the module's, got {describe(x)}")
+        if x.device != param.device:
+            raise ValueError(f"x: expected device {param.device} (the module's), got {describe(x)}")
+        if x.dtype != param.dtype and not torch.is_autocast_enabled(x.device.type):
+            raise TypeError(f"x: expected dtype {param.dtype} (the module's), got {describe(x)}")
+        if x.shape[0 if self.batch_first else 1] == 0:
+            raise ValueError(f"x: expected a batch of at least one sequence, got {describe(x)}")
+        return x.transpose(0, 1) if self.batch_first else x
+
+    @staticmethod
+    def _check_lengths(lengths: object, T: int, B: int, device: torch.device) -> Tensor | None:
+        """`(T, B)` bool mask of active steps, or None when every step is active."""
+        if lengths is None:
+            return None
+        if not isinstance(lengths, torch.Tensor):
+            raise TypeError(f"lengths: expected a torch.Tensor, got {type(lengths).__name__}")
+        if (
+            lengths.dtype.is_floating_point
+            or lengths.dtype.is_complex
+            or lengths.dtype == torch.bool
+        ):
+            raise TypeError(f"lengths: expected an integer dtype, got {describe(lengths)}")
+        if lengths.shape != (B,):
+            raise ValueError(
+                f"lengths: expected shape ({B},) (one per sequence), got {describe(lengths)}"
+            )
+        if lengths.device != device:
+            raise ValueError(f"lengths: expected device {device} (x's), got {describe(lengths)}")
+        if bool(((lengths < 0) | (lengths > T)).any()):
+            raise ValueError(
+                f"lengths: expected values in [0, T = {T}], got min {int(lengths.min())}, "
+                f"max {int(lengths.max())}"
+            )
+        return torch.arange(T, device=device).unsqueeze(1) < lengths.unsqueeze(0)
+
+    def _check_state(self, state: object, B: int, x: Tensor) -> NTMState:
+        R, Hw, N, W = self.read_heads, self.write_heads, self.memory_slots, self.memory_width
+        if not isinstance(state, tuple) or len(state) != 4:
+            raise TypeError(f"state: expected an NTMState, got {type(state).__name__}")
+        state = NTMState(*state)
+        expected = {
+            "memory": (B, N, W),
+            "read_vectors": (B, R, W),
+            "weightings": (B, R + Hw, N),
+        }
+        for name, shape in expected.items():
+            _check_state_tensor(f"state.{name}", getattr(state, name), shape, x)
+        ctrl_shapes = self.controller.state_shapes
+        if not isinstance(state.controller, tuple) or len(state.controller) != len(ctrl_shapes):
+            raise ValueError(
+                f"state.controller: expected {len(ctrl_shapes)} tensors for a "
+                f"{self.controller_kind} controller, got {state.controller!r:.80}"
+            )
+        for i, (layers, size) in enumerate(ctrl_shapes):
+            _check_state_tensor(f"state.controller[{i}]", state.controller[i], (layers, B, size), x)
+        return state
+
+    def extra_repr(self) -> str:
+        return (
+            f"memory={self.memory_slots}x{self.memory_width}, read_heads={self.read_heads}, "
+            f"write_heads={self.write_heads}, shift_range={self.shift_range}, "
+            f"shift_mode={self.shift_mode!r}, batch_first={self.batch_first}"
+        )
+
+
+def _check_state_tensor(name: str, t: object, shape: tuple[int, ...], x: Tensor) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    if tuple(t.shape) != shape:
+        raise ValueError(
+            f"{name}: expected shape {shape} (from this module's configuration and the "
+            f"batch size), got {describe(t)}; was the state made by a differently "
+            f"configured module?"
+        )
+    if t.device != x.device:
+        raise ValueError(f"{name}: expected device {x.device} (x's), got {describe(t)}")
+
+
+def _masked(active: Tensor, out: Tensor, new: NTMState, old: NTMState) -> tuple[Tensor, NTMState]:
+    """Keep ``old`` and zero the output where a sequence has ended (``active`` is `(B,)`)."""
+
+    def pick(n: Tensor, o: Tensor, batch_dim: int = 0) -> Tensor:
+        shape = [1] * n.dim()
+        shape[batch_dim] = -1
+        return torch.where(active.view(shape), n, o)
+
+    out = torch.where(active.unsqueeze(-1), out, torch.zeros_like(out))
+    ctrl = tuple(pick(n, o, 1) for n, o in zip(new.controller, old.controller, strict=True))
+    return out, NTMState(
+        pick(new.memory, old.memory),
+        pick(new.read_vectors, old.read_vectors),
+        pick(new.weightings, old.weightings),
+        ctrl,
+    )
+
+
+def _count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
