@@ -3,11 +3,21 @@
 * :mod:`ntm_fast.reference` - the plain-PyTorch memory ops (the contract).
 * :mod:`ntm_fast.ops` - the same ops with a ``backend=`` switch (reference, triton, native).
 * :class:`ReferenceNTM` - the recurrent module on the reference ops.
+* :class:`FastNTM` - the drop-in on the fused kernels.
 """
 
 from . import ops, reference
 from .backends import BackendUnavailableError
+from .fast import FastNTM
 from .model import NTMState, NTMTrace, ReferenceNTM
 
-__all__ = ["BackendUnavailableError", "NTMState", "NTMTrace", "ReferenceNTM", "ops", "reference"]
+__all__ = [
+    "BackendUnavailableError",
+    "FastNTM",
+    "NTMState",
+    "NTMTrace",
+    "ReferenceNTM",
+    "ops",
+    "reference",
+]
 __version__ = "0.1.0"

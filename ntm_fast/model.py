@@ -114,6 +114,14 @@ class ReferenceNTM(nn.Module):
         batch_first: bool = False,
     ) -> None:
         super().__init__()
+        self.config = dict(
+            input_size=input_size, output_size=output_size, memory_slots=memory_slots,
+            memory_width=memory_width, read_heads=read_heads, write_heads=write_heads,
+            controller=controller, controller_size=controller_size,
+            controller_layers=controller_layers, shift_range=shift_range,
+            shift_mode=shift_mode, batch_first=batch_first,
+        )  # fmt: skip
+        """The constructor arguments, so an equal module can be rebuilt (checkpoints, FastNTM)."""
         self.input_size = _positive("input_size", input_size)
         self.output_size = _positive("output_size", output_size)
         N = self.memory_slots = _positive("memory_slots", memory_slots)
