@@ -1,13 +1,83 @@
-"""Build script: the pure-Python package, with `kernels/` mapped to `ntm_fast._kernels`.
+"""Build script: the pure-Python package, with `kernels/` mapped to `ntm_fast._kernels`,
+plus the native extension `ntm_fast._C` built from `csrc/` by `_native_extensions()`.
 
-The native extension (csrc/) is added by `_native_extensions()`.
+Native build rules (no network access, no hardware probing):
+
+* ``NTM_FAST_NO_NATIVE=1`` skips the extension: a pure Python (+ Triton) install.
+* torch must be importable at build time, so build with
+  ``pip install --no-build-isolation -e .``; without torch no extension is built (a message
+  says so) and the package still installs and imports.
+* A CPU-only torch builds a ``CppExtension`` from the C++ sources (the ``.cu`` files are left
+  out). A CUDA torch (``torch.version.cuda`` set) with nvcc found (``CUDA_HOME``) builds a
+  ``CUDAExtension`` with the CUDA kernels too, for the architectures in
+  ``TORCH_CUDA_ARCH_LIST`` (torch's own handling of that variable); when it is unset we set
+  ``DEFAULT_CUDA_ARCH_LIST`` (Ampere, Ada, Hopper, plus PTX for newer GPUs).
+* ``MAX_JOBS`` limits parallel compile jobs (torch's BuildExtension, ninja when present).
 """
+
+import os
+import sys
+from pathlib import Path
 
 from setuptools import setup
 
+ROOT = Path(__file__).parent
+CSRC = ROOT / "csrc"
+DEFAULT_CUDA_ARCH_LIST = "8.0;8.6;8.9;9.0+PTX"
+
+
+def _log(msg):
+    print(f"ntm_fast setup: {msg}", file=sys.stderr)
+
 
 def _native_extensions():
-    return [], {}
+    if os.environ.get("NTM_FAST_NO_NATIVE", "0") == "1":
+        _log("NTM_FAST_NO_NATIVE=1: skipping the native extension ntm_fast._C")
+        return [], {}
+    try:
+        import torch
+        from torch.utils import cpp_extension
+    except ImportError as exc:
+        _log(
+            f"torch is not importable ({exc}); building WITHOUT the native extension "
+            "ntm_fast._C. Install torch, then `pip install --no-build-isolation -e .`"
+        )
+        return [], {}
+
+    rel = lambda p: os.path.relpath(p, ROOT)  # noqa: E731  (setuptools wants relative paths)
+    cpp_sources = [rel(CSRC / "registration.cpp"), rel(CSRC / "cpu" / "ops_cpu.cpp")]
+    cxx_flags = ["-O3", "-fno-math-errno"]  # the C++ standard is the one torch picks
+    with_cuda = torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None
+    if not with_cuda:
+        why = (
+            "torch is a CPU-only build"
+            if torch.version.cuda is None
+            else "nvcc was not found (set CUDA_HOME)"
+        )
+        _log(f"{why}: building the CPU-only extension ntm_fast._C (no CUDA kernels)")
+        ext = cpp_extension.CppExtension(
+            "ntm_fast._C",
+            cpp_sources,
+            extra_compile_args={"cxx": cxx_flags},
+        )
+    else:
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_CUDA_ARCH_LIST)
+        _log(
+            f"building ntm_fast._C with CUDA {torch.version.cuda} for "
+            f"TORCH_CUDA_ARCH_LIST={os.environ['TORCH_CUDA_ARCH_LIST']}"
+        )
+        cuda_sources = [rel(CSRC / "cuda" / "ops_cuda.cpp"), rel(CSRC / "cuda" / "kernels.cu")]
+        ext = cpp_extension.CUDAExtension(
+            "ntm_fast._C",
+            cpp_sources + cuda_sources,
+            define_macros=[("NTM_FAST_WITH_CUDA", "1")],
+            extra_compile_args={
+                "cxx": cxx_flags,
+                "nvcc": ["-O3", "--expt-relaxed-constexpr"],
+            },
+        )
+    build_ext = cpp_extension.BuildExtension.with_options(no_python_abi_suffix=False)
+    return [ext], {"build_ext": build_ext}
 
 
 ext_modules, cmdclass = _native_extensions()

@@ -1,0 +1,148 @@
+// Per-element math of the NTM memory ops, shared by the CPU (csrc/cpu) and CUDA (csrc/cuda)
+// implementations. Torch-free: plain C++ that nvcc and the host compiler both accept.
+//
+// Conventions are those of ntm_fast/reference.py (the contract) and shared/docs/ntm-math.md:
+//   * cosine K = u / (|k| |M_i| + eps), eps = NTM_COSINE_EPS (ntm_fast.numerics.COSINE_EPS);
+//     the unit vector of a zero vector is taken as 0, so zero norms give finite gradients;
+//   * shift index j means offset d = j - k; w~_i = sum_d s_d w_{(i - d) mod N};
+//   * sharpening is scale-free: r = w~ / max(w~) (clamped to NTM_SHARPEN_TINY),
+//     w = r^gamma / max(sum r^gamma, NTM_SHARPEN_TINY);
+//   * write: all erases, then all adds.
+// `A` is the accumulation type: float for float/half/bfloat16, double for double.
+#pragma once
+
+#include <math.h>
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define NTM_HD __host__ __device__ __forceinline__
+#else
+#define NTM_HD inline
+#endif
+
+namespace ntm_fast {
+
+// Must equal ntm_fast.numerics.COSINE_EPS and SHARPEN_TINY (checked by the tests).
+constexpr double NTM_COSINE_EPS = 1e-8;
+constexpr double NTM_SHARPEN_TINY = 1e-30;
+
+// Float and double overloads that resolve the same way in host and device code.
+NTM_HD float ntm_exp(float x) { return expf(x); }
+NTM_HD double ntm_exp(double x) { return exp(x); }
+NTM_HD float ntm_log(float x) { return logf(x); }
+NTM_HD double ntm_log(double x) { return log(x); }
+NTM_HD float ntm_pow(float x, float y) { return powf(x, y); }
+NTM_HD double ntm_pow(double x, double y) { return pow(x, y); }
+NTM_HD float ntm_sqrt(float x) { return sqrtf(x); }
+NTM_HD double ntm_sqrt(double x) { return sqrt(x); }
+
+template <typename A>
+NTM_HD A sharpen_tiny() {
+  // 1e-30 is a normal float (FLT_MIN ~ 1.2e-38), so the same value serves both types.
+  return static_cast<A>(NTM_SHARPEN_TINY);
+}
+
+// ---- cosine similarity (eq. 6) -------------------------------------------------------------
+
+// Denominator D = |k| |M_i| + eps.
+template <typename A>
+NTM_HD A cosine_denominator(A key_norm, A row_norm) {
+  return key_norm * row_norm + static_cast<A>(NTM_COSINE_EPS);
+}
+
+// 1 / |x|, or 0 for a zero vector (its unit vector is taken as 0, as torch's norm backward does).
+template <typename A>
+NTM_HD A safe_inverse_norm(A norm) {
+  return norm > A(0) ? A(1) / norm : A(0);
+}
+
+// dK/dk = c_row * M_i - c_key * k with c_row = 1/D and c_key = u |M_i| / (|k| D^2)
+// (and symmetrically for dK/dM_i). Returns the coefficient of the "other" vector's
+// self-term: u * |other| / (|self| * D^2), 0 when |self| = 0.
+template <typename A>
+NTM_HD A cosine_self_coef(A dot, A other_norm, A self_norm, A denom) {
+  return dot * other_norm * safe_inverse_norm(self_norm) / (denom * denom);
+}
+
+// ---- softmax (eq. 5) -----------------------------------------------------------------------
+
+// exp(z - zmax): the max-subtracted exponent of the stable softmax.
+template <typename A>
+NTM_HD A stable_exp(A z, A zmax) {
+  return ntm_exp(z - zmax);
+}
+
+// dL/dz_i = w_i (g_i - <w, g>).
+template <typename A>
+NTM_HD A softmax_grad(A w, A g, A w_dot_g) {
+  return w * (g - w_dot_g);
+}
+
+// ---- interpolation (eq. 7) -----------------------------------------------------------------
+
+template <typename A>
+NTM_HD A interpolate(A wc, A wp, A g) {
+  return g * wc + (A(1) - g) * wp;
+}
+
+// ---- circular shift (eq. 8) ----------------------------------------------------------------
+
+// Source slot of output slot i for shift index j (offset d = j - k): (i - d) mod N.
+// Valid for 0 <= i < N, 0 <= j < S <= N, so i - j + k lies in (-N, 2N).
+NTM_HD int64_t shift_source(int64_t i, int64_t j, int64_t k, int64_t N) {
+  int64_t s = i - j + k;
+  if (s < 0) s += N;
+  if (s >= N) s -= N;
+  return s;
+}
+
+// Destination slot that reads slot i with shift index j: (i + d) mod N (used by the backward).
+NTM_HD int64_t shift_dest(int64_t i, int64_t j, int64_t k, int64_t N) {
+  int64_t s = i + j - k;
+  if (s < 0) s += N;
+  if (s >= N) s -= N;
+  return s;
+}
+
+// ---- sharpening (eq. 9) --------------------------------------------------------------------
+
+// r^gamma for r in [0, 1]; pow(0, 0) = 1 as in torch.
+template <typename A>
+NTM_HD A sharpen_power(A r, A gamma) {
+  return ntm_pow(r, gamma);
+}
+
+// d(r^gamma)/dr = gamma r^(gamma - 1) (power form: no 0/0 where r underflowed).
+template <typename A>
+NTM_HD A sharpen_power_grad(A r, A gamma) {
+  return gamma * ntm_pow(r, gamma - A(1));
+}
+
+// d(r^gamma)/dgamma = r^gamma log r, taken as 0 where r = 0 (as torch's pow backward).
+template <typename A>
+NTM_HD A sharpen_gamma_term(A p, A r) {
+  return r > A(0) ? p * ntm_log(r) : A(0);
+}
+
+// ---- erase / add (eqs. 3-4) ----------------------------------------------------------------
+
+// One head's keep factor 1 - w_i e_m.
+template <typename A>
+NTM_HD A erase_factor(A w, A e) {
+  return A(1) - w * e;
+}
+
+// Contribution of head h to dL/dw_h,i at column m, given the product of the other heads'
+// keep factors `others`: g (a_m - M_m e_m others).
+template <typename A>
+NTM_HD A write_w_grad_term(A g, A m, A e, A a, A others) {
+  return g * (a - m * e * others);
+}
+
+// Contribution to dL/de_h,m at row i: -g M w_h others.
+template <typename A>
+NTM_HD A write_e_grad_term(A g, A m, A w, A others) {
+  return -g * m * w * others;
+}
+
+}  // namespace ntm_fast
