@@ -67,8 +67,11 @@ def _shift_convolve(w: Tensor, shift: Tensor) -> Tensor:
 
 
 def _sharpen(w: Tensor, gamma: Tensor) -> Tensor:
-    # The scale cancels in eq. (9), so dividing by the (detached) row maximum is exact.
-    row_max = w.detach().amax(dim=-1, keepdim=True).clamp_min(SHARPEN_TINY)
+    # The scale cancels in eq. (9), so dividing by the (detached) row maximum is exact. Any
+    # positive maximum is used as is (a floor such as SHARPEN_TINY would break the scale
+    # invariance for rows whose maximum is below it); an all-zero row divides by 1.
+    row_max = w.detach().amax(dim=-1, keepdim=True)
+    row_max = torch.where(row_max > 0, row_max, torch.ones_like(row_max))
     powered = (w / row_max).pow(gamma.unsqueeze(-1))
     return powered / powered.sum(dim=-1, keepdim=True).clamp_min(SHARPEN_TINY)
 
