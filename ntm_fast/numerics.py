@@ -12,12 +12,26 @@ import torch
 #: memory row finite (K = 0 there) and is far below the norms the model produces.
 COSINE_EPS: float = 1e-8
 
-#: Lower bound for the sharpening normaliser and the per-row maximum used to rescale w̃
-#: (eq. 9). Sharpening computes r = w̃ / max(w̃) so that Σ r^γ ≥ 1 and never underflows; the
-#: bound only matters for invalid all-zero weightings, where it yields zeros instead of NaN.
+#: Lower bound for the sharpening normaliser (eq. 9). Sharpening computes r = w̃ / max(w̃)
+#: (an all-zero row divides by 1 instead), so Σ r^γ ≥ 1 for any row with a positive entry;
+#: the bound only matters for invalid all-zero rows, where it yields zeros instead of NaN.
 SHARPEN_TINY: float = 1e-30
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def saturate(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Cast ``t`` to ``dtype``, clamping to its finite range instead of overflowing to inf.
+
+    Gradients are computed in float32 and cast back to the input's dtype. Some exact
+    gradients exceed float16's range (max 65504): the cosine's gradient at a zero-norm key
+    or row is M_i/ε ≈ 1e8. Every backend saturates such values at ±finfo(dtype).max, the
+    closest representable result, rather than returning inf.
+    """
+    if dtype in (torch.float16, torch.bfloat16) and t.dtype != dtype:
+        big = torch.finfo(dtype).max
+        t = t.clamp(-big, big)
+    return t.to(dtype)
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -14,7 +14,8 @@ Conventions (shared with every backend):
 * Sharpening is evaluated as ``r = w̃ / max_j w̃_j``, ``w = r^γ / Σ_j r_j^γ``, which equals
   eq. (9) exactly but keeps the normaliser >= 1 so it cannot underflow (γ up to 50).
 * Half-precision inputs (float16, bfloat16) are computed in float32 and cast back; float64
-  stays float64. Outputs have the dtype of the inputs.
+  stays float64. Outputs have the dtype of the inputs. Gradients too large for a half dtype
+  saturate at its largest finite value (see :func:`ntm_fast.numerics.saturate`).
 * ``write`` applies all heads' erases before all adds (eqs. 3-4).
 """
 
@@ -24,7 +25,7 @@ import torch
 from torch import Tensor
 
 from . import validation
-from .numerics import COSINE_EPS, SHARPEN_TINY, compute_dtype
+from .numerics import COSINE_EPS, SHARPEN_TINY, compute_dtype, saturate
 
 __all__ = [
     "address",
@@ -38,9 +39,22 @@ __all__ = [
 ]
 
 
+class _Upcast(torch.autograd.Function):
+    """``t.to(dtype)`` whose backward casts the gradient back with :func:`saturate`."""
+
+    @staticmethod
+    def forward(ctx, t: Tensor, dtype: torch.dtype) -> Tensor:
+        ctx.dtype = t.dtype
+        return t.to(dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        return saturate(grad, ctx.dtype), None
+
+
 def _up(*tensors: Tensor) -> list[Tensor]:
     dt = compute_dtype(tensors[0].dtype)
-    return [t.to(dt) for t in tensors]
+    return [t if t.dtype == dt else _Upcast.apply(t, dt) for t in tensors]
 
 
 def _content_address(memory: Tensor, key: Tensor, beta: Tensor) -> Tensor:

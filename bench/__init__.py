@@ -1,0 +1,1 @@
+"""Speed comparisons: `pytest bench/` (pytest-benchmark) and `python -m bench.report`."""
