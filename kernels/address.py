@@ -51,7 +51,8 @@ def address_fwd_kernel(
     for j in range(S):
         b_sj = tl.load(p_s + j).to(CDT)
         b_wt += b_sj * tl.gather(b_wg, (o_n + N + k - j) % N, 0)
-    mx = tl.maximum(tl.max(tl.where(m_n, b_wt, float("-inf")), 0), U.TINY)
+    mx = tl.max(tl.where(m_n, b_wt, float("-inf")), 0)
+    mx = tl.where(mx > 0, mx, 1.0)
     b_p = tl.where(m_n, U.spow(b_wt / mx, gamma), 0.0)
     b_w = b_p / tl.maximum(tl.sum(b_p, 0), U.TINY)
     tl.store(p_out + i_bh * N + o_n, b_w.to(p_out.dtype.element_ty), mask=m_n)

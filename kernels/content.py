@@ -28,7 +28,7 @@ def content_fwd_kernel(
     p_sk += i_bh * N
     p_out += i_bh * N
     beta = tl.load(p_beta + i_bh).to(CDT)
-    nk, m, s = U.content_stats(p_m, p_k, p_sk, beta, N, W, BN, BW, CDT)
+    _, m, s = U.content_stats(p_m, p_k, p_sk, beta, N, W, BN, BW, CDT)
     tl.debug_barrier()
     for n0 in range(0, N, BN):
         o_n = n0 + tl.arange(0, BN)

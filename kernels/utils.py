@@ -159,9 +159,11 @@ def spow(r, gamma):
 
 @triton.jit
 def sharpen_stats(p_x, gamma, N, BN: tl.constexpr, CDT: tl.constexpr):
-    """Scale-free sharpening statistics of w̃ at ``p_x``: ``(max w̃, Σ (w̃/max)^γ)``, both
-    clamped below by SHARPEN_TINY (the sum is >= 1 for any valid weighting)."""
-    mx = tl.maximum(row_max(p_x, N, BN, CDT), TINY)
+    """Scale-free sharpening statistics of w̃ at ``p_x``: ``(max w̃, Σ (w̃/max)^γ)``. A
+    positive maximum is used as is (an all-zero row divides by 1, as in the reference); the sum
+    is >= 1 for any valid weighting and is clamped below by SHARPEN_TINY."""
+    mx = row_max(p_x, N, BN, CDT)
+    mx = tl.where(mx > 0, mx, 1.0)
     acc = tl.zeros([BN], dtype=CDT)
     for n0 in range(0, N, BN):
         o_n = n0 + tl.arange(0, BN)
@@ -234,9 +236,10 @@ def content_bwd_row(
     CDT: tl.constexpr,
 ):
     """Backward of content addressing for one head, given K at ``p_sk`` and ∂L/∂w^c at
-    ``gscale * p_gw`` (the interpolation gate folds in here). Stores ∂L/∂k to ``p_dk`` and the per-slot coefficients of ∂L/∂M_i
-    (``A_i = ∂L/∂K_i / D_i``, ``C_i = ∂L/∂K_i u_i ‖k‖ / (‖M_i‖ D_i²)``, so this head adds
-    ``A_i k - C_i M_i`` to ∂L/∂M_i) to ``p_a``, ``p_c``; returns ∂L/∂β."""
+    ``gscale * p_gw`` (the interpolation gate folds in here). Stores ∂L/∂k to ``p_dk`` and
+    the per-slot coefficients of ∂L/∂M_i (``A_i = ∂L/∂K_i / D_i``,
+    ``C_i = ∂L/∂K_i u_i ‖k‖ / (‖M_i‖ D_i²)``; this head adds ``A_i k - C_i M_i`` to ∂L/∂M_i)
+    to ``p_a``, ``p_c``; returns ∂L/∂β."""
     # ⟨w^c, ḡ⟩
     acc = tl.zeros([BN], dtype=CDT)
     for n0 in range(0, N, BN):
