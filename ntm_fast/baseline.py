@@ -1,0 +1,82 @@
+"""The LSTM baseline of the paper's Table 3: a deep LSTM in the form of Graves (2013).
+
+Three stacked LSTM layers where every layer sees the input (skip connections from the input)
+and layer l > 1 also sees layer l-1's output; the output layer sees every layer's output.
+Initial hidden and cell states are learned biases (the paper's episodic reset). It has the
+NTM's ``forward(x, state=None, *, lengths=None, trace=False)`` so the trainer treats both
+alike. Each layer runs as one :class:`torch.nn.LSTM` call over the whole sequence (fast
+fused kernels) - possible because a layer depends on the layer below only at the same step.
+
+Differences from Graves (2013): torch's LSTM has no peephole connections and has two bias
+vectors per gate where Graves has one, so parameter counts differ slightly from Table 3.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class DeepLSTM(nn.Module):
+    """``layers`` LSTM layers of ``hidden_size`` units with input and output skip connections."""
+
+    def __init__(
+        self, input_size: int, output_size: int, *, hidden_size: int = 256, layers: int = 3
+    ) -> None:
+        super().__init__()
+        for name, v in (("input_size", input_size), ("output_size", output_size),
+                        ("hidden_size", hidden_size), ("layers", layers)):  # fmt: skip
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
+        self.config = dict(
+            input_size=input_size, output_size=output_size, hidden_size=hidden_size, layers=layers
+        )
+        self.input_size, self.output_size = input_size, output_size
+        self.lstms = nn.ModuleList(
+            nn.LSTM(input_size + (hidden_size if i else 0), hidden_size) for i in range(layers)
+        )
+        self.output = nn.Linear(layers * hidden_size, output_size)
+        self.h0 = nn.Parameter(torch.zeros(layers, hidden_size))
+        self.c0 = nn.Parameter(torch.zeros(layers, hidden_size))
+
+    def parameter_counts(self) -> dict[str, int]:
+        counts = {
+            "lstm_layers": sum(p.numel() for p in self.lstms.parameters()),
+            "output": sum(p.numel() for p in self.output.parameters()),
+            "initial_state": self.h0.numel() + self.c0.numel(),
+        }
+        counts["total"] = sum(counts.values())
+        return counts
+
+    def forward(
+        self,
+        x: Tensor,
+        state: tuple[Tensor, Tensor] | None = None,
+        *,
+        lengths: Tensor | None = None,
+        trace: bool = False,
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """`x` `(T, B, input_size)` -> logits `(T, B, output_size)` and the final (h, c), each
+        `(layers, B, hidden)`. ``lengths`` is accepted for signature compatibility; padding
+        after the last target never affects the cost of a causal model, so it is ignored.
+        ``trace`` is not available: there is no memory to trace."""
+        if trace:
+            raise ValueError("trace: the LSTM baseline has no memory to trace")
+        if x.dim() != 3 or x.shape[-1] != self.input_size:
+            raise ValueError(f"x: expected (T, B, {self.input_size}), got {tuple(x.shape)}")
+        B = x.shape[1]
+        if state is None:
+            h0 = self.h0.unsqueeze(1).expand(-1, B, -1)
+            c0 = self.c0.unsqueeze(1).expand(-1, B, -1)
+        else:
+            h0, c0 = state
+        outs, hs, cs = [], [], []
+        below: Tensor | None = None
+        for i, lstm in enumerate(self.lstms):
+            inp = x if below is None else torch.cat([x, below], dim=-1)
+            below, (h, c) = lstm(inp, (h0[i : i + 1].contiguous(), c0[i : i + 1].contiguous()))
+            outs.append(below)
+            hs.append(h[0])
+            cs.append(c[0])
+        logits = self.output(torch.cat(outs, dim=-1))
+        return logits, (torch.stack(hs), torch.stack(cs))

@@ -1,0 +1,198 @@
+"""The ``ntm-fast`` command: ``train``, ``eval`` and ``plot``.
+
+Exit codes: 0 success; 2 bad arguments (argparse); 1 any other user error (bad checkpoint,
+bad value), printed as one ``ntm-fast: error: ...`` line without a traceback; 130 when
+training was interrupted with Ctrl-C (after its checkpoint was written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from .checkpoint import CheckpointError
+from .presets import CONTROLLERS
+from .tasks import TASKS
+from .train import TrainConfig, UserError
+
+_MODEL_FLAGS = {  # CLI flag -> model config key (for small or custom models)
+    "memory_slots": "memory_slots",
+    "memory_width": "memory_width",
+    "controller_size": "controller_size",
+    "hidden_size": "hidden_size",
+}
+
+
+def _task_name(value: str) -> str:
+    name = value.replace("-", "_")
+    if name not in TASKS:
+        raise argparse.ArgumentTypeError(
+            f"unknown task {value!r}; choose from {', '.join(sorted(TASKS))}"
+        )
+    return name
+
+
+def _positive_int(value: str) -> int:
+    try:
+        v = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
+    return v
+
+
+def _positive_float(value: str) -> float:
+    try:
+        v = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {v}")
+    return v
+
+
+def _key_value(value: str) -> tuple[str, int | float]:
+    key, sep, raw = value.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=NUMBER, got {value!r}")
+    try:
+        num: int | float = int(raw)
+    except ValueError:
+        try:
+            num = float(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected KEY=NUMBER, got {value!r}") from None
+    return key, num
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ntm-fast", description="Train, evaluate and plot Neural Turing Machines."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model on one of the paper's tasks")
+    t.add_argument("task", type=_task_name, help=f"one of {', '.join(sorted(TASKS))}")
+    t.add_argument(
+        "--controller",
+        choices=CONTROLLERS,
+        default="lstm",
+        help="NTM controller, or 'baseline' for the plain deep LSTM (Table 3)",
+    )
+    t.add_argument("--steps", type=_positive_int, help="optimiser steps (default: preset's)")
+    t.add_argument("--minutes", type=_positive_float, help="stop after this wall-clock time")
+    t.add_argument("--stop-cost", type=float, help="stop once the logged cost (bits/seq) <= X")
+    t.add_argument("--batch-size", type=_positive_int, help="default: the preset's CPU default")
+    t.add_argument("--lr", type=_positive_float, help="learning rate (default: preset's)")
+    t.add_argument("--optimizer", choices=("rmsprop", "adam"))
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    t.add_argument("--backend", choices=("auto", "native", "triton", "reference"), default="auto")
+    t.add_argument("--out", help="run directory (default: runs/TASK-CONTROLLER-seedS-TIME)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    t.add_argument("--checkpoint-every", type=_positive_int, default=500, help="steps")
+    t.add_argument("--log-every", type=_positive_int, default=50, help="steps")
+    t.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=1,
+        help="torch CPU threads (1 is fastest for these small ops)",
+    )
+    t.add_argument("--heads", type=_positive_int, help="read heads = write heads (override)")
+    for flag in _MODEL_FLAGS:
+        t.add_argument(
+            "--" + flag.replace("_", "-"), type=_positive_int, help="model size override"
+        )
+    t.add_argument(
+        "--task-arg",
+        type=_key_value,
+        action="append",
+        default=[],
+        metavar="KEY=N",
+        help="task size override, e.g. max_length=10",
+    )
+    t.add_argument("--no-plots", action="store_true")
+    t.add_argument("--no-progress", action="store_true")
+
+    e = sub.add_parser("eval", help="evaluate generalisation of a checkpoint (JSON + table)")
+    e.add_argument("checkpoint", help="checkpoint.pt or its run directory")
+    e.add_argument("--batches", type=_positive_int, default=4)
+    e.add_argument("--batch-size", type=_positive_int, default=32)
+    e.add_argument("--seed", type=int, default=1234)
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--backend", choices=("auto", "native", "triton", "reference"), default="auto")
+    e.add_argument("--out", help="JSON path (default: eval.json beside the checkpoint)")
+
+    p = sub.add_parser("plot", help="learning curves of runs, output and memory-use figures")
+    p.add_argument("runs", nargs="+", help="run directories (one learning-curve plot for all)")
+    p.add_argument("--out", help="figure directory (default: RUN_DIR/figures of the first)")
+    p.add_argument("--labels", nargs="+", help="legend labels, one per run")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    model_overrides: dict[str, Any] = {}
+    if args.heads:
+        model_overrides.update(read_heads=args.heads, write_heads=args.heads)
+    for flag, key in _MODEL_FLAGS.items():
+        if getattr(args, flag) is not None:
+            model_overrides[key] = getattr(args, flag)
+    config = TrainConfig(
+        task=args.task, controller=args.controller, steps=args.steps, minutes=args.minutes,
+        batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, seed=args.seed,
+        device=args.device, backend=args.backend, out=args.out,
+        checkpoint_every=args.checkpoint_every, log_every=args.log_every,
+        threads=args.threads, stop_cost=args.stop_cost, model_overrides=model_overrides,
+        task_overrides=dict(args.task_arg), plots=not args.no_plots,
+        progress=not args.no_progress,
+    )  # fmt: skip
+    overrides = {k: getattr(args, k) for k in ("steps", "minutes", "stop_cost")
+                 if getattr(args, k) is not None}  # fmt: skip
+    overrides.update(plots=not args.no_plots, progress=not args.no_progress)
+    summary = train(config, resume=args.resume, resume_overrides=overrides)
+    print(json.dumps(summary))
+    return 130 if summary["reason"] == "interrupted" else 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, format_table
+
+    result = evaluate(
+        args.checkpoint, batches=args.batches, batch_size=args.batch_size, seed=args.seed,
+        device=args.device, backend=args.backend, out=args.out,
+    )  # fmt: skip
+    print(format_table(result))
+    print(f"wrote {result['json']}", file=sys.stderr)
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from .plotting import plot_runs
+
+    if args.labels and len(args.labels) != len(args.runs):
+        raise UserError(f"--labels: expected {len(args.runs)} labels, got {len(args.labels)}")
+    for path in plot_runs(args.runs, out=args.out, labels=args.labels):
+        print(path)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``ntm-fast``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    warnings.filterwarnings("once", category=RuntimeWarning, module="ntm_fast")
+    try:
+        return {"train": _train, "eval": _eval, "plot": _plot}[args.command](args)
+    except (UserError, CheckpointError, FileNotFoundError) as exc:
+        print(f"ntm-fast: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

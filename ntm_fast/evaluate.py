@@ -1,0 +1,159 @@
+"""Generalisation tests as in the paper's section 4, for a trained checkpoint.
+
+* copy: lengths 10, 20, 30, 50 and 120 (trained on 1..20; Fig. 4);
+* repeat copy: the training maximum (length 10, 10 repeats), doubled length, doubled repeats
+  (Fig. 8; the count keeps the training normalisation);
+* associative recall: 6 to 20 items (trained on 2..6; Fig. 11);
+* N-grams: 200-bit sequences, beside the Bayesian optimal estimator of eq. (10) (Fig. 13);
+* priority sort: the training distribution.
+
+Each setting reports cost in bits per sequence, bit errors per sequence and the per-bit
+error rate (thresholding the output at 1/2), on fresh sequences from a fixed seed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .checkpoint import load_checkpoint
+from .presets import build_model
+from .tasks import Batch, NGramTask, Task, make_task
+from .train import LN2
+
+_ASSOC_ITEMS = (6, 8, 10, 12, 15, 20)
+
+
+def generalisation_settings(task_config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(label, full task config) for each evaluation setting of a task trained on
+    ``task_config`` (which includes ``name``); training sizes not varied are kept."""
+    base = dict(task_config)
+    name = base.pop("name")
+    if name == "copy":
+        rows = [(f"length {n}", {"min_length": n, "max_length": n}) for n in (10, 20, 30, 50, 120)]
+    elif name == "repeat_copy":
+        L, K = base["max_length"], base["max_repeats"]
+        rows = [
+            (f"length {L}, {K} repeats", {"min_length": L, "max_length": L,
+                                          "min_repeats": K, "max_repeats": K}),
+            (f"length {2 * L}, {K} repeats", {"min_length": 2 * L, "max_length": 2 * L,
+                                              "min_repeats": K, "max_repeats": K}),
+            (f"length {L}, {2 * K} repeats", {"min_length": L, "max_length": L,
+                                              "min_repeats": 2 * K, "max_repeats": 2 * K}),
+        ]  # fmt: skip
+    elif name == "associative_recall":
+        rows = [(f"{n} items", {"min_items": n, "max_items": n}) for n in _ASSOC_ITEMS]
+    elif name == "ngrams":
+        rows = [(f"{base['length']} bits", {})]
+    else:
+        rows = [("training distribution", {})]
+    return [(label, {"name": name, **base, **over}) for label, over in rows]
+
+
+def build_task(task_config: dict[str, Any], seed: int) -> Task:
+    cfg = dict(task_config)
+    return make_task(cfg.pop("name"), seed, **cfg)
+
+
+@torch.no_grad()
+def score(model: torch.nn.Module, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-sequence cost (bits), bit errors and number of scored bits."""
+    logits = model(batch.inputs)[0]
+    ce = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, batch.targets, reduction="none"
+    ).sum(-1)
+    wrong = ((logits > 0).float() != batch.targets).float().sum(-1)
+    m = batch.mask
+    return (ce * m).sum(0) / LN2, (wrong * m).sum(0), m.sum(0) * batch.targets.shape[-1]
+
+
+def evaluate(
+    checkpoint: str | Path,
+    *,
+    batches: int = 4,
+    batch_size: int = 32,
+    seed: int = 1234,
+    device: str = "cpu",
+    backend: str = "auto",
+    out: str | Path | None = None,
+) -> dict[str, Any]:
+    """Evaluate a checkpoint on its task's generalisation settings; write and return JSON."""
+    state = load_checkpoint(checkpoint)
+    path = Path(checkpoint)
+    path = path / "checkpoint.pt" if path.is_dir() else path
+    dev = torch.device(device)
+    model = build_model(state["model_config"], backend).to(dev)
+    model.load_state_dict(state["model"])
+    model.eval()
+    rows = []
+    for i, (label, cfg) in enumerate(generalisation_settings(state["task_config"])):
+        task = build_task(cfg, seed + i)
+        cost = errors = nbits = 0.0
+        optimal = 0.0
+        n = 0
+        for _ in range(batches):
+            if isinstance(task, NGramTask):
+                bits, _ = task.sample_bits(batch_size)
+                batch = task.to_batch(bits)
+                optimal += float(task.optimal_cost(bits).sum())
+            else:
+                batch = task.sample(batch_size)
+            c, e, b = score(model, Batch(*(t.to(dev) for t in batch)))
+            cost, errors, nbits = (
+                cost + float(c.sum()),
+                errors + float(e.sum()),
+                nbits + float(b.sum()),
+            )
+            n += batch_size
+        row = {
+            "setting": label,
+            "bits_per_sequence": cost / n,
+            "bit_errors_per_sequence": errors / n,
+            "bit_error_rate": errors / max(nbits, 1.0),
+            "sequences": n,
+        }
+        if isinstance(task, NGramTask):
+            row["optimal_bits_per_sequence"] = optimal / n
+        rows.append(row)
+    result = {
+        "checkpoint": str(path),
+        "task": state["task_config"]["name"],
+        "controller": state["config"]["controller"],
+        "step": state["step"],
+        "sequences_trained": state["sequences"],
+        "rows": rows,
+    }
+    json_path = Path(out) if out else path.parent / "eval.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(result, indent=2))
+    result["json"] = str(json_path)
+    return result
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The evaluation as a printable (and markdown-compatible) table."""
+    opt = any("optimal_bits_per_sequence" in r for r in result["rows"])
+    head = "| setting | bits/seq | bit errors/seq | per-bit error |" + (
+        " optimal bits/seq |" if opt else ""
+    )
+    lines = [
+        f"{result['task']} / {result['controller']} after {result['sequences_trained']:,} "
+        f"sequences ({result['step']:,} steps)",
+        head,
+        "|" + "---|" * (5 if opt else 4),
+    ]
+    for r in result["rows"]:
+        line = (
+            f"| {r['setting']} | {r['bits_per_sequence']:.3f} | "
+            f"{r['bit_errors_per_sequence']:.2f} | {r['bit_error_rate']:.4f} |"
+        )
+        if opt:
+            o = r.get("optimal_bits_per_sequence", math.nan)
+            line += f" {o:.3f} |"
+        lines.append(line)
+    return "\n".join(lines)

@@ -1,0 +1,69 @@
+"""RMSProp in the centred form of Graves (2013), "Generating sequences with recurrent neural
+networks", eqs. (38)-(41), which the NTM paper (section 4.6) trains with, momentum 0.9.
+
+For each parameter w with gradient ε = ∂L/∂w (after clipping)::
+
+    n ← ℵ n + (1 - ℵ) ε²          # running mean of squared gradients
+    g ← ℵ g + (1 - ℵ) ε           # running mean of gradients (the "centring" term)
+    Δ ← ℶ Δ - ג ε / sqrt(n - g² + ℷ)
+    w ← w + Δ
+
+with Graves's constants ℵ = 0.95 (``alpha``), ℶ = 0.9 (``momentum``), ℷ = 1e-4 (``eps``,
+inside the square root, unlike torch's RMSprop which adds it outside) and ג = the learning
+rate (1e-4 in Graves 2013; Tables 1-3 of the NTM paper give 1e-4 or 3e-5). n, g, Δ start at 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+class GravesRMSprop(torch.optim.Optimizer):
+    """Centred RMSProp with momentum exactly as in the module docstring."""
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float = 1e-4,
+        alpha: float = 0.95,
+        momentum: float = 0.9,
+        eps: float = 1e-4,
+    ) -> None:
+        for name, v, lo, hi in (
+            ("lr", lr, 0.0, float("inf")),
+            ("alpha", alpha, 0.0, 1.0),
+            ("momentum", momentum, 0.0, 1.0),
+            ("eps", eps, 0.0, float("inf")),
+        ):
+            if not lo <= v < hi or (name in ("lr", "eps") and v <= 0):
+                raise ValueError(f"{name}: got {v}, expected a value in the valid range")
+        super().__init__(params, dict(lr=lr, alpha=alpha, momentum=momentum, eps=eps))
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, alpha, mom, eps = group["lr"], group["alpha"], group["momentum"], group["eps"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                state = self.state[p]
+                if not state:
+                    state["n"] = torch.zeros_like(p)
+                    state["g"] = torch.zeros_like(p)
+                    state["delta"] = torch.zeros_like(p)
+                n, g, delta = state["n"], state["g"], state["delta"]
+                n.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+                g.mul_(alpha).add_(grad, alpha=1 - alpha)
+                denom = (n - g * g).add_(eps).sqrt_()
+                delta.mul_(mom).addcdiv_(grad, denom, value=-lr)
+                p.add_(delta)
+        return loss

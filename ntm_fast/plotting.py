@@ -1,0 +1,202 @@
+"""Figures like the paper's, written as PNG with matplotlib's Agg backend (no display needed).
+
+* learning curves: cost (bits/sequence) against sequences seen, several runs on one plot
+  (Figs. 3, 7, 10, 13, 18);
+* network output beside the target for the evaluation settings (Figs. 4-5, 8, 11, 14);
+* memory use of one sequence from the trace: inputs, adds, write weightings / outputs, reads,
+  read weightings over time (Figs. 6, 9, 12, 15, 17).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+from torch import Tensor, nn
+
+from .tasks import Task
+
+DPI = 80  # keeps each PNG well under 200 KB
+
+
+def read_log(path: str | Path) -> dict[str, list[float]]:
+    """Columns of a run's log.csv as float lists."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {k: [float(r[k]) for r in rows] for k in (rows[0].keys() if rows else [])}
+
+
+def plot_learning_curves(
+    logs: Sequence[tuple[str, str | Path]], path: str | Path, *, optimal: float | None = None
+) -> Path:
+    """Cost per sequence (bits) against sequences seen (thousands), one line per run."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for label, log in logs:
+        cols = read_log(log)
+        if cols:
+            ax.plot([s / 1000 for s in cols["sequences"]], cols["cost_bits"], label=label, lw=1)
+    if optimal is not None:
+        ax.axhline(optimal, color="k", ls="--", lw=1, label="optimal estimator")
+    ax.set_xlabel("sequence number (thousands)")
+    ax.set_ylabel("cost per sequence (bits)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_outputs(examples: Sequence[tuple[str, Tensor, Tensor]], path: str | Path) -> Path:
+    """Target above output for each (label, target `(T, O)`, output `(T, O)`) pair, showing
+    only the target phase (time on the x axis, channels on the y axis, like Fig. 4)."""
+    n = len(examples)
+    widths = [max(int(t.shape[0]), 4) for _, t, _ in examples]
+    fig, axes = plt.subplots(
+        2, n, figsize=(min(2 + 0.12 * sum(widths), 16), 3), squeeze=False,
+        gridspec_kw={"width_ratios": widths},
+    )  # fmt: skip
+    for j, (label, target, output) in enumerate(examples):
+        for i, (name, img) in enumerate((("targets", target), ("outputs", output))):
+            ax = axes[i][j]
+            ax.imshow(img.T.cpu(), cmap="gray", vmin=0, vmax=1, aspect="auto",
+                      interpolation="nearest")  # fmt: skip
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(name)
+        axes[0][j].set_title(label, fontsize=8)
+    return _save(fig, path)
+
+
+def plot_memory_use(
+    inputs: Tensor, outputs: Tensor, trace: Any, path: str | Path, *, max_rows: int = 48
+) -> Path:
+    """Fig. 6 layout for sequence 0: left inputs / adds / write weightings, right outputs /
+    reads / read weightings (head 0 of each kind), locations rolled so the first write is near
+    the top and cropped to the rows the heads visit."""
+    ww = trace.write_weightings[:, 0, 0].cpu()  # (T, N)
+    rw = trace.read_weightings[:, 0, 0].cpu()
+    N = ww.shape[1]
+    shift = 2 - int(ww[0].argmax())
+    ww, rw = torch.roll(ww, shift, 1), torch.roll(rw, shift, 1)
+    used = ((ww.max(0).values > 0.05) | (rw.max(0).values > 0.05)).nonzero().flatten()
+    hi = min(int(used.max()) + 3 if used.numel() else N, N, max_rows)
+    panels = [
+        ("Inputs", inputs[:, 0].cpu(), (0, 1)),
+        ("Outputs", torch.sigmoid(outputs[:, 0]).cpu(), (0, 1)),
+        ("Adds", trace.add[:, 0, 0].cpu(), (None, None)),
+        ("Reads", trace.read_vectors[:, 0, 0].cpu(), (None, None)),
+        ("Write weightings", ww[:, :hi], (0, 1)),
+        ("Read weightings", rw[:, :hi], (0, 1)),
+    ]
+    fig, axes = plt.subplots(3, 2, figsize=(9, 6.5), sharex=True)
+    for ax, (title, img, (lo, up)) in zip(axes.flat, panels, strict=True):
+        ax.imshow(img.T, cmap="gray", vmin=lo, vmax=up, aspect="auto", interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.set_yticks([])
+    for ax in axes[-1]:
+        ax.set_xlabel("time")
+    axes[2][0].set_ylabel("location")
+    return _save(fig, path)
+
+
+@torch.no_grad()
+def write_run_figures(
+    out: str | Path, model: nn.Module, task: Task, device: torch.device | str = "cpu"
+) -> list[Path]:
+    """The figures of one run into ``out/figures``: learning curve, outputs on the
+    generalisation settings, and memory use (NTM only). Uses fresh sequences (seed 4321),
+    never the training stream."""
+    from .evaluate import build_task, generalisation_settings
+
+    out = Path(out)
+    fig_dir = out / "figures"
+    paths = []
+    if (out / "log.csv").exists():
+        paths.append(
+            plot_learning_curves([(out.name, out / "log.csv")], fig_dir / "learning_curve.png")
+        )
+    was_training = model.training
+    model.eval()
+    examples = []
+    memory_done = False
+    for label, cfg in generalisation_settings({"name": task.name, **task.config()})[:5]:
+        sample = build_task(cfg, 4321).sample(1)
+        x = sample.inputs.to(device)
+        has_trace = hasattr(model, "layout")
+        result = model(x, trace=True) if has_trace else model(x)
+        logits = result[0]
+        steps = sample.mask[:, 0].bool()
+        examples.append(
+            (label, sample.targets[steps, 0], torch.sigmoid(logits[:, 0][steps.to(device)]))
+        )
+        if has_trace and not memory_done:
+            paths.append(plot_memory_use(x, logits, result[2], fig_dir / "memory_use.png"))
+            memory_done = True
+    paths.append(plot_outputs(examples, fig_dir / "outputs.png"))
+    model.train(was_training)
+    return paths
+
+
+def plot_runs(
+    runs: Sequence[str | Path],
+    *,
+    out: str | Path | None = None,
+    labels: Sequence[str] | None = None,
+) -> list[Path]:
+    """One learning-curve plot for all ``runs``, plus each run's own figures from its
+    checkpoint (written to ``out`` or the first run's figures/ directory)."""
+    from .checkpoint import load_checkpoint
+    from .presets import build_model
+    from .train import UserError
+
+    dirs = [Path(r) for r in runs]
+    for d in dirs:
+        if not (d / "log.csv").is_file():
+            raise UserError(f"{d}: not a run directory (no log.csv)")
+    labels = list(labels) if labels else [_label(d) for d in dirs]
+    fig_dir = Path(out) if out else dirs[0] / "figures"
+    paths = [plot_learning_curves(list(zip(labels, [d / "log.csv" for d in dirs], strict=True)),
+                                  fig_dir / "learning_curves.png")]  # fmt: skip
+    for d, label in zip(dirs, labels, strict=True):
+        if not (d / "checkpoint.pt").exists():
+            continue
+        state = load_checkpoint(d / "checkpoint.pt")
+        model = build_model(state["model_config"])
+        model.load_state_dict(state["model"])
+        from .evaluate import build_task
+
+        task = build_task(state["task_config"], 0)
+        sub = fig_dir if len(dirs) == 1 else fig_dir / label
+        for p in write_run_figures(d, model, task):
+            target = sub / p.name
+            if p.resolve() != target.resolve():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(p.read_bytes())
+            paths.append(target)
+    return paths
+
+
+def _label(d: Path) -> str:
+    try:
+        from .checkpoint import load_checkpoint
+
+        c = load_checkpoint(d / "checkpoint.pt")["config"]
+        return f"NTM {c['controller']}" if c["controller"] != "baseline" else "LSTM"
+    except Exception:
+        return d.name
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path

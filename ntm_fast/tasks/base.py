@@ -1,0 +1,88 @@
+"""The common shape of every task: a seeded, batched, resumable sequence generator."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+
+class Batch(NamedTuple):
+    """One batch, time-major. ``mask`` is 1 at the steps whose cost counts (the target phase).
+
+    ``lengths`` `(B,)` int64 is each sequence's true length; steps past it are padding (zero
+    input, zero target, zero mask). Padding only ever follows a sequence's last target, so a
+    causal model needs no ``lengths`` to get the same cost on the masked steps.
+    """
+
+    inputs: Tensor  # (T, B, input_size) float32
+    targets: Tensor  # (T, B, output_size) float32
+    mask: Tensor  # (T, B) float32
+    lengths: Tensor  # (B,) int64
+
+
+class Task:
+    """Base class: subclasses set ``name``, ``input_size``, ``output_size`` and ``_sample``.
+
+    Every task owns a :class:`torch.Generator` (CPU), so its data stream depends only on the
+    seed and on how many batches were drawn, never on the global RNG or on the model; its
+    :meth:`state_dict` (a uint8 tensor plus plain numbers) restores the stream exactly, which
+    is what makes ``--resume`` bit-identical.
+    """
+
+    name = "task"
+    input_size = 0
+    output_size = 0
+
+    def __init__(self, seed: int = 0) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed: expected an int, got {type(seed).__name__} {seed!r}")
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def sample(self, batch_size: int) -> Batch:
+        """Draw ``batch_size`` fresh sequences (CPU tensors; move them with ``.to``)."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
+        return self._sample(batch_size)
+
+    def _sample(self, batch_size: int) -> Batch:
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        """The size arguments this task was built with (plain values; rebuilds the task)."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.generator.set_state(state["generator"])
+
+    # -- helpers shared by the tasks ---------------------------------------------------------
+    def _randint(self, low: int, high: int, size: tuple[int, ...]) -> Tensor:
+        """Uniform integers in [low, high] inclusive."""
+        return torch.randint(low, high + 1, size, generator=self.generator)
+
+    def _bits(self, *size: int) -> Tensor:
+        """Independent fair random bits as float32."""
+        return torch.randint(0, 2, size, generator=self.generator).float()
+
+
+def check_range(name: str, low: object, high: object, minimum: int) -> tuple[int, int]:
+    """Validate an inclusive integer range argument."""
+    for v in (low, high):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"{name}: expected ints, got {low!r}..{high!r}")
+    assert isinstance(low, int) and isinstance(high, int)
+    if not minimum <= low <= high:
+        raise ValueError(f"{name}: expected {minimum} <= min <= max, got {low}..{high}")
+    return low, high
+
+
+def pad_stack(parts: list[Tensor], T: int) -> Tensor:
+    """Stack per-sequence `(T_b, F)` tensors into a zero-padded `(T, B, F)` tensor."""
+    out = parts[0].new_zeros(T, len(parts), parts[0].shape[-1])
+    for b, p in enumerate(parts):
+        out[: p.shape[0], b] = p
+    return out

@@ -1,0 +1,54 @@
+"""Copy (paper section 4.1): read a sequence of random bit vectors, then write it back.
+
+Layout for ``bits`` = 8 and a sequence of length L (lengths uniform in ``min_length`` ..
+``max_length``, default 1..20, drawn per sequence):
+
+* input channels ``0..bits-1``: the vectors at steps ``0..L-1``; channel ``bits``: the
+  delimiter flag, 1 at step ``L`` only. ``input_size = bits + 1``.
+* steps ``L+1 .. 2L``: all-zero input (the paper gives no input while the target is emitted);
+  target = the L vectors; mask = 1. ``output_size = bits``.
+* sequence length ``2L + 1``; shorter sequences in a batch are zero-padded at the end.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import Batch, Task, check_range
+
+
+class CopyTask(Task):
+    name = "copy"
+
+    def __init__(
+        self, seed: int = 0, *, bits: int = 8, min_length: int = 1, max_length: int = 20
+    ) -> None:
+        super().__init__(seed)
+        self.bits = check_range("bits", bits, bits, 1)[0]
+        self.min_length, self.max_length = check_range("length", min_length, max_length, 1)
+        self.input_size, self.output_size = bits + 1, bits
+
+    def config(self) -> dict[str, int]:
+        return {"bits": self.bits, "min_length": self.min_length, "max_length": self.max_length}
+
+    def _sample(self, batch_size: int) -> Batch:
+        lengths = self._randint(self.min_length, self.max_length, (batch_size,))
+        L = int(lengths.max())
+        T = 2 * L + 1
+        seq = self._bits(L, batch_size, self.bits)
+        t = torch.arange(L).unsqueeze(1)
+        seq = seq * (t < lengths).unsqueeze(-1)  # zero past each sequence's length
+        inputs = torch.zeros(T, batch_size, self.input_size)
+        targets = torch.zeros(T, batch_size, self.output_size)
+        mask = torch.zeros(T, batch_size)
+        b = torch.arange(batch_size)
+        inputs[:L, :, : self.bits] = seq
+        inputs[lengths, b, self.bits] = 1.0
+        # target step for vector i of sequence b is lengths[b] + 1 + i
+        tt = torch.arange(T).unsqueeze(1)
+        in_target = (tt > lengths) & (tt <= 2 * lengths)
+        mask[in_target] = 1.0
+        src = (tt - lengths - 1).clamp(0, L - 1)  # which input vector each step copies
+        gathered = seq.gather(0, src.unsqueeze(-1).expand(-1, -1, self.bits))
+        targets[:] = gathered * in_target.unsqueeze(-1)
+        return Batch(inputs, targets, mask, 2 * lengths + 1)

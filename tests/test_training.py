@@ -1,0 +1,131 @@
+"""The training loop: cost goes down, resume is bit-identical, checkpoints fail clearly."""
+
+import csv
+
+import pytest
+import torch
+
+from ntm_fast.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ntm_fast.presets import build_model, preset
+from ntm_fast.train import Batch, Trainer, TrainConfig, sequence_cost
+
+TINY = dict(memory_slots=8, memory_width=6, controller_size=16)
+
+
+def tiny(out, **kw):
+    base = dict(task="copy", steps=6, batch_size=4, lr=3e-3, seed=1, out=str(out),
+                model_overrides=dict(TINY), task_overrides={"max_length": 3},
+                checkpoint_every=1000, log_every=2, plots=False, progress=False,
+                backend="reference")  # fmt: skip
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_sequence_cost_in_bits_matches_bce():
+    logits = torch.tensor([[[0.0, 2.0]], [[-1.0, 1.0]]])  # (T=2, B=1, O=2)
+    targets = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]])
+    mask = torch.tensor([[0.0], [1.0]])
+    cost, errors = sequence_cost(logits, Batch(logits, targets, mask, torch.tensor([2])))
+    expected = torch.nn.functional.softplus(torch.tensor(-1.0)) * 2  # only step 1 counts
+    assert float(cost) == pytest.approx(float(expected))
+    assert float(errors) == 0.0
+
+
+@pytest.mark.parametrize(("optimizer", "lr"), [("adam", 1e-2), ("rmsprop", 3e-3)])
+def test_a_few_steps_reduce_the_cost(tmp_path, optimizer, lr):
+    cfg = tiny(tmp_path, steps=60, optimizer=optimizer, lr=lr, log_every=20, batch_size=8,
+               task_overrides={"max_length": 2, "bits": 2})  # fmt: skip
+    Trainer(cfg).run()
+    with open(tmp_path / "log.csv") as f:
+        costs = [float(r["cost_bits"]) for r in csv.DictReader(f)]
+    assert len(costs) == 3
+    assert costs[-1] < 0.75 * costs[0], costs
+
+
+def test_baseline_trains_through_the_same_loop(tmp_path):
+    cfg = tiny(tmp_path, controller="baseline", model_overrides={"hidden_size": 8}, steps=2)
+    summary = Trainer(cfg).run()
+    assert summary["step"] == 2 and (tmp_path / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+def test_resume_is_bit_identical(tmp_path, optimizer):
+    full = Trainer(tiny(tmp_path / "full", optimizer=optimizer, steps=6))
+    full.run()
+    Trainer(tiny(tmp_path / "split", optimizer=optimizer, steps=3)).run()
+    resumed = Trainer(tiny(tmp_path / "split", optimizer=optimizer), resume=True,
+                      resume_overrides={"steps": 6})  # fmt: skip
+    assert resumed.step == 3
+    resumed.run()
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    sa, sb = full.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
+    assert all(torch.equal(sa[i][k], sb[i][k]) for i in sa for k in sa[i])
+    assert torch.equal(full.task.generator.get_state(), resumed.task.generator.get_state())
+    logs = [(tmp_path / d / "log.csv").read_text() for d in ("full", "split")]
+    last = [log.splitlines()[-1].split(",")[:4] for log in logs]  # not the timings
+    assert last[0] == last[1]
+
+
+def test_interrupt_saves_a_checkpoint(tmp_path, monkeypatch):
+    t = Trainer(tiny(tmp_path, steps=10))
+    real = t.train_step
+
+    def step_then_interrupt():
+        if t.step == 4:
+            raise KeyboardInterrupt
+        real()
+
+    monkeypatch.setattr(t, "train_step", step_then_interrupt)
+    summary = t.run()
+    assert summary["reason"] == "interrupted"
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 4
+
+
+def test_existing_run_needs_resume(tmp_path):
+    Trainer(tiny(tmp_path, steps=1)).run()
+    from ntm_fast.train import UserError
+
+    with pytest.raises(UserError, match="--resume"):
+        Trainer(tiny(tmp_path, steps=1))
+
+
+def test_corrupt_and_truncated_checkpoints_name_the_file(tmp_path):
+    Trainer(tiny(tmp_path, steps=1)).run()
+    good = (tmp_path / "checkpoint.pt").read_bytes()
+    bad = tmp_path / "truncated.pt"
+    bad.write_bytes(good[: len(good) // 2])
+    with pytest.raises(CheckpointError, match="truncated.pt"):
+        load_checkpoint(bad)
+    bad.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="truncated.pt"):
+        load_checkpoint(bad)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    with pytest.raises(CheckpointError, match="other.pt"):
+        load_checkpoint(other)
+    with pytest.raises(CheckpointError, match="missing.pt"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_mismatched_checkpoint_is_reported(tmp_path):
+    Trainer(tiny(tmp_path, steps=1)).run()
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    state["config"]["model_overrides"] = {}
+    state["model"]["memory_bias"] = torch.zeros(3, 3)
+    save_checkpoint(tmp_path / "checkpoint.pt", state)
+    with pytest.raises(CheckpointError, match="does not match"):
+        Trainer(tiny(tmp_path), resume=True)
+    with pytest.raises(CheckpointError, match="controller='lstm'"):
+        Trainer(tiny(tmp_path, controller="feedforward"), resume=True)
+
+
+def test_presets_match_tables():
+    p = preset("associative_recall", "feedforward")
+    assert p.model["read_heads"] == p.model["write_heads"] == 4
+    assert p.model["controller_size"] == 256 and p.paper_lr == 1e-4
+    assert preset("priority_sort", "lstm").model["controller_layers"] == 2
+    assert preset("ngrams", "baseline").model["hidden_size"] == 128
+    m = build_model(preset("copy", "lstm").model, backend="reference")
+    total = m.parameter_counts()["total"]
+    assert abs(total - preset("copy", "lstm").paper_parameters) / total < 0.05
