@@ -130,7 +130,7 @@ def address_bwd_kernel(
     tl.debug_barrier()
     # sharpen: ∂L/∂w̃ -> sd
     d_gamma = U.sharpen_bwd_row(p_sc, p_g + i_bh * N, p_sd, gamma, N, BN, CDT)
-    tl.store(p_dgamma + i_bh, d_gamma.to(p_dgamma.dtype.element_ty))
+    tl.store(p_dgamma + i_bh, U.to_grad(d_gamma, p_dgamma))
     tl.debug_barrier()
     # shift: ∂L/∂s, then ∂L/∂w^g -> sc (w̃ is dead)
     U.shift_grad_s(p_sb, p_sd, p_ds + i_bh * S, N, S, BN, CDT)
@@ -147,13 +147,13 @@ def address_bwd_kernel(
         b_wc = tl.where(m_n, tl.exp(beta * tl.load(p_sa + o_n, mask=m_n, other=0) - m) / s, 0.0)
         b_wp = tl.load(p_wp + o_n, mask=m_n, other=0).to(CDT)
         acc += (b_wc - b_wp) * b_gg
-        tl.store(p_dwp + i_bh * N + o_n, ((1 - g) * b_gg).to(p_dwp.dtype.element_ty), mask=m_n)
-    tl.store(p_dgate + i_bh, tl.sum(acc, 0).to(p_dgate.dtype.element_ty))
+        tl.store(p_dwp + i_bh * N + o_n, U.to_grad(((1 - g) * b_gg), p_dwp), mask=m_n)
+    tl.store(p_dgate + i_bh, U.to_grad(tl.sum(acc, 0), p_dgate))
     d_beta = U.content_bwd_row(
         p_m, p_k, p_sa, p_sc, p_a + i_bh * N, p_c + i_bh * N, p_dk + i_bh * W,
         beta, nk, m, s, g, N, W, BN, BW, CDT,
     )  # fmt: skip
-    tl.store(p_dbeta + i_bh, d_beta.to(p_dbeta.dtype.element_ty))
+    tl.store(p_dbeta + i_bh, U.to_grad(d_beta, p_dbeta))
 
 
 def address_fwd(memory, key, beta, gate, shift, gamma, w_prev) -> torch.Tensor:

@@ -68,7 +68,7 @@ def content_bwd_kernel(
         p_m, p_k, p_sk, p_g + i_bh * N, p_a + i_bh * N, p_c + i_bh * N, p_dk + i_bh * W,
         beta, nk, m, s, 1.0, N, W, BN, BW, CDT,
     )  # fmt: skip
-    tl.store(p_dbeta + i_bh, d_beta.to(p_dbeta.dtype.element_ty))
+    tl.store(p_dbeta + i_bh, U.to_grad(d_beta, p_dbeta))
 
 
 @triton.jit
@@ -92,7 +92,7 @@ def content_mem_bwd_kernel(
     o = i_b * N * W + o_n[:, None] * W + o_w[None, :]
     mask = m_n[:, None] & m_w[None, :]
     b_m = tl.load(p_m + o, mask=mask, other=0).to(CDT)
-    tl.store(p_dm + o, (acc - c[:, None] * b_m).to(p_dm.dtype.element_ty), mask=mask)
+    tl.store(p_dm + o, U.to_grad((acc - c[:, None] * b_m), p_dm), mask=mask)
 
 
 def scratch(rows: int, N: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

@@ -37,9 +37,9 @@ def interpolate_bwd_kernel(
         b_wc = tl.load(p_wc + o, mask=m_n, other=0).to(CDT)
         b_wp = tl.load(p_wp + o, mask=m_n, other=0).to(CDT)
         acc += (b_wc - b_wp) * b_g
-        tl.store(p_dwc + o, (g * b_g).to(p_dwc.dtype.element_ty), mask=m_n)
-        tl.store(p_dwp + o, ((1 - g) * b_g).to(p_dwp.dtype.element_ty), mask=m_n)
-    tl.store(p_dgate + i_bh, tl.sum(acc, 0).to(p_dgate.dtype.element_ty))
+        tl.store(p_dwc + o, U.to_grad((g * b_g), p_dwc), mask=m_n)
+        tl.store(p_dwp + o, U.to_grad(((1 - g) * b_g), p_dwp), mask=m_n)
+    tl.store(p_dgate + i_bh, U.to_grad(tl.sum(acc, 0), p_dgate))
 
 
 def interpolate_fwd(w_content: torch.Tensor, w_prev: torch.Tensor, gate: torch.Tensor):

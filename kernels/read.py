@@ -51,7 +51,7 @@ def read_bwd_kernel(
             p = p_m + o_n[:, None] * W + o_w[None, :]
             b_m = tl.load(p, mask=m_n[:, None] & m_w[None, :], other=0).to(CDT)
             acc += tl.sum(b_m * b_g[None, :], 1)
-        tl.store(p_dw + i_bh * N + o_n, acc.to(p_dw.dtype.element_ty), mask=m_n)
+        tl.store(p_dw + i_bh * N + o_n, U.to_grad(acc, p_dw), mask=m_n)
     for w0 in range(0, W, BW):
         o_w = w0 + tl.arange(0, BW)
         m_w = o_w < W
@@ -62,9 +62,7 @@ def read_bwd_kernel(
             b_g = tl.load(p_g + i_bh * W + o_w, mask=m_w, other=0).to(CDT)
             acc2 += b_w[:, None] * b_g[None, :]
         o = o_n[:, None] * W + o_w[None, :]
-        tl.store(
-            p_dm + i_b * N * W + o, acc2.to(p_dm.dtype.element_ty), mask=m_n[:, None] & m_w[None, :]
-        )
+        tl.store(p_dm + i_b * N * W + o, U.to_grad(acc2, p_dm), mask=m_n[:, None] & m_w[None, :])
 
 
 def _blocks(N: int, W: int) -> tuple[int, int]:

@@ -25,7 +25,7 @@ def sharpen_bwd_kernel(p_w, p_gamma, p_g, p_dw, p_dgamma, N, BN: tl.constexpr, C
     i_bh = tl.program_id(0).to(tl.int64)
     gamma = tl.load(p_gamma + i_bh).to(CDT)
     d_gamma = U.sharpen_bwd_row(p_w + i_bh * N, p_g + i_bh * N, p_dw + i_bh * N, gamma, N, BN, CDT)
-    tl.store(p_dgamma + i_bh, d_gamma.to(p_dgamma.dtype.element_ty))
+    tl.store(p_dgamma + i_bh, U.to_grad(d_gamma, p_dgamma))
 
 
 def sharpen_fwd(w: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:

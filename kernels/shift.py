@@ -33,7 +33,7 @@ def shift_bwd_kernel(p_w, p_s, p_g, p_dw, p_ds, N, S, BN: tl.constexpr, CDT: tl.
     for n0 in range(0, N, BN):
         o_n = n0 + tl.arange(0, BN)
         b_dw = U.shift_bwd_tile(p_g, p_s, o_n, N, S, BN, CDT)
-        tl.store(p_dw + i_bh * N + o_n, b_dw.to(p_dw.dtype.element_ty), mask=o_n < N)
+        tl.store(p_dw + i_bh * N + o_n, U.to_grad(b_dw, p_dw), mask=o_n < N)
 
 
 def shift_fwd(w: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:

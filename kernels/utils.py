@@ -54,6 +54,18 @@ def torch_compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 @triton.jit
+def to_grad(x, p):
+    """``x`` cast for a store through pointer ``p``, saturating at ±max of float16/bfloat16
+    instead of overflowing to inf (ntm_fast.numerics.saturate: gradients such as the cosine's
+    at a zero-norm key, ~1/ε, exceed float16's range)."""
+    if p.dtype.element_ty == tl.float16:
+        x = tl.minimum(tl.maximum(x, -65504.0), 65504.0)
+    if p.dtype.element_ty == tl.bfloat16:
+        x = tl.minimum(tl.maximum(x, -3.3895313892515355e38), 3.3895313892515355e38)
+    return x.to(p.dtype.element_ty)
+
+
+@triton.jit
 def key_norm(p_k, W, BW: tl.constexpr, CDT: tl.constexpr):
     """‖k‖ of one key of length W."""
     acc = tl.zeros([BW], dtype=CDT)
@@ -148,7 +160,7 @@ def shift_grad_s(p_w, p_g, p_gs, N, S, BN: tl.constexpr, CDT: tl.constexpr):
             b_g = tl.load(p_g + o_n, mask=m_n, other=0).to(CDT)
             b_w = tl.load(p_w + (o_n + N + k - j) % N, mask=m_n, other=0).to(CDT)
             acc += b_g * b_w
-        tl.store(p_gs + j, tl.sum(acc, 0).to(p_gs.dtype.element_ty))
+        tl.store(p_gs + j, to_grad(tl.sum(acc, 0), p_gs))
 
 
 @triton.jit
@@ -211,7 +223,7 @@ def sharpen_bwd_row(p_x, p_g, p_dx, gamma, N, BN: tl.constexpr, CDT: tl.constexp
         b_g = tl.load(p_g + o_n, mask=m_n, other=0).to(CDT)
         b_p = tl.where(b_r > 0, spow(b_r, gamma - 1), tl.where(gamma == 1, 1.0, 0.0))
         b_dx = gamma * b_p / ssum / mx * (b_g - wg)
-        tl.store(p_dx + o_n, b_dx.to(p_dx.dtype.element_ty), mask=m_n)
+        tl.store(p_dx + o_n, to_grad(b_dx, p_dx), mask=m_n)
     return d_gamma
 
 
@@ -282,5 +294,5 @@ def content_bwd_row(
             acc_w += tl.sum(b_a[:, None] * b_m, 0)
         b_k = tl.load(p_k + o_w, mask=m_w, other=0).to(CDT)
         b_dk = acc_w - b_k * (inv_nk * c2)
-        tl.store(p_dk + o_w, b_dk.to(p_dk.dtype.element_ty), mask=m_w)
+        tl.store(p_dk + o_w, to_grad(b_dk, p_dk), mask=m_w)
     return tl.sum(a_db, 0)

@@ -12,6 +12,7 @@ import triton
 import triton.language as tl
 
 from ntm_fast._buffers import empty
+from ntm_fast.numerics import saturate
 
 from . import utils as U
 
@@ -82,7 +83,7 @@ def write_bwd_kernel(
         tl.store(p_pde + o_p, b_de, mask=m_w)
         tl.store(p_pda + o_p, b_da, mask=m_w)
         prefix *= 1 - b_w[:, None] * b_e[None, :]
-    tl.store(p_dm + o, (b_g * prefix).to(p_dm.dtype.element_ty), mask=mask)
+    tl.store(p_dm + o, U.to_grad((b_g * prefix), p_dm), mask=mask)
 
 
 def _blocks(N: int, W: int) -> tuple[int, int]:
@@ -125,4 +126,4 @@ def write_bwd(grad, memory, w, erase, add):
         CDT=U.tl_compute_dtype(memory.dtype), num_warps=U.num_warps(bn * bw),
     )  # fmt: skip
     dt = memory.dtype
-    return dm, pdw.sum(1).to(dt), pde.sum(1).to(dt), pda.sum(1).to(dt)
+    return dm, saturate(pdw.sum(1), dt), saturate(pde.sum(1), dt), saturate(pda.sum(1), dt)
