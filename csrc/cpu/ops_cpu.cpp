@@ -16,6 +16,7 @@
 #include <tuple>
 #include <vector>
 
+#include "../checks.h"
 #include "../common.h"
 #include "../ntm_math.h"
 
@@ -237,55 +238,6 @@ void cosine_batch_grads(const T* M, const T* key, const A* ck, const A* cm, cons
 }
 
 // ============================ argument checks ===============================================
-
-struct Dims {
-  int64_t B, H, N, W, S;
-};
-
-Dims check_content(const char* op, const at::Tensor& memory, const at::Tensor& key,
-                   const at::Tensor& beta) {
-  check_arg(op, "memory", memory, "(B, N, W)", {-1, -1, -1}, memory, "memory");
-  const int64_t B = memory.size(0), N = memory.size(1), W = memory.size(2);
-  check_arg(op, "key", key, "(B, H, W)", {B, -1, W}, memory, "memory");
-  const int64_t H = key.size(1);
-  check_arg(op, "beta", beta, "(B, H)", {B, H}, memory, "memory");
-  return {B, H, N, W, 0};
-}
-
-Dims check_weighting_op(const char* op, const char* name, const at::Tensor& w) {
-  check_arg(op, name, w, "(B, H, N)", {-1, -1, -1}, w, name);
-  return {w.size(0), w.size(1), w.size(2), 0, 0};
-}
-
-Dims check_address_args(const char* op, const at::Tensor& memory, const at::Tensor& key,
-                        const at::Tensor& beta, const at::Tensor& gate, const at::Tensor& shift,
-                        const at::Tensor& gamma, const at::Tensor& w_prev) {
-  Dims d = check_content(op, memory, key, beta);
-  check_arg(op, "gate", gate, "(B, H)", {d.B, d.H}, memory, "memory");
-  check_arg(op, "shift", shift, "(B, H, S)", {d.B, d.H, -1}, memory, "memory");
-  check_shift_count(op, shift, d.N);
-  d.S = shift.size(2);
-  check_arg(op, "gamma", gamma, "(B, H)", {d.B, d.H}, memory, "memory");
-  check_arg(op, "w_prev", w_prev, "(B, H, N)", {d.B, d.H, d.N}, memory, "memory");
-  return d;
-}
-
-Dims check_rw(const char* op, const at::Tensor& memory, const at::Tensor& w) {
-  check_arg(op, "memory", memory, "(B, N, W)", {-1, -1, -1}, memory, "memory");
-  const int64_t B = memory.size(0), N = memory.size(1), W = memory.size(2);
-  check_arg(op, "w", w, "(B, H, N)", {B, -1, N}, memory, "memory");
-  return {B, w.size(1), N, W, 0};
-}
-
-void check_grad(const char* op, const at::Tensor& grad, c10::IntArrayRef expected,
-                const at::Tensor& ref, const char* ref_name) {
-  TORCH_CHECK_VALUE(grad.sizes() == expected, op, ": grad: expected shape ", expected, ", got ",
-                    describe(grad));
-  TORCH_CHECK_TYPE(grad.scalar_type() == ref.scalar_type(), op, ": grad: expected dtype ",
-                   ref.scalar_type(), " (the dtype of ", ref_name, "), got ", describe(grad));
-  TORCH_CHECK_VALUE(grad.device() == ref.device(), op, ": grad: expected device ", ref.device(),
-                    ", got ", describe(grad));
-}
 
 #define NTM_DISPATCH(TYPE, NAME, ...) \
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, TYPE, NAME, __VA_ARGS__)
@@ -745,14 +697,6 @@ std::tuple<at::Tensor, at::Tensor> read_bwd_cpu(const at::Tensor& grad_,
     });
   });
   return {g_memory, g_w};
-}
-
-Dims check_write_args(const char* op, const at::Tensor& memory, const at::Tensor& w,
-                      const at::Tensor& erase, const at::Tensor& add) {
-  const Dims d = check_rw(op, memory, w);
-  check_arg(op, "erase", erase, "(B, H, W)", {d.B, d.H, d.W}, memory, "memory");
-  check_arg(op, "add", add, "(B, H, W)", {d.B, d.H, d.W}, memory, "memory");
-  return d;
 }
 
 at::Tensor write_fwd_cpu(const at::Tensor& memory_, const at::Tensor& w_, const at::Tensor& erase_,
