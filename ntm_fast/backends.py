@@ -34,8 +34,15 @@ class BackendUnavailableError(RuntimeError):
     """Raised when an explicitly requested backend cannot run; the message says why."""
 
 
-def _module(name: str) -> ModuleType:
-    return importlib.import_module(_MODULES[name])
+_loaded: dict[str, ModuleType] = {}
+
+
+def module(name: str) -> ModuleType:
+    """The module of the concrete backend ``name`` (no availability check)."""
+    mod = _loaded.get(name)  # a plain dict lookup once loaded, so torch.compile traces it
+    if mod is None:
+        mod = _loaded[name] = importlib.import_module(_MODULES[name])
+    return mod
 
 
 def unavailable_reason(name: str, device: torch.device) -> str | None:
@@ -45,12 +52,13 @@ def unavailable_reason(name: str, device: torch.device) -> str | None:
     if name == "reference":
         return None
     try:
-        mod = _module(name)
+        mod = module(name)
     except ImportError as exc:  # e.g. triton not installed
         return f"the {name} backend could not be imported ({exc})"
     return mod.unavailable_reason(device)
 
 
+@torch.compiler.assume_constant_result  # run once while tracing: no graph break under compile
 def resolve_name(backend: str, device: torch.device) -> str:
     """The concrete backend name ``backend`` means on ``device`` (see module docstring)."""
     if backend != "auto":
@@ -79,4 +87,4 @@ def resolve_name(backend: str, device: torch.device) -> str:
 
 def get(backend: str, device: torch.device) -> ModuleType:
     """The backend module that ``backend`` ("auto" or a name) resolves to on ``device``."""
-    return _module(resolve_name(backend, device))
+    return module(resolve_name(backend, device))

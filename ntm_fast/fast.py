@@ -34,7 +34,7 @@ class FastNTM(ReferenceNTM):
 
     def memory_ops(self, device: torch.device) -> ModuleType:
         self.backend = backends.resolve_name(self.requested_backend, device)
-        return backends.get(self.backend, device)
+        return backends.module(self.backend)
 
     @classmethod
     def from_reference(cls, module: ReferenceNTM, *, backend: str = "auto") -> FastNTM:
