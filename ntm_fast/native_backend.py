@@ -76,6 +76,8 @@ def _sync_poison() -> None:
     # Plain Python state: skipped while torch.compile traces (the eager switch stays in force).
     if torch.compiler.is_compiling():
         return
+    if _C is None:
+        raise RuntimeError(f"ntm_fast native backend: {unavailable_reason('cpu')}")
     enabled = _buffers.poison_enabled()
     if enabled != _poison_state[0]:
         _C.set_poison(enabled)
