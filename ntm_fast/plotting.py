@@ -64,7 +64,7 @@ def plot_outputs(examples: Sequence[tuple[str, Tensor, Tensor]], path: str | Pat
     for j, (label, target, output) in enumerate(examples):
         for i, (name, img) in enumerate((("targets", target), ("outputs", output))):
             ax = axes[i][j]
-            ax.imshow(img.T.cpu(), cmap="gray", vmin=0, vmax=1, aspect="auto",
+            ax.imshow(img.T.cpu().numpy(), cmap="gray", vmin=0, vmax=1, aspect="auto",
                       interpolation="nearest")  # fmt: skip
             ax.set_xticks([])
             ax.set_yticks([])
@@ -97,7 +97,9 @@ def plot_memory_use(
     ]
     fig, axes = plt.subplots(3, 2, figsize=(9, 6.5), sharex=True)
     for ax, (title, img, (lo, up)) in zip(axes.flat, panels, strict=True):
-        ax.imshow(img.T, cmap="gray", vmin=lo, vmax=up, aspect="auto", interpolation="nearest")
+        ax.imshow(
+            img.T.numpy(), cmap="gray", vmin=lo, vmax=up, aspect="auto", interpolation="nearest"
+        )
         ax.set_title(title, fontsize=9)
         ax.set_yticks([])
     for ax in axes[-1]:

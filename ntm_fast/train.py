@@ -137,7 +137,10 @@ class Trainer:
         if c.threads:
             torch.set_num_threads(c.threads)
         self.device = torch.device(c.device)
-        self.task = make_task(c.task, c.seed, **c.task_overrides)
+        try:
+            self.task = make_task(c.task, c.seed, **c.task_overrides)
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"task {c.task}: {exc}") from None
         p = preset(c.task, c.controller)
         io = {"input_size": self.task.input_size, "output_size": self.task.output_size}
         self.model_config = {**p.model, **io, **c.model_overrides}

@@ -42,7 +42,9 @@ def test_seeded_and_resumable(name):
     a.load_state_dict(state)
     assert all(torch.equal(x, y) for x, y in zip(first, a.sample(4), strict=True))
     other = make_task(name, 4).sample(4)
-    assert not torch.equal(first.inputs[: other.inputs.shape[0]], other.inputs[: first.inputs.shape[0]])
+    assert not torch.equal(
+        first.inputs[: other.inputs.shape[0]], other.inputs[: first.inputs.shape[0]]
+    )
 
 
 def test_copy_layout():

@@ -7,7 +7,7 @@ import torch
 
 from ntm_fast.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ntm_fast.presets import build_model, preset
-from ntm_fast.train import Batch, Trainer, TrainConfig, sequence_cost
+from ntm_fast.train import Batch, TrainConfig, Trainer, sequence_cost
 
 TINY = dict(memory_slots=8, memory_width=6, controller_size=16)
 
@@ -95,16 +95,16 @@ def test_corrupt_and_truncated_checkpoints_name_the_file(tmp_path):
     good = (tmp_path / "checkpoint.pt").read_bytes()
     bad = tmp_path / "truncated.pt"
     bad.write_bytes(good[: len(good) // 2])
-    with pytest.raises(CheckpointError, match="truncated.pt"):
+    with pytest.raises(CheckpointError, match=r"truncated\.pt"):
         load_checkpoint(bad)
     bad.write_bytes(b"garbage")
-    with pytest.raises(CheckpointError, match="truncated.pt"):
+    with pytest.raises(CheckpointError, match=r"truncated\.pt"):
         load_checkpoint(bad)
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(2)}, other)
-    with pytest.raises(CheckpointError, match="other.pt"):
+    with pytest.raises(CheckpointError, match=r"other\.pt"):
         load_checkpoint(other)
-    with pytest.raises(CheckpointError, match="missing.pt"):
+    with pytest.raises(CheckpointError, match=r"missing\.pt"):
         load_checkpoint(tmp_path / "missing.pt")
 
 
