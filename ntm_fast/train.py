@@ -242,13 +242,14 @@ class Trainer:
             bar.close()
             self.save()
             logger.close()
-        summary = {"reason": reason, "step": self.step, "sequences": self.sequences,
+        summary = {"run_dir": str(self.out), "reason": reason, "step": self.step, "sequences": self.sequences,
                    "seconds": round(self.elapsed, 1), **{k: last.get(k) for k in
                    ("cost_bits", "bit_errors", "seq_per_s")}}  # fmt: skip
         if c.plots and reason != "interrupted":
             from .plotting import write_run_figures
 
-            write_run_figures(self.out, self.model, self.task, self.device)
+            figs = write_run_figures(self.out, self.model, self.task, self.device)
+            print(f"figures: {', '.join(str(f) for f in figs)}", file=sys.stderr)
         return summary
 
     def _log(self, logger: _Logger, bar: Any, rate: float) -> dict[str, Any]:
