@@ -242,9 +242,11 @@ class Trainer:
             bar.close()
             self.save()
             logger.close()
-        summary = {"run_dir": str(self.out), "reason": reason, "step": self.step, "sequences": self.sequences,
-                   "seconds": round(self.elapsed, 1), **{k: last.get(k) for k in
-                   ("cost_bits", "bit_errors", "seq_per_s")}}  # fmt: skip
+        summary: dict[str, Any] = {
+            "run_dir": str(self.out), "reason": reason, "step": self.step,
+            "sequences": self.sequences, "seconds": round(self.elapsed, 1),
+        }  # fmt: skip
+        summary.update({k: last.get(k) for k in ("cost_bits", "bit_errors", "seq_per_s")})
         if c.plots and reason != "interrupted":
             from .plotting import write_run_figures
 
