@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 import torch
 from torch import Tensor, nn
 
-from .tasks import Task
+from .tasks import NGramTask, Task
 
 DPI = 80  # keeps each PNG well under 200 KB
 
@@ -85,7 +85,7 @@ def plot_memory_use(
     N = ww.shape[1]
     shift = 2 - int(ww[0].argmax())
     ww, rw = torch.roll(ww, shift, 1), torch.roll(rw, shift, 1)
-    used = ((ww.max(0).values > 0.05) | (rw.max(0).values > 0.05)).nonzero().flatten()
+    used = ((ww.max(0).values > 0.2) | (rw.max(0).values > 0.2)).nonzero().flatten()
     hi = min(int(used.max()) + 3 if used.numel() else N, N, max_rows)
     panels = [
         ("Inputs", inputs[:, 0].cpu(), (0, 1)),
@@ -121,9 +121,12 @@ def write_run_figures(
     fig_dir = out / "figures"
     paths = []
     if (out / "log.csv").exists():
-        paths.append(
-            plot_learning_curves([(out.name, out / "log.csv")], fig_dir / "learning_curve.png")
-        )
+        optimal = None
+        if isinstance(task, NGramTask):  # the Bayesian optimal estimator's cost, as in Fig. 13
+            bits, _ = NGramTask(999, **task.config()).sample_bits(256)
+            optimal = float(task.optimal_cost(bits).mean())
+        curve = fig_dir / "learning_curve.png"
+        paths.append(plot_learning_curves([(out.name, out / "log.csv")], curve, optimal=optimal))
     was_training = model.training
     model.eval()
     examples = []
