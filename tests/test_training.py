@@ -129,3 +129,20 @@ def test_presets_match_tables():
     m = build_model(preset("copy", "lstm").model, backend="reference")
     total = m.parameter_counts()["total"]
     assert abs(total - preset("copy", "lstm").paper_parameters) / total < 0.05
+
+
+def test_ctrl_c_stops_at_a_step_boundary_and_saves(tmp_path, monkeypatch):
+    import signal
+
+    t = Trainer(tiny(tmp_path, steps=10))
+    real = t.train_step
+
+    def step_and_press_ctrl_c():
+        real()
+        if t.step == 3:
+            signal.raise_signal(signal.SIGINT)  # delivered mid-step: the step still completes
+
+    monkeypatch.setattr(t, "train_step", step_and_press_ctrl_c)
+    assert t.run()["reason"] == "interrupted"
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
