@@ -27,6 +27,8 @@ _MODULES = {
     "triton": "ntm_fast.triton_backend",
     "native": "ntm_fast.native_backend",
 }
+# The torch.ops namespace holding each fast backend's <op>_fwd / <op>_bwd kernels.
+_KERNEL_NAMESPACES = {"native": "ntm_fast", "triton": "ntm_fast_triton"}
 _warned: set[str] = set()
 
 
@@ -43,6 +45,15 @@ def module(name: str) -> ModuleType:
     if mod is None:
         mod = _loaded[name] = importlib.import_module(_MODULES[name])
     return mod
+
+
+def kernel_ops(name: str):
+    """The ``torch.ops`` namespace with backend ``name``'s raw ``<op>_fwd``/``<op>_bwd`` kernels
+    (no validation, no autograd), or None for the reference, which has none."""
+    if name not in _KERNEL_NAMESPACES:
+        return None
+    module(name)  # importing the backend registers its ops
+    return getattr(torch.ops, _KERNEL_NAMESPACES[name])
 
 
 def unavailable_reason(name: str, device: torch.device) -> str | None:

@@ -68,21 +68,19 @@ class HeadLayout:
         self.sizes = [_numel(shape) for shape in self.groups.values()]
         self.total = sum(self.sizes)
 
+    def split(self, raw: Tensor) -> dict[str, Tensor]:
+        """`(B, total)` raw outputs as a view per group, shaped `(B, heads, ...)`."""
+        B = raw.shape[0]
+        pieces = raw.split(self.sizes, -1)
+        shapes = self.groups.values()
+        return {
+            name: p.reshape(B, *shape)
+            for name, p, shape in zip(self.groups, pieces, shapes, strict=True)
+        }
+
     def activate(self, raw: Tensor) -> HeadParams:
         """Split `(B, total)` raw outputs and apply each parameter's activation."""
-        B = raw.shape[0]
-        parts = dict(
-            zip(
-                self.groups,
-                (
-                    p.reshape(B, *shape)
-                    for p, shape in zip(
-                        raw.split(self.sizes, -1), self.groups.values(), strict=True
-                    )
-                ),
-                strict=True,
-            )
-        )
+        parts = self.split(raw)
         if self.shift_mode == "softmax":
             shift = torch.softmax(parts["shift"], dim=-1)
         else:
@@ -97,6 +95,37 @@ class HeadLayout:
             erase=torch.sigmoid(parts["erase"]),
             add=torch.tanh(parts["add"]),
         )
+
+    def activation_grads(self, raw: Tensor, p: HeadParams, grad: HeadParams) -> Tensor:
+        """Backward of :meth:`activate`: d loss / d raw from d loss / d each parameter in
+        ``grad``, given the raw outputs and the activated parameters ``p`` they produced."""
+        B = raw.shape[0]
+        parts = self.split(raw)
+        if self.shift_mode == "softmax":
+            d_shift = p.shift * (grad.shift - (grad.shift * p.shift).sum(-1, keepdim=True))
+        else:  # s = uniform_shift(k·tanh(raw)): ds_j/dx = [j = ⌊x⌋+1] - [j = ⌊x⌋]
+            k = (self.shifts - 1) // 2
+            t = torch.tanh(parts["shift"][..., 0:1])
+            lower = torch.floor((k * t).clamp(-k, k))
+            offsets = torch.arange(-k, k + 1, device=raw.device, dtype=raw.dtype)
+            slope = (offsets == lower + 1).to(raw.dtype) - (offsets == lower).to(raw.dtype)
+            d_x = (grad.shift * slope).sum(-1, keepdim=True)
+            d_shift = d_x * k * (1 - t * t)
+        grads = (
+            grad.key * (1 - p.key * p.key),
+            grad.beta * _softplus_slope(parts["beta"]),
+            grad.gate * p.gate * (1 - p.gate),
+            d_shift,
+            grad.gamma * _softplus_slope(parts["gamma"]),
+            grad.erase * p.erase * (1 - p.erase),
+            grad.add * (1 - p.add * p.add),
+        )
+        return torch.cat([g.reshape(B, -1) for g in grads], dim=-1)
+
+
+def _softplus_slope(x: Tensor) -> Tensor:
+    """d softplus / dx exactly as torch computes it (linear above its threshold of 20)."""
+    return torch.where(x > 20, torch.ones_like(x), torch.sigmoid(x))
 
 
 def _numel(shape: tuple[int, ...]) -> int:

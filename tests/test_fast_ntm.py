@@ -227,3 +227,29 @@ def test_autocast_keeps_memory_in_float32(backend, dtype):
     assert all(torch.isfinite(p.grad).all() for p in fast.parameters())
     # Half-precision matmuls in the controller: a few ulp of bfloat16/float16 per layer.
     torch.testing.assert_close(logits.float(), expected, atol=0.05, rtol=0.05)
+
+
+@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize("controller", ["lstm", "feedforward"])
+def test_fused_sequence_path_matches_per_step_path_across_chunks(backend, controller):
+    """Two chunks with the state carried between them: gradients flow through the returned
+    state into the first chunk, exercising every state input and output of NTMSequence."""
+    _, fused = _pair(backend, input_size=3, output_size=2, memory_slots=8, memory_width=4,
+                     controller_size=6, controller_layers=2, read_heads=2,
+                     controller=controller)  # fmt: skip
+    stepwise = FastNTM.from_reference(fused, backend=backend)
+    stepwise.fused_sequence = False
+    x = torch.rand(7, 3, 3, dtype=torch.float64, requires_grad=True)
+    grads = []
+    for model in (fused, stepwise):
+        x.grad = None
+        model.zero_grad()
+        a, state = model(x[:4])
+        b, state = model(x[4:], state)
+        loss = a.sum() + (b * b).sum() + state.memory.sum() + state.read_vectors.sum()
+        loss = loss + state.weightings.square().sum() + sum(t.sum() for t in state.controller)
+        loss.backward()
+        assert (a.grad_fn.name() == "NTMSequenceBackward") == model.fused_sequence
+        grads.append([x.grad.clone(), *(p.grad.clone() for p in model.parameters())])
+    for g_fused, g_step in zip(*grads, strict=True):
+        torch.testing.assert_close(g_fused, g_step, **F64)
