@@ -125,7 +125,7 @@ class HeadLayout:
 
 def _softplus_slope(x: Tensor) -> Tensor:
     """d softplus / dx exactly as torch computes it (linear above its threshold of 20)."""
-    return torch.where(x > 20, torch.ones_like(x), torch.sigmoid(x))
+    return torch.sigmoid(x).masked_fill_(x > 20, 1.0)
 
 
 def _numel(shape: tuple[int, ...]) -> int:

@@ -128,7 +128,7 @@ class NTMSequence(torch.autograd.Function):
             memory = ops.write_fwd(memory, w[:, R:].contiguous(), p.erase, p.add)
             weightings = w
             saved_w.append(w.detach())  # an alias without grad_fn: no ctx -> output cycle
-            saved_raw.append(raw)
+            saved_raw.append((raw, p))  # backward reuses the activated parameters
             saved_in.append(step_in)
             saved_act.append(step_act)
             saved_c.append(step_c)
@@ -180,8 +180,7 @@ class NTMSequence(torch.autograd.Function):
         d_raw_all, d_pre_all = [], [[] for _ in range(cfg.layers)]
         for t in range(T - 1, -1, -1):
             memory, w, w_prev = saved_memory[t], saved_w[t + 1], saved_w[t]
-            raw = saved_raw[t]
-            p = layout.activate(raw)
+            raw, p = saved_raw[t]
             d_read = d_reads_out[t].reshape(reads_shape) + d_reads_carry
             dm_write, dw_write, d_erase, d_add = ops.write_bwd(
                 d_mem, memory, w[:, R:].contiguous(), p.erase, p.add
