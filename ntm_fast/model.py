@@ -322,6 +322,7 @@ class ReferenceNTM(nn.Module):
 
     def _check_state(self, state: object, B: int, x: Tensor) -> NTMState:
         R, Hw, N, W = self.read_heads, self.write_heads, self.memory_slots, self.memory_width
+        dtype = self.memory_bias.dtype
         if not isinstance(state, tuple) or len(state) != 4:
             raise TypeError(f"state: expected an NTMState, got {type(state).__name__}")
         state = NTMState(*state)
@@ -331,7 +332,7 @@ class ReferenceNTM(nn.Module):
             "weightings": (B, R + Hw, N),
         }
         for name, shape in expected.items():
-            _check_state_tensor(f"state.{name}", getattr(state, name), shape, x)
+            _check_state_tensor(f"state.{name}", getattr(state, name), shape, x, dtype)
         ctrl_shapes = self.controller.state_shapes
         if not isinstance(state.controller, tuple) or len(state.controller) != len(ctrl_shapes):
             raise ValueError(
@@ -339,7 +340,9 @@ class ReferenceNTM(nn.Module):
                 f"{self.controller_kind} controller, got {state.controller!r:.80}"
             )
         for i, (layers, size) in enumerate(ctrl_shapes):
-            _check_state_tensor(f"state.controller[{i}]", state.controller[i], (layers, B, size), x)
+            _check_state_tensor(
+                f"state.controller[{i}]", state.controller[i], (layers, B, size), x, dtype
+            )
         return state
 
     def extra_repr(self) -> str:
@@ -350,7 +353,9 @@ class ReferenceNTM(nn.Module):
         )
 
 
-def _check_state_tensor(name: str, t: object, shape: tuple[int, ...], x: Tensor) -> None:
+def _check_state_tensor(
+    name: str, t: object, shape: tuple[int, ...], x: Tensor, dtype: torch.dtype
+) -> None:
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
     if tuple(t.shape) != shape:
@@ -361,6 +366,8 @@ def _check_state_tensor(name: str, t: object, shape: tuple[int, ...], x: Tensor)
         )
     if t.device != x.device:
         raise ValueError(f"{name}: expected device {x.device} (x's), got {describe(t)}")
+    if t.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(f"{name}: expected dtype {dtype} (the module's), got {describe(t)}")
 
 
 def _masked(active: Tensor, out: Tensor, new: NTMState, old: NTMState) -> tuple[Tensor, NTMState]:
