@@ -6,6 +6,7 @@ from types import ModuleType
 
 import torch
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from . import backends
 from .model import NTMState, NTMTrace, ReferenceNTM
@@ -28,6 +29,10 @@ class FastNTM(ReferenceNTM):
             backend is native or triton. Calls with ``lengths``, ``trace=True``, autocast or
             under ``torch.compile`` take the per-step path, which uses the same fused kernels
             through their autograd ops.
+        checkpoint_steps: activation recomputation for long sequences: the fused path runs
+            in chunks of this many steps, keeps only each chunk's input state for backward
+            and recomputes the chunk during backward (same gradients, ~1/T_chunk of the
+            memory; see :meth:`saved_bytes_per_step`). ``None`` (default) keeps everything.
     """
 
     def __init__(
@@ -37,10 +42,20 @@ class FastNTM(ReferenceNTM):
         *,
         backend: str = "auto",
         fused_sequence: bool = True,
+        checkpoint_steps: int | None = None,
         **kwargs,
     ):
         super().__init__(input_size, output_size, **kwargs)
+        if checkpoint_steps is not None and (
+            isinstance(checkpoint_steps, bool)
+            or not isinstance(checkpoint_steps, int)
+            or checkpoint_steps < 1
+        ):
+            raise ValueError(
+                f"checkpoint_steps: expected None or an int >= 1, got {checkpoint_steps!r}"
+            )
         self.fused_sequence = fused_sequence
+        self.checkpoint_steps = checkpoint_steps
         if backend != "auto" and backend not in backends.BACKEND_NAMES:
             raise ValueError(
                 f"backend: expected one of {(*backends.BACKEND_NAMES, 'auto')}, got {backend!r}"
@@ -87,15 +102,49 @@ class FastNTM(ReferenceNTM):
             layers=self.controller_layers,
             input_size=self.input_size,
         )
-        heads, output = self.heads, self.output
-        params = [*controller_weights(self), heads.weight, heads.bias, output.weight, output.bias]
-        logits, memory, reads, weightings, *ctrl = NTMSequence.apply(
-            cfg, xt, state.memory, state.read_vectors, state.weightings,
-            len(state.controller), *state.controller, *params,
-        )  # fmt: skip
+        flat = [state.memory, state.read_vectors, state.weightings, *state.controller]
+        K = self.checkpoint_steps
+        if K is None or T <= K or not torch.is_grad_enabled():
+            logits, *flat = self._apply_sequence(cfg, xt, *flat)
+        else:
+            pieces = []
+            for start in range(0, T, K):
+                out, *flat = checkpoint(
+                    self._apply_sequence, cfg, xt[start : start + K], *flat, use_reentrant=False
+                )
+                pieces.append(out)
+            logits = torch.cat(pieces)
+        memory, reads, weightings, *ctrl = flat
         if self.batch_first:
             logits = logits.transpose(0, 1)
         return logits, NTMState(memory, reads, weightings, tuple(ctrl))
+
+    def _apply_sequence(self, cfg: SequenceConfig, x: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
+        heads, output = self.heads, self.output
+        params = [*controller_weights(self), heads.weight, heads.bias, output.weight, output.bias]
+        return NTMSequence.apply(cfg, x, *state[:3], len(state) - 3, *state[3:], *params)
+
+    def saved_bytes_per_step(self, batch_size: int, dtype: torch.dtype | None = None) -> int:
+        """Bytes the fused path keeps for backward per time step (without checkpointing):
+        ``B × (F + N·W + H·N + P + A + Σ_layers(in_l + 4C + 2C | in_l + C) + C + R·W)``
+        elements - the step's input, the memory before the write (the dominant term), the
+        previous weightings, the heads' raw outputs P and activations A, each controller
+        layer's input (LSTM: with h_prev), gate activations and previous cell state, and the
+        output layer's input. With ``checkpoint_steps=K`` only each chunk's start state is
+        kept, and one chunk (K steps) is live at a time during backward."""
+        L = self.layout
+        H, R, W, C = L.heads, L.read_heads, L.width, self.controller_size
+        p_act = H * W + 3 * H + H * L.shifts + 2 * L.write_heads * W
+        per_layer = 0
+        for layer in range(self.controller_layers):
+            in_l = R * W if layer == 0 else C
+            per_layer += in_l + 6 * C if self.controller_kind == "lstm" else in_l + C
+        per_row = (
+            self.input_size + self.memory_slots * W + H * self.memory_slots
+            + L.total + p_act + per_layer + C + R * W
+        )  # fmt: skip
+        element = torch.finfo(dtype or self.memory_bias.dtype).bits // 8
+        return batch_size * per_row * element
 
     @classmethod
     def from_reference(cls, module: ReferenceNTM, *, backend: str = "auto") -> FastNTM:

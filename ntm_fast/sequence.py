@@ -22,7 +22,7 @@ inputs - dominated by B·N·W, the same memory the eager reference keeps for its
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -50,6 +50,28 @@ def controller_weights(module) -> list[Tensor]:
             for t in (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
         ]
     return [t for layer in module.controller.layers for t in (layer.weight, layer.bias)]
+
+
+class _Step(NamedTuple):
+    """What the backward needs of one forward step."""
+
+    memory: Tensor  # before the step's write
+    w_prev: Tensor
+    raw: Tensor  # the heads' raw outputs
+    p: HeadParams  # their activations
+    inp: list[Tensor]  # per controller layer: its input (with h_prev for an LSTM)
+    act: list[Tensor]  # per layer: gate activations (LSTM) or tanh output (feedforward)
+    c_prev: list[Tensor]  # per LSTM layer: the cell state before the step
+
+
+def _unpack_step(flat: list[Tensor], cfg: SequenceConfig) -> _Step:
+    n = len(HeadParams._fields)
+    L = cfg.layers
+    rest = flat[3 + n :]
+    return _Step(
+        flat[0], flat[1], flat[2], HeadParams(*flat[3 : 3 + n]),
+        list(rest[:L]), list(rest[L : 2 * L]), list(rest[2 * L : 3 * L]),
+    )  # fmt: skip
 
 
 class NTMSequence(torch.autograd.Function):
@@ -80,15 +102,8 @@ class NTMSequence(torch.autograd.Function):
         x_proj = torch.addmm(bias[0], x.reshape(T * B, F), w_cat[0][:, :F].t()).view(T, B, -1)
         w0_rest = w_cat[0][:, F:].t()  # read vectors (and h for an LSTM) -> layer 0
 
-        saved_memory, saved_w, saved_raw, saved_in, saved_act, saved_c = (
-            [],
-            [weightings],
-            [],
-            [],
-            [],
-            [],
-        )
-        tops, all_reads = [], []
+        records: list[Tensor] = []  # per step: _pack_step; saved with save_for_backward so that
+        tops, all_reads = [], []  # activation checkpointing can drop and recompute them
         for t in range(T):
             # -- controller -----------------------------------------------------------------
             layer_in = reads.reshape(B, -1)
@@ -124,14 +139,9 @@ class NTMSequence(torch.autograd.Function):
             p = cfg.layout.activate(raw)
             w = ops.address_fwd(memory, p.key, p.beta, p.gate, p.shift, p.gamma, weightings)
             reads = ops.read_fwd(memory, w[:, :R].contiguous())
-            saved_memory.append(memory)
+            records += [memory, weightings, raw, *p, *step_in, *step_act, *step_c]
             memory = ops.write_fwd(memory, w[:, R:].contiguous(), p.erase, p.add)
             weightings = w
-            saved_w.append(w.detach())  # an alias without grad_fn: no ctx -> output cycle
-            saved_raw.append((raw, p))  # backward reuses the activated parameters
-            saved_in.append(step_in)
-            saved_act.append(step_act)
-            saved_c.append(step_c)
             tops.append(top)
             all_reads.append(reads)
 
@@ -142,16 +152,18 @@ class NTMSequence(torch.autograd.Function):
 
         new_state = (torch.stack(hs), torch.stack(cs)) if cfg.lstm else ()
         ctx.cfg, ctx.n_state, ctx.T = cfg, n_state, T
-        ctx.saved = (saved_memory, saved_w, saved_raw, saved_in, saved_act, saved_c)
-        ctx.save_for_backward(x, out_in, *params)
+        ctx.n_params = len(params)
+        ctx.save_for_backward(x, out_in, *params, *records, weightings)
         return (logits, memory, reads, weightings, *new_state)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, d_logits, d_memory, d_reads, d_w, *d_state):
         cfg, T = ctx.cfg, ctx.T
-        x, out_in, *params = ctx.saved_tensors
-        saved_memory, saved_w, saved_raw, saved_in, saved_act, saved_c = ctx.saved
+        x, out_in, *saved = ctx.saved_tensors
+        params, records, w_last = saved[: ctx.n_params], saved[ctx.n_params : -1], saved[-1]
+        per_step = len(records) // T
+        steps = [_unpack_step(records[t * per_step : (t + 1) * per_step], cfg) for t in range(T)]
         per_layer = 4 if cfg.lstm else 2
         ctrl_p = [params[i * per_layer : (i + 1) * per_layer] for i in range(cfg.layers)]
         w_heads, _, w_out, _ = params[cfg.layers * per_layer :]
@@ -166,8 +178,8 @@ class NTMSequence(torch.autograd.Function):
         d_out_in = (d_logits.reshape(T * B, -1) @ w_out).view(T, B, -1)
         d_top_out, d_reads_out = d_out_in[..., :C], d_out_in[..., C:]
 
-        d_mem = zeros_if_none(d_memory, saved_memory[0])
-        d_w_carry = zeros_if_none(d_w, saved_w[-1])
+        d_mem = zeros_if_none(d_memory, steps[0].memory)
+        d_w_carry = zeros_if_none(d_w, w_last)
         reads_shape = (B, R, layout.width)
         d_reads_carry = d_reads if d_reads is not None else x.new_zeros(reads_shape)
         if cfg.lstm:
@@ -179,8 +191,8 @@ class NTMSequence(torch.autograd.Function):
 
         d_raw_all, d_pre_all = [], [[] for _ in range(cfg.layers)]
         for t in range(T - 1, -1, -1):
-            memory, w, w_prev = saved_memory[t], saved_w[t + 1], saved_w[t]
-            raw, p = saved_raw[t]
+            memory, w_prev, raw, p = steps[t].memory, steps[t].w_prev, steps[t].raw, steps[t].p
+            w = steps[t + 1].w_prev if t + 1 < T else w_last
             d_read = d_reads_out[t].reshape(reads_shape) + d_reads_carry
             dm_write, dw_write, d_erase, d_add = ops.write_bwd(
                 d_mem, memory, w[:, R:].contiguous(), p.erase, p.add
@@ -196,10 +208,10 @@ class NTMSequence(torch.autograd.Function):
             d_raw_all.append(d_raw)
             d_layer_out = torch.addmm(d_top_out[t], d_raw, w_heads)
             for layer in range(cfg.layers - 1, -1, -1):
-                act = saved_act[t][layer]
+                act = steps[t].act[layer]
                 if cfg.lstm:
                     i, f, g, o = act.chunk(4, dim=1)
-                    c_prev = saved_c[t][layer]
+                    c_prev = steps[t].c_prev[layer]
                     c_new = torch.addcmul(i * g, f, c_prev)
                     tanh_c = torch.tanh(c_new)
                     d_hl = d_layer_out + d_h[layer]
@@ -234,7 +246,7 @@ class NTMSequence(torch.autograd.Function):
         d_x = None
         for layer in range(cfg.layers):
             d_pre = rows(d_pre_all[layer][::-1])  # collected backwards in time
-            full_in = rows([s[layer] for s in saved_in])
+            full_in = rows([s.inp[layer] for s in steps])
             if layer == 0:
                 full_in = torch.cat([x.reshape(T * B, F), full_in], dim=1)
             d_w_cat = d_pre.t() @ full_in
