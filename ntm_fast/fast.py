@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from . import backends
@@ -33,6 +33,12 @@ class FastNTM(ReferenceNTM):
             in chunks of this many steps, keeps only each chunk's input state for backward
             and recomputes the chunk during backward (same gradients, ~1/T_chunk of the
             memory; see :meth:`saved_bytes_per_step`). ``None`` (default) keeps everything.
+        cuda_graph: opt-in, CUDA only. Training calls (gradients enabled) that start from
+            the initial state (``state=None``) without ``lengths``, ``trace`` or
+            ``checkpoint_steps`` capture the whole sequence's forward and backward once per
+            input shape and dtype with :func:`torch.cuda.make_graphed_callables`, then replay
+            them: one graph launch each way instead of thousands of kernel launches.
+            Parameters must be updated in place (every ``torch.optim`` optimiser does).
     """
 
     def __init__(
@@ -43,6 +49,7 @@ class FastNTM(ReferenceNTM):
         backend: str = "auto",
         fused_sequence: bool = True,
         checkpoint_steps: int | None = None,
+        cuda_graph: bool = False,
         **kwargs,
     ):
         super().__init__(input_size, output_size, **kwargs)
@@ -56,6 +63,8 @@ class FastNTM(ReferenceNTM):
             )
         self.fused_sequence = fused_sequence
         self.checkpoint_steps = checkpoint_steps
+        self.cuda_graph = cuda_graph
+        self._graphs: dict[tuple, nn.Module] = {}  # per input shape/dtype: a graphed runner
         if backend != "auto" and backend not in backends.BACKEND_NAMES:
             raise ValueError(
                 f"backend: expected one of {(*backends.BACKEND_NAMES, 'auto')}, got {backend!r}"
@@ -94,6 +103,7 @@ class FastNTM(ReferenceNTM):
         kernels = backends.kernel_ops(self.backend)
         if kernels is None or T == 0:
             return super().forward(x, state, lengths=lengths, trace=trace)
+        state_given = state
         state = self.initial_state(B) if state is None else self._check_state(state, B, xt)
         cfg = SequenceConfig(
             ops=kernels,
@@ -104,7 +114,10 @@ class FastNTM(ReferenceNTM):
         )
         flat = [state.memory, state.read_vectors, state.weightings, *state.controller]
         K = self.checkpoint_steps
-        if K is None or T <= K or not torch.is_grad_enabled():
+        graphed = self.cuda_graph and xt.is_cuda and torch.is_grad_enabled() and K is None
+        if graphed and state_given is None:
+            logits, *flat = self._graphed(cfg, xt)(xt)
+        elif K is None or T <= K or not torch.is_grad_enabled():
             logits, *flat = self._apply_sequence(cfg, xt, *flat)
         else:
             pieces = []
@@ -118,6 +131,15 @@ class FastNTM(ReferenceNTM):
         if self.batch_first:
             logits = logits.transpose(0, 1)
         return logits, NTMState(memory, reads, weightings, tuple(ctrl))
+
+    def _graphed(self, cfg: SequenceConfig, x: Tensor) -> nn.Module:
+        key = (tuple(x.shape), x.dtype, x.requires_grad, self.backend, self.training)
+        runner = self._graphs.get(key)
+        if runner is None:
+            sample = x.detach().clone().requires_grad_(x.requires_grad)
+            runner = torch.cuda.make_graphed_callables(_FromInitialState(self, cfg), (sample,))
+            self._graphs[key] = runner
+        return runner
 
     def _apply_sequence(self, cfg: SequenceConfig, x: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
         heads, output = self.heads, self.output
@@ -153,3 +175,16 @@ class FastNTM(ReferenceNTM):
         fast = cls(**module.config, backend=backend).to(device=param.device, dtype=param.dtype)
         fast.load_state_dict(module.state_dict())
         return fast
+
+
+class _FromInitialState(nn.Module):
+    """The fused sequence from the learned initial state, as a module for graph capture."""
+
+    def __init__(self, model: FastNTM, cfg: SequenceConfig) -> None:
+        super().__init__()
+        self.model, self.cfg = model, cfg
+
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+        s = self.model.initial_state(x.shape[1])
+        flat = [s.memory, s.read_vectors, s.weightings, *s.controller]
+        return self.model._apply_sequence(self.cfg, x, *flat)
