@@ -5,7 +5,7 @@
 //   * cosine K = u / (|k| |M_i| + eps), eps = NTM_COSINE_EPS (ntm_fast.numerics.COSINE_EPS);
 //     the unit vector of a zero vector is taken as 0, so zero norms give finite gradients;
 //   * shift index j means offset d = j - k; w~_i = sum_d s_d w_{(i - d) mod N};
-//   * sharpening is scale-free: r = w~ / max(w~) (clamped to NTM_SHARPEN_TINY),
+//   * sharpening is scale-free: r = w~ / max(w~) (1 for an all-zero row, see sharpen_scale),
 //     w = r^gamma / max(sum r^gamma, NTM_SHARPEN_TINY);
 //   * write: all erases, then all adds.
 // `A` is the accumulation type: float for float/half/bfloat16, double for double.
@@ -40,6 +40,26 @@ template <typename A>
 NTM_HD A sharpen_tiny() {
   // 1e-30 is a normal float (FLT_MIN ~ 1.2e-38), so the same value serves both types.
   return static_cast<A>(NTM_SHARPEN_TINY);
+}
+
+// ---- storing gradients in a half type (ntm_fast.numerics.saturate) ----------------------------
+
+// Largest finite float16 / bfloat16 values (torch.finfo(dtype).max), exact in float.
+constexpr float NTM_FLOAT16_MAX = 0x1.ffcp15f;     // 65504
+constexpr float NTM_BFLOAT16_MAX = 0x1.fep127f;    // 3.3895313892515355e38
+
+// The storage type a gradient is written to: a wide type (float, double: no clamp) or a half type.
+enum class Store { Wide, Float16, BFloat16 };
+
+// A gradient computed in the accumulation type A, clamped to the finite range of its storage
+// type so that the cast saturates at +-finfo(dtype).max instead of overflowing to inf (the
+// cosine's exact gradient at a zero-norm key or row is ~M_i / eps ~ 1e8). NaN stays NaN.
+// Every store of a gradient on CPU and CUDA goes through this (store_grad in each backend).
+template <Store K, typename A>
+NTM_HD A saturate_grad(A x) {
+  if (K == Store::Wide) return x;
+  const A big = static_cast<A>(K == Store::Float16 ? NTM_FLOAT16_MAX : NTM_BFLOAT16_MAX);
+  return x > big ? big : (x < -big ? -big : x);
 }
 
 // ---- cosine similarity (eq. 6) -------------------------------------------------------------
@@ -105,6 +125,16 @@ NTM_HD int64_t shift_dest(int64_t i, int64_t j, int64_t k, int64_t N) {
 }
 
 // ---- sharpening (eq. 9) --------------------------------------------------------------------
+
+// The (detached) divisor of the row: its maximum when positive, else 1 (an all-zero row), as
+// in the reference. Not floored at NTM_SHARPEN_TINY: that would break the scale invariance for
+// rows whose maximum is below it, and give an all-zero row the gradient 1/tiny^2 instead of
+// the reference's 1/tiny. Callers divide by it (r = w~ / scale): a subnormal float maximum has
+// no finite inverse.
+template <typename A>
+NTM_HD A sharpen_scale(A row_max) {
+  return row_max > A(0) ? row_max : A(1);
+}
 
 // r^gamma for r in [0, 1]; pow(0, 0) = 1 as in torch.
 template <typename A>

@@ -18,8 +18,12 @@ from tolerances import forward_tol, grad_tol
 
 from ntm_fast import _buffers, native_backend
 from ntm_fast import reference as R
+from ntm_fast.numerics import SHARPEN_TINY
 
 NO_NATIVE = os.environ.get("NTM_FAST_NO_NATIVE") == "1"
+MAXES = {dt: torch.finfo(dt).max for dt in (torch.float16, torch.bfloat16)}
+MAXES.update({torch.float32: float("inf"), torch.float64: float("inf")})
+TIGHT = dict(rtol=1e-6, atol=0.0)  # same formula, same order: equal up to one rounding
 DEVICE_PARAMS = [
     "cpu",
     pytest.param("cuda", marks=pytest.mark.skipif(not CUDA, reason="no CUDA device")),
@@ -194,16 +198,16 @@ def test_gradcheck(op, device, dims):
 # ---- numerics that break NTMs (ntm-math.md) ---------------------------------------------------
 
 
-def _finite_fwd_bwd(op, args, *, grad_inf_ok=False):
-    """No NaN/inf in the output or the gradients (``grad_inf_ok``: ±inf allowed in gradients
-    whose exact value exceeds the dtype's range, but never NaN)."""
+def _finite_fwd_bwd(op, args):
+    """No NaN/inf in the output or the gradients (gradients beyond a half dtype's range
+    saturate at its largest finite value); returns the gradients."""
     ins = [a.detach().requires_grad_() for a in args]
     out = getattr(native_backend, op)(*ins)
     assert torch.isfinite(out).all(), f"{op}: non-finite output"
     grads = torch.autograd.grad(out, ins, torch.ones_like(out))
     for i, g in enumerate(grads):
-        ok = ~torch.isnan(g) if grad_inf_ok else torch.isfinite(g)
-        assert ok.all(), f"{op}: non-finite gradient of input {i}"
+        assert torch.isfinite(g).all(), f"{op}: non-finite gradient of input {i}"
+    return grads
 
 
 @pytest.mark.parametrize("device", DEVICE_PARAMS)
@@ -216,11 +220,65 @@ def test_zero_norm_key_and_rows(device, dtype):
         args[0][1] = 0  # all of batch 1
         args[1][0, 1] = 0  # one key
         # At a zero row the exact dK/dM_i is k / ε (ε = 1e-8): ~1e8 times dK, beyond float16's
-        # range, so float16 memory gradients may be ±inf there (never NaN), and which entries
-        # overflow depends on float32 rounding of dK: compare float16 gradients elsewhere only.
-        half = dtype == torch.float16
-        _finite_fwd_bwd(op, args, grad_inf_ok=half)
-        check_against_reference(op, args, backward=not half)
+        # range: native and reference both saturate it at ±65504 (numerics.saturate).
+        _finite_fwd_bwd(op, args)
+        check_against_reference(op, args)
+        if dtype == torch.float16:  # the comparison above did cover saturated entries
+            ins = [a.detach().requires_grad_() for a in args]
+            out = R.__dict__[op](*ins)
+            grad_out = torch.randn(out.shape, dtype=torch.float64).to(out)
+            g_mem = torch.autograd.grad(out, ins[0], grad_out)[0]
+            assert (g_mem[0, ::2].abs() == torch.finfo(dtype).max).any()
+
+
+SATURATE_CASES = [(op, torch.float16) for op in OPS] + [
+    # bfloat16's range is float32's: the float32 gradients must reach inf (then saturate), so
+    # use inputs and upstream gradients of one sign (no inf - inf = NaN in the reduction).
+    ("read", torch.bfloat16),
+]
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize(("op", "dtype"), SATURATE_CASES)
+def test_half_gradients_saturate(op, dtype, device):
+    """Every gradient of every op is stored saturated: an upstream gradient near the dtype's
+    maximum makes the float32 gradients exceed its range (or reach float32 inf); they must be
+    ±finfo(dtype).max exactly, as in the reference, never inf."""
+    _skip_if_unavailable(device)
+    big = torch.finfo(dtype).max
+    args = list(make_inputs(op, 2, 2, 6, 4, 3, dtype, device))
+    # Inputs whose gradient reductions add terms of one sign (|sum| > each term; no inf - inf).
+    if op in ("read", "write"):
+        args[0] = args[0].abs()  # memory
+        if dtype == torch.bfloat16:
+            args[1] = torch.ones_like(args[1])  # w on every slot: sums of heads' +big terms
+        if op == "write":
+            args[2].zero_()  # erase
+            args[3] = args[3].abs()  # add
+    elif op == "interpolate":
+        args = [4 * args[0], torch.zeros_like(args[1]), torch.full_like(args[2], 0.5)]
+    elif op == "shift_convolve":
+        args = [4 * args[0], 4 * args[1]]
+    elif op == "sharpen":
+        args[1] = torch.ones_like(args[1])  # γ = 1: dL/dw̃ = (ḡ - <w, ḡ>) / (S max), > ḡ
+    n_in = [a.detach().requires_grad_() for a in args]
+    r_in = [a.detach().requires_grad_() for a in args]
+    out = getattr(native_backend, op)(*n_in)
+    grad_out = torch.full_like(out, big)
+    if op in ("content_address", "address", "sharpen"):  # a constant grad is orthogonal to them
+        gen = torch.Generator().manual_seed(0)
+        sign = torch.randint(0, 2, out.shape, generator=gen).to(out) * 2 - 1
+        grad_out = grad_out * sign
+    grads = torch.autograd.grad(out, n_in, grad_out)
+    ref_grads = torch.autograd.grad(getattr(R, op)(*r_in), r_in, grad_out)
+    saturated = 0
+    for i, (g, rg) in enumerate(zip(grads, ref_grads, strict=True)):
+        assert torch.isfinite(rg).all(), f"reference {op}: non-finite gradient of input {i}"
+        assert torch.isfinite(g).all(), f"{op}: non-finite gradient of input {i}"
+        sat = rg.abs() == big
+        assert torch.equal(g[sat], rg[sat]), f"{op}: gradient of input {i} not saturated"
+        saturated += int(sat.sum())
+    assert saturated > 0, f"{op}: no gradient reached the dtype's range (test inputs too small)"
 
 
 @pytest.mark.parametrize("device", DEVICE_PARAMS)
@@ -270,6 +328,45 @@ def test_sharpen_underflow(device, dtype):
     _finite_fwd_bwd("address", a)
     out = native_backend.address(*a)
     assert torch.equal(out.argmax(-1), torch.full((2, 1), 5, device=device))
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sharpen_all_zero_row_gradient(device, dtype):
+    """The reference's definition for an all-zero w̃ row: it divides by 1 (not by a floored
+    maximum), the normaliser is clamped at SHARPEN_TINY (no gradient through the clamp), so
+    dL/dw̃_i = ḡ_i / SHARPEN_TINY = 1e30 ḡ_i for γ = 1 (and 0 for γ > 1, where 0^(γ-1) = 0);
+    float16 saturates it. Native must give exactly that, not 1/TINY² = 1e60 (inf in float32)."""
+    _skip_if_unavailable(device)
+    w = torch.zeros(2, 2, 6, dtype=dtype, device=device)
+    w[1, 1, 2] = 0.5  # one valid row beside the zero rows
+    gamma = torch.tensor([[1.0, 3.0], [1.0, 2.0]], dtype=dtype, device=device)
+    grad_out = torch.randn(2, 2, 6, dtype=torch.float64).to(w)
+    n_in = [w.clone().requires_grad_(), gamma.clone().requires_grad_()]
+    r_in = [w.clone().requires_grad_(), gamma.clone().requires_grad_()]
+    out = native_backend.sharpen(*n_in)
+    ref = R.sharpen(*r_in)
+    assert torch.equal(out, ref)
+    grads = torch.autograd.grad(out, n_in, grad_out)
+    ref_grads = torch.autograd.grad(ref, r_in, grad_out)
+    expected = (grad_out.double() / SHARPEN_TINY).clamp(-MAXES[dtype], MAXES[dtype])
+    torch.testing.assert_close(grads[0][0, 0].double(), expected[0, 0].to(w).double(), **TIGHT)
+    assert torch.equal(grads[0][0, 1], torch.zeros_like(grads[0][0, 1]))  # γ = 3
+    for g, rg in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, rg, **TIGHT)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sharpen_tiny_maximum_is_scale_free(device, dtype):
+    """A row whose maximum is positive but below SHARPEN_TINY is divided by that maximum (the
+    reference's scale-free form): with γ = 10 the output still sums to 1."""
+    _skip_if_unavailable(device)
+    w = torch.tensor([[[1e-35, 5e-36, 2e-36, 0.0]]], dtype=dtype, device=device)
+    gamma = torch.tensor([[10.0]], dtype=dtype, device=device)
+    out = native_backend.sharpen(w, gamma)
+    torch.testing.assert_close(out.sum(), torch.ones((), dtype=dtype, device=device))
+    check_against_reference("sharpen", (w, gamma))
 
 
 @pytest.mark.parametrize("device", DEVICE_PARAMS)
@@ -330,6 +427,9 @@ def test_constants_match_numerics():
     eps = float(re.search(r"NTM_COSINE_EPS = ([0-9.e+-]+);", header).group(1))
     tiny = float(re.search(r"NTM_SHARPEN_TINY = ([0-9.e+-]+);", header).group(1))
     assert (eps, tiny) == (COSINE_EPS, SHARPEN_TINY)
+    hexes = dict(re.findall(r"NTM_(FLOAT16|BFLOAT16)_MAX = (0x[0-9a-fp.+-]+)f;", header))
+    assert float.fromhex(hexes["FLOAT16"]) == torch.finfo(torch.float16).max
+    assert float.fromhex(hexes["BFLOAT16"]) == torch.finfo(torch.bfloat16).max
 
 
 BAD_CASES = [

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <limits>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "../checks.h"
@@ -158,11 +159,10 @@ template <typename A>
 A sharpen_row_fwd(const A* in, A gamma, int64_t N, A* r, A* out, A* sum_out) {
   A mx = in[0];
   for (int64_t i = 1; i < N; ++i) mx = std::max(mx, in[i]);
-  mx = std::max(mx, sharpen_tiny<A>());
-  const A inv_mx = A(1) / mx;
+  mx = sharpen_scale(mx);
   A sum = 0;
   for (int64_t i = 0; i < N; ++i) {
-    const A ri = in[i] * inv_mx;
+    const A ri = in[i] / mx;
     r[i] = ri;
     const A p = sharpen_power(ri, gamma);
     out[i] = p;
@@ -185,12 +185,11 @@ A sharpen_row_bwd(const A* gout, const A* r, const A* w, A sum, A mx, A gamma, i
     for (int64_t i = 0; i < N; ++i) wdg += w[i] * gout[i];
   }
   const A inv_S = A(1) / Sc;
-  const A inv_mx = A(1) / mx;
   A ggamma = 0;
   for (int64_t i = 0; i < N; ++i) {
     const A gp = (gout[i] - wdg) * inv_S;  // dL/dp_i, p_i = r_i^gamma
     ggamma += gp * sharpen_gamma_term(w[i] * Sc, r[i]);
-    gin[i] = gp * sharpen_power_grad(r[i], gamma) * inv_mx;
+    gin[i] = gp * sharpen_power_grad(r[i], gamma) / mx;
   }
   return ggamma;
 }
@@ -203,6 +202,29 @@ void load_row(const T* src, int64_t n, A* dst) {
 template <typename T, typename A>
 void store_row(const A* src, int64_t n, T* dst) {
   for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<T>(src[i]);
+}
+
+// The storage kind of T for saturate_grad (csrc/ntm_math.h).
+template <typename T>
+constexpr Store store_kind() {
+  if constexpr (std::is_same_v<T, c10::Half>) {
+    return Store::Float16;
+  } else if constexpr (std::is_same_v<T, c10::BFloat16>) {
+    return Store::BFloat16;
+  } else {
+    return Store::Wide;
+  }
+}
+
+// Every gradient is stored through these: half types saturate at +-finfo(T).max (no inf).
+template <typename T, typename A>
+T store_grad(A x) {
+  return static_cast<T>(saturate_grad<store_kind<T>()>(x));
+}
+
+template <typename T, typename A>
+void store_grad_row(const A* src, int64_t n, T* dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = store_grad<T>(src[i]);
 }
 
 // Memory and key gradients of content addressing for one batch: given per-head ck, cm (N each,
@@ -228,11 +250,11 @@ void cosine_batch_grads(const T* M, const T* key, const A* ck, const A* cm, cons
         gkh[m] += c1 * x;
       }
     }
-    store_row(gmacc, W, gM + i * W);
+    store_grad_row(gmacc, W, gM + i * W);
   }
   for (int64_t h = 0; h < H; ++h) {
     for (int64_t m = 0; m < W; ++m) {
-      gk[h * W + m] = static_cast<T>(gkacc[h * W + m] - coef_key[h] * kacc[h * W + m]);
+      gk[h * W + m] = store_grad<T>(gkacc[h * W + m] - coef_key[h] * kacc[h * W + m]);
     }
   }
 }
@@ -342,19 +364,19 @@ address_bwd_cpu(const at::Tensor& grad_, const at::Tensor& memory_, const at::Te
           const A mx = sharpen_row_fwd(tmp, gamma_v, N, r, w, &sum);
           // ---- backward: sharpen -> shift -> interpolation -> softmax -> cosine
           load_row(G + bh * N, N, tmp);
-          gY[bh] = static_cast<T>(sharpen_row_bwd(tmp, r, w, sum, mx, gamma_v, N, tmp));
+          gY[bh] = store_grad<T>(sharpen_row_bwd(tmp, r, w, sum, mx, gamma_v, N, tmp));
           shift_row_bwd(tmp, wg, s, N, S, /*gin=*/r, gs);  // r = dL/dwg
-          store_row(gs, S, gS + bh * S);
+          store_grad_row(gs, S, gS + bh * S);
           A gg = 0;
           T* gpr = gP + bh * N;
           for (int64_t i = 0; i < N; ++i) {
             const A gwg = r[i];
             gg += (wc[i] - static_cast<A>(wpr[i])) * gwg;
-            gpr[i] = static_cast<T>((A(1) - g) * gwg);
+            gpr[i] = store_grad<T>((A(1) - g) * gwg);
             r[i] = g * gwg;  // dL/dwc
           }
-          gG[bh] = static_cast<T>(gg);
-          gB[bh] = static_cast<T>(content_row_softmax_bwd(wc, dot, rn, kn, beta_v, N, r));
+          gG[bh] = store_grad<T>(gg);
+          gB[bh] = store_grad<T>(content_row_softmax_bwd(wc, dot, rn, kn, beta_v, N, r));
           coef_key[h] = cosine_row_coefs(dot, rn, kn, N, r, cm + h * N);
           std::copy(r, r + N, ck + h * N);
         }
@@ -423,7 +445,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> content_address_bwd_cpu(const at:
           const A beta_v = static_cast<A>(be[bh]);
           const A kn = content_row_fwd<T, A>(Mb, K + bh * W, beta_v, N, W, dot, rn, wc);
           load_row(G + bh * N, N, tmp);
-          gB[bh] = static_cast<T>(content_row_softmax_bwd(wc, dot, rn, kn, beta_v, N, tmp));
+          gB[bh] = store_grad<T>(content_row_softmax_bwd(wc, dot, rn, kn, beta_v, N, tmp));
           coef_key[h] = cosine_row_coefs(dot, rn, kn, N, tmp, cm + h * N);
           std::copy(tmp, tmp + N, ck + h * N);
         }
@@ -493,10 +515,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> interpolate_bwd_cpu(const at::Ten
         for (int64_t i = bh * N; i < (bh + 1) * N; ++i) {
           const A go = static_cast<A>(G[i]);
           acc += (static_cast<A>(c[i]) - static_cast<A>(p[i])) * go;
-          gc[i] = static_cast<T>(gv * go);
-          gp[i] = static_cast<T>((A(1) - gv) * go);
+          gc[i] = store_grad<T>(gv * go);
+          gp[i] = store_grad<T>((A(1) - gv) * go);
         }
-        gg[bh] = static_cast<T>(acc);
+        gg[bh] = store_grad<T>(acc);
       }
     });
   });
@@ -556,8 +578,8 @@ std::tuple<at::Tensor, at::Tensor> shift_convolve_bwd_cpu(const at::Tensor& grad
         load_row(G + bh * N, N, go);
         load_row(sh + bh * S, S, s);
         shift_row_bwd(go, in, s, N, S, gin, gsr);
-        store_row(gin, N, gw + bh * N);
-        store_row(gsr, S, gs + bh * S);
+        store_grad_row(gin, N, gw + bh * N);
+        store_grad_row(gsr, S, gs + bh * S);
       }
     });
   });
@@ -615,8 +637,8 @@ std::tuple<at::Tensor, at::Tensor> sharpen_bwd_cpu(const at::Tensor& grad_, cons
         A sum;
         const A mx = sharpen_row_fwd(in, gamma_v, N, r, res, &sum);
         load_row(G + bh * N, N, go);
-        gy[bh] = static_cast<T>(sharpen_row_bwd(go, r, res, sum, mx, gamma_v, N, go));
-        store_row(go, N, gw + bh * N);
+        gy[bh] = store_grad<T>(sharpen_row_bwd(go, r, res, sum, mx, gamma_v, N, go));
+        store_grad_row(go, N, gw + bh * N);
       }
     });
   });
@@ -690,9 +712,9 @@ std::tuple<at::Tensor, at::Tensor> read_bwd_cpu(const at::Tensor& grad_,
             acc[m] += c * rh[m];
             dotv += static_cast<A>(Mi[m]) * rh[m];
           }
-          gw[(b * H + h) * N + i] = static_cast<T>(dotv);
+          gw[(b * H + h) * N + i] = store_grad<T>(dotv);
         }
-        store_row(acc, W, gM + bi * W);
+        store_grad_row(acc, W, gM + bi * W);
       }
     });
   });
@@ -790,7 +812,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> write_bwd_cpu(
           {
             const A *fl = f + (H - 1) * W, *pl = pre + (H - 1) * W;
             T* gMi = gM + row * W;
-            for (int64_t m = 0; m < W; ++m) gMi[m] = static_cast<T>(gi[m] * pl[m] * fl[m]);
+            for (int64_t m = 0; m < W; ++m) gMi[m] = store_grad<T>(gi[m] * pl[m] * fl[m]);
           }
           std::fill(suf, suf + W, A(1));
           for (int64_t h = H - 1; h >= 0; --h) {
@@ -806,11 +828,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> write_bwd_cpu(
               gah[m] += gi[m] * wv;
               suf[m] *= fh[m];
             }
-            gw[bh * N + i] = static_cast<T>(gwv);
+            gw[bh * N + i] = store_grad<T>(gwv);
           }
         }
-        store_row(gea, H * W, ge + b * H * W);
-        store_row(gaa, H * W, ga + b * H * W);
+        store_grad_row(gea, H * W, ge + b * H * W);
+        store_grad_row(gaa, H * W, ga + b * H * W);
       }
     });
   });

@@ -52,6 +52,26 @@ __device__ __forceinline__ T from_acc(A x) {
   return Conv<T>::from(x);
 }
 
+// The storage kind of T for saturate_grad (csrc/ntm_math.h).
+template <typename T>
+struct StoreOf {
+  static constexpr Store kind = Store::Wide;
+};
+template <>
+struct StoreOf<__half> {
+  static constexpr Store kind = Store::Float16;
+};
+template <>
+struct StoreOf<__nv_bfloat16> {
+  static constexpr Store kind = Store::BFloat16;
+};
+
+// Every gradient is stored through this: half types saturate at +-finfo(T).max (no inf).
+template <typename T, typename A>
+__device__ __forceinline__ T grad_from_acc(A x) {
+  return Conv<T>::from(saturate_grad<StoreOf<T>::kind>(x));
+}
+
 template <typename T>
 struct AccOf {
   using type = float;
@@ -195,7 +215,7 @@ __device__ void key_grad_row(const T* M, const T* key, const A* ck, A coef_key, 
     if (warp == 0 && m < W) {
       A s = 0;
       for (int w = 0; w < kWarps; ++w) s += part[w][lane];
-      gk[m] = from_acc<T>(s - coef_key * A(to_acc(key[m])));
+      gk[m] = grad_from_acc<T>(s - coef_key * A(to_acc(key[m])));
     }
     __syncthreads();
   }
@@ -220,7 +240,7 @@ __device__ void shift_row_bwd(const G* gout, const In* in, const Sh* s, int64_t 
   for (int64_t i = threadIdx.x; i < N; i += kThreads) {
     A acc = 0;
     for (int64_t j = 0; j < S; ++j) acc += A(to_acc(s[j])) * A(to_acc(gout[shift_dest(i, j, k, N)]));
-    gin[i] = from_acc<Out>(acc);
+    gin[i] = grad_from_acc<Out>(acc);
   }
   for (int64_t j = 0; j < S; ++j) {
     A acc = 0;
@@ -228,7 +248,7 @@ __device__ void shift_row_bwd(const G* gout, const In* in, const Sh* s, int64_t 
       acc += A(to_acc(gout[i])) * A(to_acc(in[shift_source(i, j, k, N)]));
     }
     acc = block_sum(acc);
-    if (threadIdx.x == 0) gs[j] = from_acc<Sh>(acc);
+    if (threadIdx.x == 0) gs[j] = grad_from_acc<Sh>(acc);
   }
   __syncthreads();
 }
@@ -240,11 +260,10 @@ __device__ Pair<A> sharpen_row_fwd(const In* in, A gamma, int64_t N, A* r, A* w,
   const int tid = threadIdx.x;
   A mx = -INFINITY;
   for (int64_t i = tid; i < N; i += kThreads) mx = fmax(mx, A(to_acc(in[i])));
-  mx = fmax(block_max(mx), sharpen_tiny<A>());
-  const A inv_mx = A(1) / mx;
+  mx = sharpen_scale(block_max(mx));
   A sum = 0;
   for (int64_t i = tid; i < N; i += kThreads) {
-    const A ri = A(to_acc(in[i])) * inv_mx;
+    const A ri = A(to_acc(in[i])) / mx;
     const A p = sharpen_power(ri, gamma);
     if (r) {
       r[i] = ri;
@@ -258,7 +277,7 @@ __device__ Pair<A> sharpen_row_fwd(const In* in, A gamma, int64_t N, A* r, A* w,
     if (r) {
       w[i] *= inv;
     } else {
-      out[i] = from_acc<Out>(sharpen_power(A(to_acc(in[i])) * inv_mx, gamma) * inv);
+      out[i] = from_acc<Out>(sharpen_power(A(to_acc(in[i])) / mx, gamma) * inv);
     }
   }
   __syncthreads();
@@ -279,12 +298,12 @@ __device__ A sharpen_row_bwd(const G* gout, const A* r, const A* w, A sum, A mx,
     for (int64_t i = tid; i < N; i += kThreads) wdg += w[i] * A(to_acc(gout[i]));
   }
   wdg = block_sum(wdg);
-  const A inv_S = A(1) / Sc, inv_mx = A(1) / mx;
+  const A inv_S = A(1) / Sc;
   A ggamma = 0;
   for (int64_t i = tid; i < N; i += kThreads) {
     const A gp = (A(to_acc(gout[i])) - wdg) * inv_S;
     ggamma += gp * sharpen_gamma_term(w[i] * Sc, r[i]);
-    gin[i] = from_acc<Out>(gp * sharpen_power_grad(r[i], gamma) * inv_mx);
+    gin[i] = grad_from_acc<Out>(gp * sharpen_power_grad(r[i], gamma) / mx);
   }
   return block_sum(ggamma);
 }
@@ -318,7 +337,7 @@ __global__ void cosine_memory_grad_kernel(const T* M, const T* key, const A* ws,
       const A* base = ws + (b * H + h) * stride;
       acc += base[ck_off + i] * A(to_acc(key[(b * H + h) * W + m])) - base[cm_off + i] * x;
     }
-    gM[idx] = from_acc<T>(acc);
+    gM[idx] = grad_from_acc<T>(acc);
   }
 }
 
@@ -332,7 +351,7 @@ __global__ void __launch_bounds__(kThreads)
   const A beta_v = to_acc(beta[bh]);
   const A kn = content_row_fwd<T, A>(Mb, key + bh * W, beta_v, N, W, dot, rn, wc);
   const Pair<A> bc = content_row_bwd<T, A>(G + bh * N, wc, dot, rn, kn, beta_v, N, ck, cm);
-  if (threadIdx.x == 0) gB[bh] = from_acc<T>(bc.x);
+  if (threadIdx.x == 0) gB[bh] = grad_from_acc<T>(bc.x);
   key_grad_row<T, A>(Mb, key + bh * W, ck, bc.y, N, W, gK + bh * W);
 }
 
@@ -357,11 +376,11 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t idx = bh * N + i;
     const A go = to_acc(G[idx]);
     acc += (A(to_acc(wc[idx])) - A(to_acc(wp[idx]))) * go;
-    gc[idx] = from_acc<T>(g * go);
-    gp[idx] = from_acc<T>((A(1) - g) * go);
+    gc[idx] = grad_from_acc<T>(g * go);
+    gp[idx] = grad_from_acc<T>((A(1) - g) * go);
   }
   acc = block_sum(acc);
-  if (threadIdx.x == 0) gg[bh] = from_acc<T>(acc);
+  if (threadIdx.x == 0) gg[bh] = grad_from_acc<T>(acc);
 }
 
 template <typename T, typename A>
@@ -395,7 +414,7 @@ __global__ void __launch_bounds__(kThreads)
   const A gamma_v = to_acc(gamma[bh]);
   const Pair<A> ms = sharpen_row_fwd<T, T, A>(w + bh * N, gamma_v, N, r, wo, nullptr);
   const A ggamma = sharpen_row_bwd<T, T, A>(G + bh * N, r, wo, ms.y, ms.x, gamma_v, N, gw + bh * N);
-  if (threadIdx.x == 0) gy[bh] = from_acc<T>(ggamma);
+  if (threadIdx.x == 0) gy[bh] = grad_from_acc<T>(ggamma);
 }
 
 template <typename T, typename A>
@@ -439,20 +458,20 @@ __global__ void __launch_bounds__(kThreads)
   const Pair<A> ms = sharpen_row_fwd<A, A, A>(ck, gamma_v, N, r, w, nullptr);
   // ---- backward: sharpen -> shift -> interpolation -> content
   const A ggamma = sharpen_row_bwd<T, A, A>(G + bh * N, r, w, ms.y, ms.x, gamma_v, N, ck);
-  if (threadIdx.x == 0) gY[bh] = from_acc<T>(ggamma);
+  if (threadIdx.x == 0) gY[bh] = grad_from_acc<T>(ggamma);
   __syncthreads();
   shift_row_bwd<A, A, T, A, A>(ck, wg, shift + bh * S, N, S, cm, gS + bh * S);  // cm = dL/dwg
   A gg = 0;
   for (int64_t i = threadIdx.x; i < N; i += kThreads) {
     const A gwg = cm[i];
     gg += (wc[i] - A(to_acc(wp[bh * N + i]))) * gwg;
-    gP[bh * N + i] = from_acc<T>((A(1) - g) * gwg);
+    gP[bh * N + i] = grad_from_acc<T>((A(1) - g) * gwg);
     cm[i] = g * gwg;  // dL/dwc
   }
   gg = block_sum(gg);
-  if (threadIdx.x == 0) gG[bh] = from_acc<T>(gg);
+  if (threadIdx.x == 0) gG[bh] = grad_from_acc<T>(gg);
   const Pair<A> bc = content_row_bwd<A, A>(cm, wc, dot, rn, kn, beta_v, N, ck, cm);
-  if (threadIdx.x == 0) gB[bh] = from_acc<T>(bc.x);
+  if (threadIdx.x == 0) gB[bh] = grad_from_acc<T>(bc.x);
   key_grad_row<T, A>(Mb, key + bh * W, ck, bc.y, N, W, gK + bh * W);
 }
 
@@ -491,7 +510,7 @@ __global__ void read_bwd_w_kernel(const T* G, const T* M, T* gw, int64_t B, int6
       acc += A(to_acc(M[row * W + m])) * A(to_acc(G[(b * H + h) * W + m]));
     }
     acc = warp_sum(acc);
-    if (lane == 0) gw[(b * H + h) * N + i] = from_acc<T>(acc);
+    if (lane == 0) gw[(b * H + h) * N + i] = grad_from_acc<T>(acc);
   }
 }
 
@@ -507,7 +526,7 @@ __global__ void read_bwd_m_kernel(const T* G, const T* w, T* gM, int64_t B, int6
     for (int64_t h = 0; h < H; ++h) {
       acc += A(to_acc(w[(b * H + h) * N + i])) * A(to_acc(G[(b * H + h) * W + m]));
     }
-    gM[idx] = from_acc<T>(acc);
+    gM[idx] = grad_from_acc<T>(acc);
   }
 }
 
@@ -553,7 +572,7 @@ __global__ void write_bwd_rows_kernel(const T* G, const T* M, const T* w, const 
   const int64_t b = row / N, i = row % N;
   for (int64_t m = lane; m < W; m += 32) {
     const A p = keep_product<T, A>(w, E, b, i, m, -1, H, N, W);
-    gM[row * W + m] = from_acc<T>(A(to_acc(G[row * W + m])) * p);
+    gM[row * W + m] = grad_from_acc<T>(A(to_acc(G[row * W + m])) * p);
   }
   for (int64_t h = 0; h < H; ++h) {
     const int64_t bh = b * H + h;
@@ -564,7 +583,7 @@ __global__ void write_bwd_rows_kernel(const T* G, const T* M, const T* w, const 
                                A(to_acc(E[bh * W + m])), A(to_acc(Ad[bh * W + m])), others);
     }
     acc = warp_sum(acc);
-    if (lane == 0) gw[bh * N + i] = from_acc<T>(acc);
+    if (lane == 0) gw[bh * N + i] = grad_from_acc<T>(acc);
   }
 }
 
@@ -594,8 +613,8 @@ __global__ void write_bwd_ea_kernel(const T* G, const T* M, const T* w, const T*
       se += part_e[y][threadIdx.x];
       sa += part_a[y][threadIdx.x];
     }
-    ge[bh * W + m] = from_acc<T>(se);
-    ga[bh * W + m] = from_acc<T>(sa);
+    ge[bh * W + m] = grad_from_acc<T>(se);
+    ga[bh * W + m] = grad_from_acc<T>(sa);
   }
 }
 
