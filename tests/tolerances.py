@@ -15,6 +15,33 @@ of the *output* dtype, scaled for the length of the reductions involved:
 
 Gradients chain more reductions (the backward of the fused addressing runs four stage
 backwards), so GRAD_SCALE widens the forward bound for them.
+
+Extreme values (tests/test_fuzz_equivalence.py), each widening derived from the numbers:
+
+===========================  ==============================================================
+case                         bound used, and why
+===========================  ==============================================================
+β > 50 (up to 1e4) in        the row above times β_max / 50. The softmax input is β·K and
+content_address / address    K carries ~(W + 4)·u of rounding (u = 6e-8 in float32), so the
+                             logit error, and the weights' relative error, grows linearly in
+                             β; the table rows were set for β <= 50. At β = 1e4: float32
+                             4e-3 abs / 2e-2 rel, float64 2e-8 / 2e-7 (observed float32
+                             errors stay within the β-scaled bound over 6000 examples).
+half dtypes with β > 50      max(half row, float32 row × β_max / 50): the internals are
+                             float32, so once β amplifies their rounding past half's output
+                             rounding, the float32 bound governs.
+gradients                    GRAD_SCALE × the forward bound, absolute part taken relative to
+                             max|reference gradient| of that tensor: the softmax and
+                             sharpening backwards form g_i − Σ_j w_j g_j, so small entries
+                             carry the absolute rounding of the largest terms.
+zero-norm key (row) in       + 8·u·β_max·max‖M_i‖/ε·γ_max·max|upstream| absolute (‖k‖ for a
+content_address / address    zero row, times H). By the zero-norm convention dK/dk = M_i/ε
+                             (~1e8·‖M‖); with uniform shifts or gates the true gradient is
+                             the cancellation of such terms down to ~0 (one example: 1e4
+                             memory, β = 6.5e3, exact gradient 0, backends 0 vs 1.8e-2 in
+                             float64 = 1.6e16 × 1.1e-16), so only a bound on their rounding
+                             is meaningful. Elsewhere the term is 0 (no widening).
+===========================  ==============================================================
 """
 
 import torch

@@ -1,0 +1,163 @@
+"""Determinism on the CPU: the same inputs (the same seed) give bit-identical results.
+
+* Op level: every native op, forward and backward, twice, and with 1 vs 2 intra-op threads
+  (the CPU kernels split work with ``at::parallel_for``; gradients summed over heads or rows
+  are accumulated by one task in a fixed order, so the split must not change a bit).
+* Model level: two short training runs of FastNTM (native) with the same seed end with
+  identical parameters; the same for ReferenceNTM.
+* Source level: no floating-point atomics in the CUDA kernels or the Triton kernels (the
+  only way their backwards could become order-dependent), see docs/robustness.md.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import pytest
+import torch
+
+from ntm_fast import FastNTM, ReferenceNTM, backends
+from ntm_fast import native_backend as nb
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+ARGS = {
+    "content_address": ["memory", "key", "beta"],
+    "interpolate": ["w_content", "w_prev", "gate"],
+    "shift_convolve": ["w", "shift"],
+    "sharpen": ["w", "gamma"],
+    "address": ["memory", "key", "beta", "gate", "shift", "gamma", "w_prev"],
+    "read": ["memory", "w"],
+    "write": ["memory", "w", "erase", "add"],
+}
+# Large enough that parallel_for splits the work (grain: 2^15 inner iterations per task).
+B, H, N, W, S = 8, 4, 256, 32, 3
+
+needs_native = pytest.mark.skipif(
+    backends.unavailable_reason("native", torch.device("cpu")) is not None,
+    reason=str(backends.unavailable_reason("native", torch.device("cpu"))),
+)
+
+
+def inputs(op: str, dtype: torch.dtype) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(1234)
+    shapes = dict(
+        memory=(B, N, W), key=(B, H, W), beta=(B, H), gate=(B, H), gamma=(B, H),
+        shift=(B, H, S), w=(B, H, N), w_prev=(B, H, N), w_content=(B, H, N),
+        erase=(B, H, W), add=(B, H, W),
+    )  # fmt: skip
+    out = []
+    for name in ARGS[op]:
+        t = torch.rand(shapes[name], generator=g, dtype=torch.float64)
+        if name in ("shift", "w", "w_prev", "w_content"):
+            t = torch.softmax(4 * t, -1)
+        elif name == "beta":
+            t = 20 * t
+        elif name == "gamma":
+            t = 1 + 10 * t
+        elif name in ("memory", "key", "add"):
+            t = 2 * t - 1
+        out.append(t.to(dtype).requires_grad_())
+    return out
+
+
+def run(op: str, dtype: torch.dtype) -> list[torch.Tensor]:
+    args = inputs(op, dtype)
+    out = getattr(nb, op)(*args)
+    up = torch.randn(out.shape, generator=torch.Generator().manual_seed(7), dtype=dtype)
+    return [out.detach(), *torch.autograd.grad(out, args, up)]
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("op", list(ARGS))
+def test_native_op_forward_backward_bit_identical(op, dtype):
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        first, second = run(op, dtype), run(op, dtype)
+        torch.set_num_threads(1)
+        single = run(op, dtype)
+    finally:
+        torch.set_num_threads(threads)
+    for a, b, c in zip(first, second, single, strict=True):
+        assert torch.isfinite(a).all()
+        assert torch.equal(a, b), f"{op}: two runs differ"
+        assert torch.equal(a, c), f"{op}: 1 thread vs 2 threads differ"
+
+
+def train(cls, seed: int, steps: int = 6, **kw) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    model = cls(5, 4, memory_slots=16, memory_width=6, controller_size=16, **kw)
+    opt = torch.optim.RMSprop(model.parameters(), lr=1e-3, momentum=0.9)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        x = (torch.rand(9, 4, 5, generator=g) > 0.5).float()
+        y = (torch.rand(9, 4, 4, generator=g) > 0.5).float()
+        logits, _ = model(x)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_identical(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@needs_native
+def test_fast_ntm_native_training_is_bit_identical():
+    first = train(FastNTM, seed=3, backend="native")
+    assert_identical(first, train(FastNTM, seed=3, backend="native"))
+    # and the runs did something: another seed ends elsewhere
+    assert not torch.equal(
+        first["memory_bias"], train(FastNTM, seed=4, backend="native")["memory_bias"]
+    )
+
+
+@needs_native
+def test_fast_ntm_native_per_step_path_training_is_bit_identical():
+    kw = dict(backend="native", fused_sequence=False)
+    assert_identical(train(FastNTM, seed=5, **kw), train(FastNTM, seed=5, **kw))
+
+
+def test_reference_ntm_training_is_bit_identical():
+    assert_identical(train(ReferenceNTM, seed=3), train(ReferenceNTM, seed=3))
+
+
+def _sources(folder: str, suffixes: tuple[str, ...]) -> list[pathlib.Path]:
+    return [p for p in (ROOT / folder).rglob("*") if p.suffix in suffixes]
+
+
+def test_no_float_atomics_in_cuda_kernels():
+    files = _sources("csrc", (".cu", ".cuh", ".h", ".cpp"))
+    assert any(p.suffix == ".cu" for p in files)
+    hits = [
+        f"{p.relative_to(ROOT)}:{i + 1}: {line.strip()}"
+        for p in files
+        for i, line in enumerate(p.read_text().splitlines())
+        if re.search(r"\batomic(Add|Sub|Exch|CAS)\b|\bunsafeAtomicAdd\b|\bgpuAtomicAdd\b", line)
+    ]
+    assert not hits, (
+        "atomics make the CUDA backward order-dependent; see docs/robustness.md:\n"
+        + "\n".join(hits)
+    )
+
+
+def test_no_atomics_in_triton_kernels():
+    files = _sources("kernels", (".py",))
+    assert any(p.name == "address.py" for p in files)
+    hits = [
+        f"{p.relative_to(ROOT)}:{i + 1}: {line.strip()}"
+        for p in files
+        for i, line in enumerate(p.read_text().splitlines())
+        if re.search(r"\btl\.atomic_\w+\s*\(", line)
+    ]
+    assert not hits, (
+        "tl.atomic_* on floats is order-dependent: honour "
+        "torch.are_deterministic_algorithms_enabled() or remove it (docs/robustness.md):\n"
+        + "\n".join(hits)
+    )
