@@ -75,25 +75,22 @@ def plot_outputs(examples: Sequence[tuple[str, Tensor, Tensor]], path: str | Pat
 
 
 def plot_memory_use(
-    inputs: Tensor, outputs: Tensor, trace: Any, path: str | Path, *, max_rows: int = 48
+    inputs: Tensor, outputs: Tensor, trace: Any, path: str | Path, *, max_rows: int = 64
 ) -> Path:
     """Fig. 6 layout for sequence 0: left inputs / adds / write weightings, right outputs /
-    reads / read weightings (head 0 of each kind), locations rolled so the first write is near
-    the top and cropped to the rows the heads visit."""
+    reads / read weightings (head 0 of each kind), memory rolled and cropped to the
+    (circular) window of locations the heads visit, since shifts wrap around."""
     ww = trace.write_weightings[:, 0, 0].cpu()  # (T, N)
     rw = trace.read_weightings[:, 0, 0].cpu()
-    N = ww.shape[1]
-    shift = 2 - int(ww[0].argmax())
-    ww, rw = torch.roll(ww, shift, 1), torch.roll(rw, shift, 1)
-    used = ((ww.max(0).values > 0.2) | (rw.max(0).values > 0.2)).nonzero().flatten()
-    hi = min(int(used.max()) + 3 if used.numel() else N, N, max_rows)
+    start, rows = _visited_window(ww, rw, max_rows)
+    ww, rw = torch.roll(ww, 2 - start, 1)[:, :rows], torch.roll(rw, 2 - start, 1)[:, :rows]
     panels = [
         ("Inputs", inputs[:, 0].cpu(), (0, 1)),
         ("Outputs", torch.sigmoid(outputs[:, 0]).cpu(), (0, 1)),
         ("Adds", trace.add[:, 0, 0].cpu(), (None, None)),
         ("Reads", trace.read_vectors[:, 0, 0].cpu(), (None, None)),
-        ("Write weightings", ww[:, :hi], (0, 1)),
-        ("Read weightings", rw[:, :hi], (0, 1)),
+        ("Write weightings", ww, (0, 1)),
+        ("Read weightings", rw, (0, 1)),
     ]
     fig, axes = plt.subplots(3, 2, figsize=(9, 6.5), sharex=True)
     for ax, (title, img, (lo, up)) in zip(axes.flat, panels, strict=True):
@@ -196,6 +193,21 @@ def _label(d: Path) -> str:
         return f"NTM {c['controller']}" if c["controller"] != "baseline" else "LSTM"
     except Exception:
         return d.name
+
+
+def _visited_window(ww: Tensor, rw: Tensor, max_rows: int) -> tuple[int, int]:
+    """First location and number of rows of the smallest circular window holding every
+    location a head focuses on (weight > 0.2), plus a small margin."""
+    N = ww.shape[1]
+    used = ((ww.max(0).values > 0.2) | (rw.max(0).values > 0.2)).nonzero().flatten().tolist()
+    if not used:
+        return 0, min(N, max_rows)
+    nxt = [*used[1:], used[0] + N]
+    gaps = [b - a for a, b in zip(used, nxt, strict=True)]
+    k = max(range(len(gaps)), key=gaps.__getitem__)
+    start = nxt[k] % N  # the window begins after the largest unvisited gap
+    span = N - gaps[k] + 1
+    return start, min(N, max_rows, span + 4)
 
 
 def _save(fig: Any, path: str | Path) -> Path:
