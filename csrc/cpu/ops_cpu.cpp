@@ -40,29 +40,65 @@ std::vector<A> scratch(int64_t n) {
 // ============================ row-level building blocks ======================================
 // One (batch, head) row. T: storage type, A: accumulation type.
 
-// Content addressing forward (eqs. 5-6). Writes dot_i = k.M_i, rn_i = |M_i| and the content
-// weighting wc; returns |k|.
+// Deterministic sums of independent terms (write_bwd's dL/dw): kLanes interleaved partial
+// sums (lane l takes the terms m = l mod kLanes), added in a fixed tree at the end: a fixed
+// order for any thread count, and independent chains the CPU can overlap.
+constexpr int kLanes = 8;
+
+template <typename A>
+inline A lane_total(const A* l) {
+  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+
+// Returns sum_m a[m] * x[m]; with sq non-null also writes sum_m x[m]^2. Plain running sums:
+// for W ~ 20 they measured faster than interleaved lanes (the loop is latency-bound either
+// way and the lanes' remainder handling costs more than it saves).
 template <typename T, typename A>
-A content_row_fwd(const T* M, const T* key, A beta, int64_t N, int64_t W, A* dot, A* rn, A* wc) {
-  A kk = 0;
-  for (int64_t m = 0; m < W; ++m) {
-    const A km = static_cast<A>(key[m]);
-    kk += km * km;
+inline A row_dot(const A* a, const T* x, int64_t W, A* sq) {
+  A u = 0;
+  if (sq) {
+    A q = 0;
+    for (int64_t m = 0; m < W; ++m) {
+      const A xv = static_cast<A>(x[m]);
+      u += a[m] * xv;
+      q += xv * xv;
+    }
+    *sq = q;
+  } else {
+    for (int64_t m = 0; m < W; ++m) u += a[m] * static_cast<A>(x[m]);
   }
-  const A kn = ntm_sqrt(kk);
-  A zmax = -std::numeric_limits<A>::infinity();
+  return u;
+}
+
+// Content addressing, the part shared by all heads of one batch (eq. 6): one sweep over the
+// memory computes rn_i = |M_i| once and dot[h*N + i] = k_h.M_i for every head. Loads the keys
+// (H x W) into kacc and writes kn[h] = |k_h|.
+template <typename T, typename A>
+void content_batch_dots(const T* M, const T* key, int64_t H, int64_t N, int64_t W, A* kacc,
+                        A* kn, A* dot, A* rn) {
+  for (int64_t h = 0; h < H; ++h) {
+    A* kh = kacc + h * W;
+    for (int64_t m = 0; m < W; ++m) kh[m] = static_cast<A>(key[h * W + m]);
+    kn[h] = ntm_sqrt(row_dot(kh, key + h * W, W, static_cast<A*>(nullptr)));
+  }
   for (int64_t i = 0; i < N; ++i) {
     const T* Mi = M + i * W;
-    A u = 0, r2 = 0;
-    for (int64_t m = 0; m < W; ++m) {
-      const A x = static_cast<A>(Mi[m]);
-      u += static_cast<A>(key[m]) * x;
-      r2 += x * x;
+    A r2;
+    dot[i] = row_dot(kacc, Mi, W, &r2);
+    rn[i] = ntm_sqrt(r2);
+    for (int64_t h = 1; h < H; ++h) {
+      dot[h * N + i] = row_dot(kacc + h * W, Mi, W, static_cast<A*>(nullptr));
     }
-    const A r = ntm_sqrt(r2);
-    dot[i] = u;
-    rn[i] = r;
-    const A z = beta * (u / cosine_denominator(kn, r));
+  }
+}
+
+// Content weighting of one head (eq. 5) from its dots, the row norms and |k|: the stable
+// softmax of beta K_i, K_i = dot_i / (|k| |M_i| + eps), written to wc.
+template <typename A>
+void content_row_softmax(const A* dot, const A* rn, A kn, A beta, int64_t N, A* wc) {
+  A zmax = -std::numeric_limits<A>::infinity();
+  for (int64_t i = 0; i < N; ++i) {
+    const A z = beta * (dot[i] / cosine_denominator(kn, rn[i]));
     wc[i] = z;
     zmax = std::max(zmax, z);
   }
@@ -74,7 +110,6 @@ A content_row_fwd(const T* M, const T* key, A beta, int64_t N, int64_t W, A* dot
   }
   const A inv = A(1) / sum;
   for (int64_t i = 0; i < N; ++i) wc[i] *= inv;
-  return kn;
 }
 
 // Content addressing backward through the softmax: from dL/dwc (gwc) to dL/dK (written into
@@ -229,20 +264,19 @@ void store_grad_row(const A* src, int64_t n, T* dst) {
 
 // Memory and key gradients of content addressing for one batch: given per-head ck, cm (N each,
 // from cosine_row_coefs) and coef_key, writes dL/dM (N, W) summed over heads in head order and
-// dL/dk (H, W). `gkacc` is H*W scratch, `gmacc` W scratch.
+// dL/dk (H, W). `kacc` holds the keys (H*W, from content_batch_dots), `gkacc` is H*W
+// scratch, `gmacc` W scratch.
 template <typename T, typename A>
-void cosine_batch_grads(const T* M, const T* key, const A* ck, const A* cm, const A* coef_key,
+void cosine_batch_grads(const T* M, const A* kacc, const A* ck, const A* cm, const A* coef_key,
                         int64_t H, int64_t N, int64_t W, T* gM, T* gk, A* gkacc, A* gmacc) {
   std::fill(gkacc, gkacc + H * W, A(0));
-  std::vector<A> kacc(static_cast<size_t>(H * W));
-  load_row(key, H * W, kacc.data());
   for (int64_t i = 0; i < N; ++i) {
     const T* Mi = M + i * W;
     std::fill(gmacc, gmacc + W, A(0));
     for (int64_t h = 0; h < H; ++h) {
       const A c1 = ck[h * N + i];
       const A c2 = cm[h * N + i];
-      const A* kh = kacc.data() + h * W;
+      const A* kh = kacc + h * W;
       A* gkh = gkacc + h * W;
       for (int64_t m = 0; m < W; ++m) {
         const A x = static_cast<A>(Mi[m]);
@@ -288,22 +322,25 @@ at::Tensor address_fwd_cpu(const at::Tensor& memory_, const at::Tensor& key_,
     const T* gm = gamma.const_data_ptr<T>();
     const T* wp = w_prev.const_data_ptr<T>();
     T* o = out.mutable_data_ptr<T>();
-    at::parallel_for(0, B * H, grain_for(N * (W + S)), [&](int64_t begin, int64_t end) {
-      std::vector<A> buf(static_cast<size_t>(5 * N + S));
-      A *dot = buf.data(), *rn = dot + N, *wc = rn + N, *wg = wc + N, *wt = wg + N,
-        *s = wt + N;
-      for (int64_t bh = begin; bh < end; ++bh) {
-        const int64_t b = bh / H;
-        content_row_fwd<T, A>(M + b * N * W, K + bh * W, static_cast<A>(be[bh]), N, W, dot, rn,
-                              wc);
-        const A g = static_cast<A>(ga[bh]);
-        const T* wpr = wp + bh * N;
-        for (int64_t i = 0; i < N; ++i) wg[i] = interpolate(wc[i], static_cast<A>(wpr[i]), g);
-        load_row(sh + bh * S, S, s);
-        shift_row_fwd(wg, s, N, S, wt);
-        A sum;
-        sharpen_row_fwd(wt, static_cast<A>(gm[bh]), N, /*r=*/dot, /*out=*/wc, &sum);
-        store_row(wc, N, o + bh * N);
+    // One batch per task: the row norms are shared by its heads.
+    at::parallel_for(0, B, grain_for(H * N * (W + S)), [&](int64_t begin, int64_t end) {
+      std::vector<A> buf(static_cast<size_t>((H + 5) * N + H * W + H + S));
+      A *dot = buf.data(), *rn = dot + H * N, *wc = rn + N, *wg = wc + N, *wt = wg + N,
+        *r = wt + N, *kacc = r + N, *kn = kacc + H * W, *s = kn + H;
+      for (int64_t b = begin; b < end; ++b) {
+        content_batch_dots<T, A>(M + b * N * W, K + b * H * W, H, N, W, kacc, kn, dot, rn);
+        for (int64_t h = 0; h < H; ++h) {
+          const int64_t bh = b * H + h;
+          content_row_softmax(dot + h * N, rn, kn[h], static_cast<A>(be[bh]), N, wc);
+          const A g = static_cast<A>(ga[bh]);
+          const T* wpr = wp + bh * N;
+          for (int64_t i = 0; i < N; ++i) wg[i] = interpolate(wc[i], static_cast<A>(wpr[i]), g);
+          load_row(sh + bh * S, S, s);
+          shift_row_fwd(wg, s, N, S, wt);
+          A sum;
+          sharpen_row_fwd(wt, static_cast<A>(gm[bh]), N, r, /*out=*/wc, &sum);
+          store_row(wc, N, o + bh * N);
+        }
       }
     });
   });
@@ -343,19 +380,22 @@ address_bwd_cpu(const at::Tensor& grad_, const at::Tensor& memory_, const at::Te
       *gS = g_shift.mutable_data_ptr<T>(), *gY = g_gamma.mutable_data_ptr<T>(),
       *gP = g_wprev.mutable_data_ptr<T>();
     at::parallel_for(0, B, grain_for(H * N * (2 * W + S)), [&](int64_t begin, int64_t end) {
-      // per head: dot, rn, wc, wg, r(sharpen), w, buffer; plus ck, cm for every head.
-      std::vector<A> buf(static_cast<size_t>(7 * N + 2 * H * N + 2 * S + H + H * W + W));
-      A *dot = buf.data(), *rn = dot + N, *wc = rn + N, *wg = wc + N, *r = wg + N, *w = r + N,
+      // dots (H*N), rn, then per head: wc, wg, r(sharpen), w, buffer; ck, cm for every head.
+      std::vector<A> buf(static_cast<size_t>(6 * N + 3 * H * N + 2 * S + 2 * H + 2 * H * W + W));
+      A *dot = buf.data(), *rn = dot + H * N, *wc = rn + N, *wg = wc + N, *r = wg + N, *w = r + N,
         *tmp = w + N, *ck = tmp + N, *cm = ck + H * N, *s = cm + H * N, *gs = s + S,
-        *coef_key = gs + S, *gkacc = coef_key + H, *gmacc = gkacc + H * W;
+        *coef_key = gs + S, *kn = coef_key + H, *kacc = kn + H, *gkacc = kacc + H * W,
+        *gmacc = gkacc + H * W;
       for (int64_t b = begin; b < end; ++b) {
         const T* Mb = M + b * N * W;
+        content_batch_dots<T, A>(Mb, K + b * H * W, H, N, W, kacc, kn, dot, rn);
         for (int64_t h = 0; h < H; ++h) {
           const int64_t bh = b * H + h;
+          const A* doth = dot + h * N;
           // ---- recompute the forward
           const A beta_v = static_cast<A>(be[bh]), g = static_cast<A>(ga[bh]),
                   gamma_v = static_cast<A>(gm[bh]);
-          const A kn = content_row_fwd<T, A>(Mb, K + bh * W, beta_v, N, W, dot, rn, wc);
+          content_row_softmax(doth, rn, kn[h], beta_v, N, wc);
           const T* wpr = wp + bh * N;
           for (int64_t i = 0; i < N; ++i) wg[i] = interpolate(wc[i], static_cast<A>(wpr[i]), g);
           load_row(sh + bh * S, S, s);
@@ -376,11 +416,11 @@ address_bwd_cpu(const at::Tensor& grad_, const at::Tensor& memory_, const at::Te
             r[i] = g * gwg;  // dL/dwc
           }
           gG[bh] = store_grad<T>(gg);
-          gB[bh] = store_grad<T>(content_row_softmax_bwd(wc, dot, rn, kn, beta_v, N, r));
-          coef_key[h] = cosine_row_coefs(dot, rn, kn, N, r, cm + h * N);
+          gB[bh] = store_grad<T>(content_row_softmax_bwd(wc, doth, rn, kn[h], beta_v, N, r));
+          coef_key[h] = cosine_row_coefs(doth, rn, kn[h], N, r, cm + h * N);
           std::copy(r, r + N, ck + h * N);
         }
-        cosine_batch_grads<T, A>(Mb, K + b * H * W, ck, cm, coef_key, H, N, W, gM + b * N * W,
+        cosine_batch_grads<T, A>(Mb, kacc, ck, cm, coef_key, H, N, W, gM + b * N * W,
                                  gK + b * H * W, gkacc, gmacc);
       }
     });
@@ -402,12 +442,15 @@ at::Tensor content_address_fwd_cpu(const at::Tensor& memory_, const at::Tensor& 
     const T *M = memory.const_data_ptr<T>(), *K = key.const_data_ptr<T>(),
             *be = beta.const_data_ptr<T>();
     T* o = out.mutable_data_ptr<T>();
-    at::parallel_for(0, d.B * H, grain_for(N * W), [&](int64_t begin, int64_t end) {
-      std::vector<A> buf(static_cast<size_t>(3 * N));
-      for (int64_t bh = begin; bh < end; ++bh) {
-        content_row_fwd<T, A>(M + (bh / H) * N * W, K + bh * W, static_cast<A>(be[bh]), N, W,
-                              buf.data(), buf.data() + N, buf.data() + 2 * N);
-        store_row(buf.data() + 2 * N, N, o + bh * N);
+    at::parallel_for(0, d.B, grain_for(H * N * W), [&](int64_t begin, int64_t end) {
+      std::vector<A> buf(static_cast<size_t>((H + 2) * N + H * W + H));
+      A *dot = buf.data(), *rn = dot + H * N, *wc = rn + N, *kacc = wc + N, *kn = kacc + H * W;
+      for (int64_t b = begin; b < end; ++b) {
+        content_batch_dots<T, A>(M + b * N * W, K + b * H * W, H, N, W, kacc, kn, dot, rn);
+        for (int64_t h = 0; h < H; ++h) {
+          content_row_softmax(dot + h * N, rn, kn[h], static_cast<A>(be[b * H + h]), N, wc);
+          store_row(wc, N, o + (b * H + h) * N);
+        }
       }
     });
   });
@@ -435,21 +478,24 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> content_address_bwd_cpu(const at:
     T *gM = g_memory.mutable_data_ptr<T>(), *gK = g_key.mutable_data_ptr<T>(),
       *gB = g_beta.mutable_data_ptr<T>();
     at::parallel_for(0, B, grain_for(H * N * 2 * W), [&](int64_t begin, int64_t end) {
-      std::vector<A> buf(static_cast<size_t>(4 * N + 2 * H * N + H + H * W + W));
-      A *dot = buf.data(), *rn = dot + N, *wc = rn + N, *tmp = wc + N, *ck = tmp + N,
-        *cm = ck + H * N, *coef_key = cm + H * N, *gkacc = coef_key + H, *gmacc = gkacc + H * W;
+      std::vector<A> buf(static_cast<size_t>(3 * N + 3 * H * N + 2 * H + 2 * H * W + W));
+      A *dot = buf.data(), *rn = dot + H * N, *wc = rn + N, *tmp = wc + N, *ck = tmp + N,
+        *cm = ck + H * N, *coef_key = cm + H * N, *kn = coef_key + H, *kacc = kn + H,
+        *gkacc = kacc + H * W, *gmacc = gkacc + H * W;
       for (int64_t b = begin; b < end; ++b) {
         const T* Mb = M + b * N * W;
+        content_batch_dots<T, A>(Mb, K + b * H * W, H, N, W, kacc, kn, dot, rn);
         for (int64_t h = 0; h < H; ++h) {
           const int64_t bh = b * H + h;
           const A beta_v = static_cast<A>(be[bh]);
-          const A kn = content_row_fwd<T, A>(Mb, K + bh * W, beta_v, N, W, dot, rn, wc);
+          const A* doth = dot + h * N;
+          content_row_softmax(doth, rn, kn[h], beta_v, N, wc);
           load_row(G + bh * N, N, tmp);
-          gB[bh] = store_grad<T>(content_row_softmax_bwd(wc, dot, rn, kn, beta_v, N, tmp));
-          coef_key[h] = cosine_row_coefs(dot, rn, kn, N, tmp, cm + h * N);
+          gB[bh] = store_grad<T>(content_row_softmax_bwd(wc, doth, rn, kn[h], beta_v, N, tmp));
+          coef_key[h] = cosine_row_coefs(doth, rn, kn[h], N, tmp, cm + h * N);
           std::copy(tmp, tmp + N, ck + h * N);
         }
-        cosine_batch_grads<T, A>(Mb, K + b * H * W, ck, cm, coef_key, H, N, W, gM + b * N * W,
+        cosine_batch_grads<T, A>(Mb, kacc, ck, cm, coef_key, H, N, W, gM + b * N * W,
                                  gK + b * H * W, gkacc, gmacc);
       }
     });
@@ -703,16 +749,15 @@ std::tuple<at::Tensor, at::Tensor> read_bwd_cpu(const at::Tensor& grad_,
           loaded = b;
         }
         const T* Mi = M + bi * W;
-        std::fill(acc, acc + W, A(0));
         for (int64_t h = 0; h < H; ++h) {
           const A c = static_cast<A>(x[(b * H + h) * N + i]);
           const A* rh = rbar + h * W;
-          A dotv = 0;
-          for (int64_t m = 0; m < W; ++m) {
-            acc[m] += c * rh[m];
-            dotv += static_cast<A>(Mi[m]) * rh[m];
+          if (h == 0) {
+            for (int64_t m = 0; m < W; ++m) acc[m] = c * rh[m];
+          } else {
+            for (int64_t m = 0; m < W; ++m) acc[m] += c * rh[m];
           }
-          gw[(b * H + h) * N + i] = store_grad<T>(dotv);
+          gw[(b * H + h) * N + i] = store_grad<T>(row_dot(rh, Mi, W, static_cast<A*>(nullptr)));
         }
         store_grad_row(acc, W, gM + bi * W);
       }
@@ -739,9 +784,15 @@ at::Tensor write_fwd_cpu(const at::Tensor& memory_, const at::Tensor& w_, const 
       A *keep = buf.data(), *addv = keep + W;
       for (int64_t bi = begin; bi < end; ++bi) {
         const int64_t b = bi / N, i = bi % N;
-        std::fill(keep, keep + W, A(1));
-        std::fill(addv, addv + W, A(0));
-        for (int64_t h = 0; h < H; ++h) {
+        {  // head 0 initialises the products and sums (no fill pass)
+          const A wv = static_cast<A>(x[b * H * N + i]);
+          const T *e = E + b * H * W, *a = Ad + b * H * W;
+          for (int64_t m = 0; m < W; ++m) {
+            keep[m] = erase_factor(wv, static_cast<A>(e[m]));
+            addv[m] = wv * static_cast<A>(a[m]);
+          }
+        }
+        for (int64_t h = 1; h < H; ++h) {
           const int64_t bh = b * H + h;
           const A wv = static_cast<A>(x[bh * N + i]);
           const T *e = E + bh * W, *a = Ad + bh * W;
@@ -792,6 +843,26 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> write_bwd_cpu(
         load_row(E + b * H * W, H * W, e);
         load_row(Ad + b * H * W, H * W, a);
         std::fill(gea, gea + 2 * H * W, A(0));
+        if (H == 1) {  // one write head (the common case): the other heads' product is 1
+          for (int64_t i = 0; i < N; ++i) {
+            const int64_t row = b * N + i;
+            const T *Gi = G + row * W, *Mi = M + row * W;
+            T* gMi = gM + row * W;
+            const A wv = static_cast<A>(x[row]);
+            A lanes[kLanes] = {};
+            for (int64_t m = 0; m < W; ++m) {
+              const A g = static_cast<A>(Gi[m]), mv = static_cast<A>(Mi[m]);
+              gMi[m] = store_grad<T>(g * erase_factor(wv, e[m]));
+              lanes[m % kLanes] += write_w_grad_term(g, mv, e[m], a[m], A(1));
+              gea[m] += write_e_grad_term(g, mv, wv, A(1));
+              gaa[m] += g * wv;
+            }
+            gw[row] = store_grad<T>(lane_total(lanes));
+          }
+          store_grad_row(gea, W, ge + b * W);
+          store_grad_row(gaa, W, ga + b * W);
+          continue;
+        }
         for (int64_t i = 0; i < N; ++i) {
           const int64_t row = b * N + i;
           load_row(G + row * W, W, gi);
