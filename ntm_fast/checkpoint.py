@@ -60,3 +60,19 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {missing}")
     return data
+
+
+def load_model(path: str | os.PathLike[str], backend: str = "auto") -> tuple[dict[str, Any], Any]:
+    """The checkpoint and its model (built by :func:`ntm_fast.presets.build_model`, weights
+    loaded, on the CPU); a configuration/weights mismatch is a :class:`CheckpointError`."""
+    from .presets import build_model
+
+    state = load_checkpoint(path)
+    try:
+        model = build_model(state["model_config"], backend)
+        model.load_state_dict(state["model"])
+    except (RuntimeError, TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(
+            f"{path}: model weights do not match its configuration: {exc}"
+        ) from None
+    return state, model

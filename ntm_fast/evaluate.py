@@ -21,8 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .checkpoint import load_checkpoint
-from .presets import build_model
+from .checkpoint import load_model
 from .tasks import Batch, NGramTask, Task, make_task
 from .train import LN2
 
@@ -83,13 +82,11 @@ def evaluate(
     out: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on its task's generalisation settings; write and return JSON."""
-    state = load_checkpoint(checkpoint)
     path = Path(checkpoint)
     path = path / "checkpoint.pt" if path.is_dir() else path
+    state, model = load_model(path, backend)
     dev = torch.device(device)
-    model = build_model(state["model_config"], backend).to(dev)
-    model.load_state_dict(state["model"])
-    model.eval()
+    model = model.to(dev).eval()
     rows = []
     for i, (label, cfg) in enumerate(generalisation_settings(state["task_config"])):
         task = build_task(cfg, seed + i)

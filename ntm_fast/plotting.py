@@ -154,8 +154,7 @@ def plot_runs(
 ) -> list[Path]:
     """One learning-curve plot for all ``runs``, plus each run's own figures from its
     checkpoint (written to ``out`` or the first run's figures/ directory)."""
-    from .checkpoint import load_checkpoint
-    from .presets import build_model
+    from .checkpoint import load_model
     from .train import UserError
 
     dirs = [Path(r) for r in runs]
@@ -169,9 +168,7 @@ def plot_runs(
     for d, label in zip(dirs, labels, strict=True):
         if not (d / "checkpoint.pt").exists():
             continue
-        state = load_checkpoint(d / "checkpoint.pt")
-        model = build_model(state["model_config"])
-        model.load_state_dict(state["model"])
+        state, model = load_model(d / "checkpoint.pt")
         from .evaluate import build_task
 
         task = build_task(state["task_config"], 0)

@@ -116,6 +116,10 @@ def test_mismatched_checkpoint_is_reported(tmp_path):
     save_checkpoint(tmp_path / "checkpoint.pt", state)
     with pytest.raises(CheckpointError, match="does not match"):
         Trainer(tiny(tmp_path), resume=True)
+    from ntm_fast.evaluate import evaluate
+
+    with pytest.raises(CheckpointError, match=r"checkpoint\.pt: model weights do not match"):
+        evaluate(tmp_path, batches=1, batch_size=1, backend="reference")
     with pytest.raises(CheckpointError, match="controller='lstm'"):
         Trainer(tiny(tmp_path, controller="feedforward"), resume=True)
 
