@@ -242,13 +242,17 @@ __device__ void shift_row_bwd(const G* gout, const In* in, const Sh* s, int64_t 
     for (int64_t j = 0; j < S; ++j) acc += A(to_acc(s[j])) * A(to_acc(gout[shift_dest(i, j, k, N)]));
     gin[i] = grad_from_acc<Out>(acc);
   }
-  for (int64_t j = 0; j < S; ++j) {
+  // dL/ds_j: one warp per shift index j (lanes over i, a warp sum in a fixed order). No
+  // block-wide reduction (three barriers) per j, so a large S costs ~S*N/256 loads per
+  // thread rather than S block reductions.
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int64_t j = warp; j < S; j += kWarps) {
     A acc = 0;
-    for (int64_t i = threadIdx.x; i < N; i += kThreads) {
+    for (int64_t i = lane; i < N; i += 32) {
       acc += A(to_acc(gout[i])) * A(to_acc(in[shift_source(i, j, k, N)]));
     }
-    acc = block_sum(acc);
-    if (threadIdx.x == 0) gs[j] = grad_from_acc<Sh>(acc);
+    acc = warp_sum(acc);
+    if (lane == 0) gs[j] = grad_from_acc<Sh>(acc);
   }
   __syncthreads();
 }
