@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import torch
 
@@ -47,13 +47,28 @@ def module(name: str) -> ModuleType:
     return mod
 
 
-def kernel_ops(name: str):
-    """The ``torch.ops`` namespace with backend ``name``'s raw ``<op>_fwd``/``<op>_bwd`` kernels
-    (no validation, no autograd), or None for the reference, which has none."""
+_KERNEL_OPS = ("address", "read", "write", "content_address", "interpolate", "shift_convolve",
+               "sharpen")  # fmt: skip
+_kernels: dict[str, SimpleNamespace] = {}
+
+
+def kernel_ops(name: str) -> SimpleNamespace | None:
+    """Backend ``name``'s raw ``<op>_fwd``/``<op>_bwd`` kernels (no validation, no autograd) as
+    attributes, bound to their ``.default`` overloads so a call skips overload resolution; None
+    for the reference, which has none."""
     if name not in _KERNEL_NAMESPACES:
         return None
-    module(name)  # importing the backend registers its ops
-    return getattr(torch.ops, _KERNEL_NAMESPACES[name])
+    if name not in _kernels:
+        module(name)  # importing the backend registers its ops
+        ns = getattr(torch.ops, _KERNEL_NAMESPACES[name])
+        _kernels[name] = SimpleNamespace(
+            **{
+                f"{op}_{d}": getattr(ns, f"{op}_{d}").default
+                for op in _KERNEL_OPS
+                for d in ("fwd", "bwd")
+            }
+        )
+    return _kernels[name]
 
 
 def unavailable_reason(name: str, device: torch.device) -> str | None:
