@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import distributed
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .optim import GravesRMSprop
 from .presets import build_model, parameter_table, preset
@@ -122,23 +123,30 @@ class Trainer:
         except for ``resume_overrides`` (e.g. more ``steps``, a new ``minutes`` limit)."""
         if resume and not config.out:
             raise UserError("--resume needs --out RUN_DIR (the run to continue)")
-        self.out = Path(config.out or default_run_dir(config))
-        ckpt_path = self.out / "checkpoint.pt"
-        state = None
-        if resume:
-            state = _load_for_resume(ckpt_path, config)
+
+        def open_run() -> tuple[Path, dict[str, Any] | None]:  # under torchrun: on rank 0 only
+            out = Path(config.out or default_run_dir(config))
+            ckpt_path = out / "checkpoint.pt"
+            if resume:
+                return out, _load_for_resume(ckpt_path, config)
+            if ckpt_path.exists():
+                raise UserError(
+                    f"{ckpt_path} exists: pass --resume to continue that run "
+                    "or choose another --out"
+                )
+            return out, None
+
+        self.out, state = distributed.from_main(open_run)
+        if state is not None:
+            state = distributed.this_rank(state, self.out / "checkpoint.pt")
             config = TrainConfig(**{**state["config"], **(resume_overrides or {})})
             config.out = str(self.out)
-        elif ckpt_path.exists():
-            raise UserError(
-                f"{ckpt_path} exists: pass --resume to continue that run or choose another --out"
-            )
         self.config = c = config.resolved()
         if c.threads:
             torch.set_num_threads(c.threads)
-        self.device = torch.device(c.device)
-        try:
-            self.task = make_task(c.task, c.seed, **c.task_overrides)
+        self.device = distributed.local_device(c.device)
+        try:  # rank r of a data-parallel run draws its own stream (distributed.data_seed)
+            self.task = make_task(c.task, distributed.data_seed(c.seed), **c.task_overrides)
         except (TypeError, ValueError) as exc:
             raise UserError(f"task {c.task}: {exc}") from None
         p = preset(c.task, c.controller)
@@ -150,6 +158,7 @@ class Trainer:
             self.model = build_model(self.model_config, c.backend).to(self.device)
         except (TypeError, ValueError) as exc:
             raise UserError(f"model: {exc}") from None
+        self.net = distributed.wrap(self.model, self.device)  # DDP under torchrun
         self.optimizer = make_optimizer(c.optimizer, self.model.parameters(), c.lr)
         self.step = self.sequences = 0
         self.elapsed = 0.0
@@ -174,8 +183,10 @@ class Trainer:
             "paper_parameters": self.paper_parameters,
         }
 
-    def save(self) -> Path:
-        return save_checkpoint(self.out / "checkpoint.pt", self.state())
+    def save(self) -> Path | None:
+        """Write the checkpoint (under torchrun: every rank's data stream, on rank 0)."""
+        state = distributed.collect(self.state())
+        return None if state is None else save_checkpoint(self.out / "checkpoint.pt", state)
 
     def _restore(self, s: dict[str, Any]) -> None:
         try:
@@ -194,31 +205,34 @@ class Trainer:
     def train_step(self) -> None:
         """One optimiser step on a fresh batch; no host sync."""
         batch = Batch(*(t.to(self.device) for t in self.task.sample(self.config.batch_size)))
-        logits = self.model(batch.inputs)[0]
+        logits = self.net(batch.inputs)[0]
         cost, errors = sequence_cost(logits, batch)
         self.optimizer.zero_grad(set_to_none=True)
-        cost.backward()
+        cost.backward()  # under DDP: the mean over ranks, i.e. of the global batch's cost
         nn.utils.clip_grad_value_(self.model.parameters(), self.config.clip)
         self.optimizer.step()
         self.acc += torch.stack([cost.detach(), errors, torch.ones_like(errors)])
         self.step += 1
-        self.sequences += self.config.batch_size
+        self.sequences += self.config.batch_size * distributed.world_size()
 
     def run(self) -> dict[str, Any]:
         """Train until steps, minutes or stop_cost is reached, or Ctrl-C; checkpoint; plot."""
         c = self.config
-        self.out.mkdir(parents=True, exist_ok=True)
-        logger = _Logger(self.out, append=self.step > 0)
+        main = distributed.is_main()
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        logger = _Logger(self.out, append=self.step > 0) if main else _NullLogger()
         bar = _progress(c, self.step)
         stop = _StopFlag()
         start, t_log, seq_log = time.monotonic(), time.monotonic(), self.sequences
         elapsed0 = self.elapsed
         last: dict[str, Any] = {}
         reason = "steps"
+        clean = False
         try:
             with stop:
                 while self.step < c.steps:
-                    if stop.requested:
+                    if distributed.any_rank(stop.requested):
                         reason = "interrupted"
                         break
                     self.train_step()
@@ -233,21 +247,26 @@ class Trainer:
                             break
                     if self.step % c.checkpoint_every == 0:
                         self.save()
-                    if c.minutes is not None and now - start >= 60 * c.minutes:
+                    if c.minutes is not None and distributed.any_rank(
+                        now - start >= 60 * c.minutes
+                    ):
                         reason = "minutes"
                         break
+            clean = True
         except KeyboardInterrupt:  # a second Ctrl-C, or no signal handler: last whole step
             reason = "interrupted"
+            clean = not distributed.active()  # other ranks may be inside a collective
         finally:
             bar.close()
-            self.save()
+            if clean or not distributed.active():
+                self.save()
             logger.close()
         summary: dict[str, Any] = {
             "run_dir": str(self.out), "reason": reason, "step": self.step,
             "sequences": self.sequences, "seconds": round(self.elapsed, 1),
         }  # fmt: skip
         summary.update({k: last.get(k) for k in ("cost_bits", "bit_errors", "seq_per_s")})
-        if c.plots and reason != "interrupted":
+        if c.plots and reason != "interrupted" and main:
             from .plotting import write_run_figures
 
             figs = write_run_figures(self.out, self.model, self.task, self.device)
@@ -255,6 +274,7 @@ class Trainer:
         return summary
 
     def _log(self, logger: _Logger, bar: Any, rate: float) -> dict[str, Any]:
+        distributed.average_(self.acc)  # under torchrun: the global batch's means
         cost, errors, n = self.acc.tolist()  # the one host sync per log interval
         self.acc.zero_()
         row = {
@@ -293,6 +313,16 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._old)
 
 
+class _NullLogger:
+    """What ranks other than 0 log to."""
+
+    def write(self, row: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class _Logger:
     """CSV log (always) and TensorBoard scalars (when tensorboard is installed)."""
 
@@ -326,7 +356,8 @@ class _Logger:
 def _progress(c: TrainConfig, initial: int) -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=c.steps, initial=initial, unit="step", disable=not c.progress,
+    return tqdm(total=c.steps, initial=initial, unit="step",
+                disable=not c.progress or not distributed.is_main(),
                 dynamic_ncols=True, desc=f"{c.task}/{c.controller}")  # fmt: skip
 
 
@@ -347,18 +378,31 @@ def default_run_dir(c: TrainConfig) -> str:
 
 
 def train(
-    config: TrainConfig, *, resume: bool = False, resume_overrides: dict[str, Any] | None = None
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    resume_overrides: dict[str, Any] | None = None,
+    dist_backend: str | None = None,
 ) -> dict[str, Any]:
-    """Train (or resume) a run and return its summary; prints the parameter table."""
-    trainer = Trainer(config, resume=resume, resume_overrides=resume_overrides)
-    c = trainer.config
-    print(
-        f"{c.task} / {c.controller}: batch {c.batch_size}, {c.optimizer} lr {c.lr:g}, "
-        f"seed {c.seed}, device {c.device}, run dir {trainer.out}",
-        file=sys.stderr,
-    )
-    print(parameter_table(trainer.model, trainer.paper_parameters), file=sys.stderr)
-    return trainer.run()
+    """Train (or resume) a run and return its summary; prints the parameter table.
+
+    Under ``torchrun`` this is data-parallel training (see :mod:`ntm_fast.distributed`):
+    ``config.batch_size`` is per rank, and ``dist_backend`` overrides the process group's
+    backend (default: nccl for CUDA tensors, gloo for CPU tensors).
+    """
+    with distributed.session(dist_backend):
+        trainer = Trainer(config, resume=resume, resume_overrides=resume_overrides)
+        c = trainer.config
+        if distributed.is_main():
+            k = distributed.world_size()
+            per_rank = f" per rank x {k} ranks" if k > 1 else ""
+            print(
+                f"{c.task} / {c.controller}: batch {c.batch_size}{per_rank}, {c.optimizer} "
+                f"lr {c.lr:g}, seed {c.seed}, device {c.device}, run dir {trainer.out}",
+                file=sys.stderr,
+            )
+            print(parameter_table(trainer.model, trainer.paper_parameters), file=sys.stderr)
+        return trainer.run()
 
 
 if __name__ == "__main__":

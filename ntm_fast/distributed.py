@@ -1,0 +1,213 @@
+"""Data-parallel training under ``torchrun``: process group, ranks, seeds, per-rank state.
+
+Everything here is a no-op (or the identity) in a single process, so a run without
+``torchrun`` is exactly the single-device run. Under ``torchrun`` (``RANK``, ``WORLD_SIZE``
+and ``LOCAL_RANK`` in the environment) :func:`session` initialises the default process group
+and :class:`ntm_fast.train.Trainer` then
+
+* wraps the model in :class:`torch.nn.parallel.DistributedDataParallel` (gradients averaged
+  over ranks during backward),
+* draws rank ``r``'s batches from its own task generator seeded with :func:`data_seed`,
+* opens the run directory (and reads a checkpoint to resume) on rank 0 only and sends the
+  result to every rank (:func:`from_main`), so only rank 0 needs the files,
+* collects every rank's data-stream state into rank 0's checkpoint (:func:`collect`) and gives
+  each rank its own back on resume (:func:`this_rank`),
+* agrees on when to stop (Ctrl-C on any rank, ``--minutes`` on any rank: :func:`any_rank`),
+* logs, draws the progress bar and figures, and writes files on rank 0 only.
+
+See docs/distributed.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from .checkpoint import CheckpointError
+
+T = TypeVar("T")
+
+#: checkpoint entries that differ between ranks; stored per rank under ``"ranks"``
+RANK_KEYS = ("task", "torch_rng", "log_acc")
+
+
+def launched() -> bool:
+    """True when this process was started by ``torchrun`` (or set up like it)."""
+    return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+
+
+def active() -> bool:
+    """True inside an initialised process group of more than one process."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    return dist.get_rank() if active() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if active() else 1
+
+
+def is_main() -> bool:
+    """Rank 0 - or, outside a process group (e.g. after :func:`session` ended), a process
+    whose ``RANK`` environment variable is unset or 0."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return os.environ.get("RANK", "0") == "0"
+
+
+def default_backend() -> str:
+    """``nccl`` for CUDA tensors and ``gloo`` for CPU tensors where CUDA and NCCL are
+    available (one group, ``"cpu:gloo,cuda:nccl"``); otherwise ``gloo``."""
+    if torch.cuda.is_available() and dist.is_nccl_available():
+        return "cpu:gloo,cuda:nccl"
+    return "gloo"
+
+
+def init(backend: str | None = None) -> None:
+    """Initialise the default process group from torchrun's environment (``env://``)."""
+    local = int(os.environ["LOCAL_RANK"])
+    if torch.cuda.is_available() and local < torch.cuda.device_count():
+        torch.cuda.set_device(local)  # nccl (and object collectives on it) use this device
+    dist.init_process_group(backend=backend or default_backend())
+
+
+def teardown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@contextmanager
+def session(backend: str | None = None) -> Iterator[None]:
+    """A process group for the body when launched by torchrun; nothing otherwise (or when one
+    is already initialised, which the caller then owns)."""
+    if not launched() or (dist.is_available() and dist.is_initialized()):
+        yield
+        return
+    init(backend)
+    try:
+        yield
+    finally:
+        teardown()
+
+
+def local_device(device: str) -> torch.device:
+    """The device this rank trains on: ``device`` itself, except that a CUDA device under
+    torchrun becomes ``cuda:LOCAL_RANK`` (one GPU per process)."""
+    d = torch.device(device)
+    if active() and d.type == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return d
+
+
+def data_seed(seed: int, rank_: int | None = None) -> int:
+    """The seed of rank ``rank_``'s data stream (default: this process's rank).
+
+    Rank 0 uses the run seed itself, so a single-process run and rank 0 of a data-parallel
+    run draw the same sequences. Rank ``r >= 1`` uses the first 8 bytes (little-endian) of
+    ``sha256(f"ntm_fast data seed {seed} rank {r}")`` shifted right by one bit (a 63-bit
+    non-negative int): reproducible, different for every (seed, rank), and not ``seed + r``,
+    so runs with neighbouring seeds share no stream.
+    """
+    r = rank() if rank_ is None else rank_
+    if r == 0:
+        return seed
+    digest = hashlib.sha256(f"ntm_fast data seed {seed} rank {r}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def wrap(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` in DistributedDataParallel when active (parameters are broadcast from rank 0
+    now and gradients all-reduced, averaged, during every backward); ``model`` otherwise."""
+    if not active():
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def _flag_device() -> torch.device:
+    backend = str(dist.get_backend())
+    if "gloo" in backend or "mpi" in backend or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", torch.cuda.current_device())
+
+
+def any_rank(flag: bool) -> bool:
+    """``flag`` OR-ed over all ranks (one small all-reduce; ``flag`` itself in one process).
+    Every rank must call it at the same point: it is how ranks agree to stop together."""
+    if not active():
+        return bool(flag)
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=_flag_device())
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def average_(t: Tensor) -> Tensor:
+    """All-reduce ``t`` in place to its mean over ranks (identical on every rank)."""
+    if active():
+        dist.all_reduce(t)
+        t.div_(dist.get_world_size())
+    return t
+
+
+def from_main(fn: Callable[[], T]) -> T:
+    """Run ``fn`` on rank 0 and return its result on every rank (an exception it raises is
+    raised on every rank). In one process: ``fn()``."""
+    if not active():
+        return fn()
+    box: list[Any] = [None]
+    if dist.get_rank() == 0:
+        try:
+            box[0] = (True, fn())
+        except Exception as exc:
+            try:
+                pickle.dumps(exc)
+                box[0] = (False, exc)
+            except Exception:
+                box[0] = (False, RuntimeError(f"{type(exc).__name__}: {exc}"))
+    dist.broadcast_object_list(box, src=0)
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
+
+
+def collect(state: dict[str, Any]) -> dict[str, Any] | None:
+    """A checkpoint payload for rank 0 with every rank's :data:`RANK_KEYS` entries gathered
+    into ``state["ranks"]`` (a list indexed by rank) and ``state["world_size"]``; ``None`` on
+    the other ranks. In one process: ``state`` unchanged (no extra keys)."""
+    if not active():
+        return state
+    mine = {k: state[k] for k in RANK_KEYS}
+    gathered: list[Any] | None = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(mine, gathered, dst=0)
+    if gathered is None:
+        return None
+    return {**state, "world_size": len(gathered), "ranks": gathered}
+
+
+def this_rank(state: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``state`` with this rank's :data:`RANK_KEYS` entries; a checkpoint written by a
+    different number of processes is a :class:`CheckpointError` (its data streams cannot be
+    continued exactly)."""
+    stored = state.get("world_size", 1)
+    if stored != world_size():
+        raise CheckpointError(
+            f"{path}: was written by a run of {stored} process(es), this run has "
+            f"{world_size()}; resume it with the same total number of processes"
+        )
+    if stored == 1:
+        return state
+    return {**state, **state["ranks"][rank()]}
