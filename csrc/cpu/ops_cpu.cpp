@@ -12,6 +12,8 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <limits>
 #include <tuple>
 #include <type_traits>
@@ -50,100 +52,270 @@ inline A lane_total(const A* l) {
   return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
 
-// Returns sum_m a[m] * x[m]; with sq non-null also writes sum_m x[m]^2. Plain running sums:
-// for W ~ 20 they measured faster than interleaved lanes (the loop is latency-bound either
-// way and the lanes' remainder handling costs more than it saves).
-template <typename T, typename A>
-inline A row_dot(const A* a, const T* x, int64_t W, A* sq) {
-  A u = 0;
-  if (sq) {
-    A q = 0;
-    for (int64_t m = 0; m < W; ++m) {
-      const A xv = static_cast<A>(x[m]);
-      u += a[m] * xv;
-      q += xv * xv;
-    }
-    *sq = q;
-  } else {
-    for (int64_t m = 0; m < W; ++m) u += a[m] * static_cast<A>(x[m]);
-  }
-  return u;
+// ---- small vector helpers (GCC/Clang vector extensions: SSE2 on x86-64, NEON on arm64) ------
+// Fixed-order lane reductions: lane l of a sum takes the terms i = l mod L, the lanes are added
+// in a fixed tree at the end; the order depends only on the length, never on the thread count.
+
+template <typename A>
+struct Vec {
+  typedef A v4 __attribute__((vector_size(4 * sizeof(A))));
+};
+
+template <typename A>
+inline typename Vec<A>::v4 vload(const A* p) {
+  typename Vec<A>::v4 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
 }
 
-// Content addressing, the part shared by all heads of one batch (eq. 6): one sweep over the
-// memory computes rn_i = |M_i| once and dot[h*N + i] = k_h.M_i for every head. Loads the keys
-// (H x W) into kacc and writes kn[h] = |k_h|.
+template <typename A>
+inline A hsum(typename Vec<A>::v4 v) {
+  return (v[0] + v[1]) + (v[2] + v[3]);
+}
+
+// sum_m a[m] * x[m] in 4 lanes (A storage on both sides).
+template <typename A>
+inline A vdot(const A* __restrict__ a, const A* __restrict__ x, int64_t W) {
+  typename Vec<A>::v4 acc = {};
+  int64_t m = 0;
+  for (; m + 4 <= W; m += 4) acc += vload(a + m) * vload(x + m);
+  A rem = 0;
+  for (; m < W; ++m) rem += a[m] * x[m];
+  return hsum<A>(acc) + rem;
+}
+
+// Sum of x[0..n) in 8 lanes.
+template <typename A>
+inline A vsum(const A* __restrict__ x, int64_t n) {
+  typename Vec<A>::v4 a0 = {}, a1 = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    a0 += vload(x + i);
+    a1 += vload(x + i + 4);
+  }
+  A rem = 0;
+  for (; i < n; ++i) rem += x[i];
+  return hsum<A>(a0 + a1) + rem;
+}
+
+// sum_i a[i] * b[i] over a row of length n, 8 lanes.
+template <typename A>
+inline A vdot8(const A* __restrict__ a, const A* __restrict__ b, int64_t n) {
+  typename Vec<A>::v4 a0 = {}, a1 = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    a0 += vload(a + i) * vload(b + i);
+    a1 += vload(a + i + 4) * vload(b + i + 4);
+  }
+  A rem = 0;
+  for (; i < n; ++i) rem += a[i] * b[i];
+  return hsum<A>(a0 + a1) + rem;
+}
+
+// Max of x[0..n) (n >= 1); NaN entries are skipped as by the scalar std::max chain.
+template <typename A>
+inline A vmax(const A* __restrict__ x, int64_t n) {
+  A mx = x[0];
+  int64_t i = 0;
+  if (n >= 4) {
+    typename Vec<A>::v4 a = vload(x);
+    for (i = 4; i + 4 <= n; i += 4) {
+      const typename Vec<A>::v4 v = vload(x + i);
+      a = a < v ? v : a;
+    }
+    mx = std::max(std::max(a[0], a[1]), std::max(a[2], a[3]));
+  }
+  for (; i < n; ++i) mx = std::max(mx, x[i]);
+  return mx;
+}
+
+// exp and log for float rows: branch-free (Cephes) forms on 4-lane vectors, ~1-2 ulp (glibc's
+// are ~0.5 ulp but one call per element). exp(0) = 1 and log(1) = 0 exactly; exp(x) for
+// x < -87.3 (results below FLT_MIN) is 0, NaN stays NaN. The scalar forms run the same vector
+// code on one lane, so every element gets the same result wherever it sits in a row. Double
+// keeps libm.
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+
+inline v4f exp4(v4f x) {
+  const v4f zero = {}, lo = zero - 87.3f, hi = zero + 88.3f;
+  const v4i below = x < lo, above = x > hi;
+  v4f xc = below ? lo : x;
+  xc = above ? hi : xc;
+  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  const v4f n = (xc * 1.44269504088896341f + magic) - magic;
+  v4f r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  v4f y = zero + 1.9875691500e-4f;
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * (r * r) + r + 1.0f;
+  const v4i ni = __builtin_convertvector(n, v4i);
+  const v4f scale = reinterpret_cast<v4f>((ni + 127) << 23);
+  v4f res = y * scale;
+  res = below ? zero : res;
+  return above ? zero + std::numeric_limits<float>::infinity() : res;
+}
+
+// log(x) for x > 0 (callers select another value for x <= 0); subnormals are rescaled.
+inline v4f log4(v4f x) {
+  const v4f zero = {};
+  const v4i sub = x < 1.17549435e-38f;
+  const v4f xs = sub ? x * 8388608.0f : x;  // * 2^23
+  const v4i bits = reinterpret_cast<v4i>(xs);
+  v4f e = __builtin_convertvector((bits >> 23) - 126, v4f);
+  e = sub ? e - 23.0f : e;
+  v4f m = reinterpret_cast<v4f>((bits & 0x007fffff) | 0x3f000000);  // [0.5, 1)
+  const v4i small = m < 0.707106781186547524f;
+  e = small ? e - 1.0f : e;
+  m = small ? (m + m) - 1.0f : m - 1.0f;
+  const v4f z = m * m;
+  v4f y = zero + 7.0376836292e-2f;
+  y = y * m - 1.1514610310e-1f;
+  y = y * m + 1.1676998740e-1f;
+  y = y * m - 1.2420140846e-1f;
+  y = y * m + 1.4249322787e-1f;
+  y = y * m - 1.6668057665e-1f;
+  y = y * m + 2.0000714765e-1f;
+  y = y * m - 2.4999993993e-1f;
+  y = y * m + 3.3333331174e-1f;
+  y = y * m * z;
+  y += e * -2.12194440e-4f;
+  y += z * -0.5f;
+  v4f res = m + y;
+  res += e * 0.693359375f;
+  return res;
+}
+
+inline float row_exp(float x) { return exp4(v4f{} + x)[0]; }
+inline double row_exp(double x) { return std::exp(x); }
+inline float row_log(float x) { return log4(v4f{} + x)[0]; }
+inline double row_log(double x) { return std::log(x); }
+
+// x[i] = exp(scale * x[i]) over a row.
+template <typename A>
+inline void exp_row(A* x, A scale, int64_t n) {
+  int64_t i = 0;
+  if constexpr (std::is_same_v<A, float>) {
+    for (; i + 4 <= n; i += 4) {
+      v4f v;
+      std::memcpy(&v, x + i, sizeof(v));
+      v = exp4(v * scale);
+      std::memcpy(x + i, &v, sizeof(v));
+    }
+  }
+  for (; i < n; ++i) x[i] = row_exp(scale * x[i]);
+}
+
+// x[i] = log(x[i]) for x[i] > 0, -inf for 0, NaN below 0 or NaN.
+template <typename A>
+inline void log_row(A* x, int64_t n) {
+  const A ninf = -std::numeric_limits<A>::infinity();
+  const A nan = std::numeric_limits<A>::quiet_NaN();
+  int64_t i = 0;
+  if constexpr (std::is_same_v<A, float>) {
+    const v4f one = v4f{} + 1.0f, vninf = v4f{} + ninf, vnan = v4f{} + nan;
+    for (; i + 4 <= n; i += 4) {
+      v4f v;
+      std::memcpy(&v, x + i, sizeof(v));
+      const v4i pos = v > 0.0f, zero = v == 0.0f;
+      const v4f l = log4(pos ? v : one);
+      v = pos ? l : (zero ? vninf : vnan);
+      std::memcpy(x + i, &v, sizeof(v));
+    }
+  }
+  for (; i < n; ++i) {
+    const A v = x[i];
+    x[i] = v > A(0) ? row_log(v) : (v == A(0) ? ninf : nan);
+  }
+}
+
+// sum_m a[m] * x[m] for a row x of storage type T.
+template <typename T, typename A>
+inline A row_dot(const A* a, const T* x, int64_t W) {
+  if constexpr (std::is_same_v<T, A>) {
+    return vdot(a, x, W);
+  } else {
+    A u = 0;
+    for (int64_t m = 0; m < W; ++m) u += a[m] * static_cast<A>(x[m]);
+    return u;
+  }
+}
+
+// Content addressing, the part shared by all heads of one batch (eq. 6): rn_i = |M_i| once
+// and dot[h*N + i] = k_h.M_i for every head. Loads the keys (H x W) into kacc and writes
+// kn[h] = |k_h|. Each dot runs in 4 lanes over the width (a fixed order).
 template <typename T, typename A>
 void content_batch_dots(const T* M, const T* key, int64_t H, int64_t N, int64_t W, A* kacc,
-                        A* kn, A* dot, A* rn) {
+                        A* kn, A* dot, A* rn, A* mrow) {
   for (int64_t h = 0; h < H; ++h) {
     A* kh = kacc + h * W;
     for (int64_t m = 0; m < W; ++m) kh[m] = static_cast<A>(key[h * W + m]);
-    kn[h] = ntm_sqrt(row_dot(kh, key + h * W, W, static_cast<A*>(nullptr)));
+    kn[h] = ntm_sqrt(vdot(kh, kh, W));
   }
   for (int64_t i = 0; i < N; ++i) {
-    const T* Mi = M + i * W;
-    A r2;
-    dot[i] = row_dot(kacc, Mi, W, &r2);
-    rn[i] = ntm_sqrt(r2);
-    for (int64_t h = 1; h < H; ++h) {
-      dot[h * N + i] = row_dot(kacc + h * W, Mi, W, static_cast<A*>(nullptr));
+    const A* Mi;
+    if constexpr (std::is_same_v<T, A>) {
+      Mi = M + i * W;
+    } else {
+      for (int64_t m = 0; m < W; ++m) mrow[m] = static_cast<A>(M[i * W + m]);
+      Mi = mrow;
     }
+    rn[i] = ntm_sqrt(vdot(Mi, Mi, W));
+    for (int64_t h = 0; h < H; ++h) dot[h * N + i] = vdot(kacc + h * W, Mi, W);
   }
 }
 
 // Content weighting of one head (eq. 5) from its dots, the row norms and |k|: the stable
 // softmax of beta K_i, K_i = dot_i / (|k| |M_i| + eps), written to wc.
 template <typename A>
-void content_row_softmax(const A* dot, const A* rn, A kn, A beta, int64_t N, A* wc) {
-  A zmax = -std::numeric_limits<A>::infinity();
-  for (int64_t i = 0; i < N; ++i) {
-    const A z = beta * (dot[i] / cosine_denominator(kn, rn[i]));
-    wc[i] = z;
-    zmax = std::max(zmax, z);
-  }
-  A sum = 0;
-  for (int64_t i = 0; i < N; ++i) {
-    const A e = stable_exp(wc[i], zmax);
-    wc[i] = e;
-    sum += e;
-  }
-  const A inv = A(1) / sum;
+void content_row_softmax(const A* __restrict__ dot, const A* __restrict__ rn, A kn, A beta,
+                         int64_t N, A* __restrict__ wc) {
+  for (int64_t i = 0; i < N; ++i) wc[i] = beta * (dot[i] / cosine_denominator(kn, rn[i]));
+  const A zmax = vmax(wc, N);
+  for (int64_t i = 0; i < N; ++i) wc[i] -= zmax;
+  exp_row(wc, A(1), N);
+  const A inv = A(1) / vsum(wc, N);
   for (int64_t i = 0; i < N; ++i) wc[i] *= inv;
 }
 
 // Content addressing backward through the softmax: from dL/dwc (gwc) to dL/dK (written into
-// gwc), returns dL/dbeta.
+// gwc), returns dL/dbeta. `tmp` is N scratch.
 template <typename A>
-A content_row_softmax_bwd(const A* wc, const A* dot, const A* rn, A kn, A beta, int64_t N,
-                          A* gwc) {
-  A wdg = 0;
-  for (int64_t i = 0; i < N; ++i) wdg += wc[i] * gwc[i];
-  A gbeta = 0;
+A content_row_softmax_bwd(const A* __restrict__ wc, const A* __restrict__ dot,
+                          const A* __restrict__ rn, A kn, A beta, int64_t N, A* __restrict__ gwc,
+                          A* __restrict__ tmp) {
+  const A wdg = vdot8(wc, gwc, N);
   for (int64_t i = 0; i < N; ++i) {
     const A dz = softmax_grad(wc[i], gwc[i], wdg);
     const A K = dot[i] / cosine_denominator(kn, rn[i]);
-    gbeta += dz * K;
+    tmp[i] = dz * K;
     gwc[i] = beta * dz;  // dL/dK_i
   }
-  return gbeta;
+  return vsum(tmp, N);
 }
 
 // Cosine backward coefficients for one head: with dK = dL/dK,
 //   dL/dk   = sum_i c_k[i] M_i - coef_key * k,      c_k[i] = dK_i / D_i
 //   dL/dM_i = c_k[i] k - c_m[i] M_i,                c_m[i] = dK_i u_i |k| / (|M_i| D_i^2)
 // Overwrites dK with c_k, writes c_m, returns coef_key = sum_i dK_i u_i |M_i| / (|k| D_i^2).
+// `tmp` is N scratch.
 template <typename A>
-A cosine_row_coefs(const A* dot, const A* rn, A kn, int64_t N, A* dK_to_ck, A* cm) {
-  A coef_key = 0;
+A cosine_row_coefs(const A* __restrict__ dot, const A* __restrict__ rn, A kn, int64_t N,
+                   A* __restrict__ dK_to_ck, A* __restrict__ cm, A* __restrict__ tmp) {
+  const A inv_kn = safe_inverse_norm(kn);
   for (int64_t i = 0; i < N; ++i) {
     const A D = cosine_denominator(kn, rn[i]);
     const A dK = dK_to_ck[i];
-    coef_key += dK * cosine_self_coef(dot[i], rn[i], kn, D);
-    cm[i] = dK * cosine_self_coef(dot[i], kn, rn[i], D);
+    const A q = dK * (dot[i] / (D * D));
+    tmp[i] = q * rn[i] * inv_kn;
+    cm[i] = q * kn * safe_inverse_norm(rn[i]);
     dK_to_ck[i] = dK / D;
   }
-  return coef_key;
+  return vsum(tmp, N);
 }
 
 // Normalised shift offset: output i reads source (i + off) mod N for shift index j.
@@ -154,7 +326,8 @@ inline int64_t shift_offset(int64_t j, int64_t k, int64_t N) {
 
 // Circular shift forward (eq. 8): out_i = sum_j s_j in_{(i - (j - k)) mod N}.
 template <typename A>
-void shift_row_fwd(const A* in, const A* s, int64_t N, int64_t S, A* out) {
+void shift_row_fwd(const A* __restrict__ in, const A* s, int64_t N, int64_t S,
+                   A* __restrict__ out) {
   const int64_t k = (S - 1) / 2;
   std::fill(out, out + N, A(0));
   for (int64_t j = 0; j < S; ++j) {
@@ -168,65 +341,87 @@ void shift_row_fwd(const A* in, const A* s, int64_t N, int64_t S, A* out) {
 
 // Circular shift backward: gin_{src} += s_j gout_i, gs_j = sum_i gout_i in_{src(i, j)}.
 template <typename A>
-void shift_row_bwd(const A* gout, const A* in, const A* s, int64_t N, int64_t S, A* gin, A* gs) {
+void shift_row_bwd(const A* __restrict__ gout, const A* __restrict__ in, const A* s, int64_t N,
+                   int64_t S, A* __restrict__ gin, A* gs) {
   const int64_t k = (S - 1) / 2;
   std::fill(gin, gin + N, A(0));
   for (int64_t j = 0; j < S; ++j) {
     const A sj = s[j];
     const int64_t off = shift_offset(j, k, N);
     const int64_t split = N - off;
-    A acc = 0;
-    for (int64_t i = 0; i < split; ++i) {
-      gin[i + off] += sj * gout[i];
-      acc += gout[i] * in[i + off];
-    }
-    for (int64_t i = split; i < N; ++i) {
-      gin[i + off - N] += sj * gout[i];
-      acc += gout[i] * in[i + off - N];
-    }
-    gs[j] = acc;
+    for (int64_t i = 0; i < split; ++i) gin[i + off] += sj * gout[i];
+    for (int64_t i = split; i < N; ++i) gin[i + off - N] += sj * gout[i];
+    gs[j] = vdot8(gout, in + off, split) + vdot8(gout + split, in, N - split);
   }
 }
 
 // Sharpening forward (eq. 9), scale-free: r = in / max(in), out = r^g / max(sum r^g, tiny).
-// Writes r (for the backward) and out; returns the row maximum used.
+// r^g is exp(g log r) (vectorised); r = 0 takes pow(0, g) as torch (1 for g = 0), a negative or
+// NaN r gives NaN. Writes lr = log r (-inf where r = 0, for the backward) and out; returns the
+// row maximum used.
 template <typename A>
-A sharpen_row_fwd(const A* in, A gamma, int64_t N, A* r, A* out, A* sum_out) {
-  A mx = in[0];
-  for (int64_t i = 1; i < N; ++i) mx = std::max(mx, in[i]);
-  mx = sharpen_scale(mx);
-  A sum = 0;
-  for (int64_t i = 0; i < N; ++i) {
-    const A ri = in[i] / mx;
-    r[i] = ri;
-    const A p = sharpen_power(ri, gamma);
-    out[i] = p;
-    sum += p;
+A sharpen_row_fwd(const A* __restrict__ in, A gamma, int64_t N, A* __restrict__ lr,
+                  A* __restrict__ out, A* sum_out) {
+  const A mx = sharpen_scale(vmax(in, N));
+  const A p0 = sharpen_power(A(0), gamma);
+  const A ninf = -std::numeric_limits<A>::infinity();
+  for (int64_t i = 0; i < N; ++i) lr[i] = in[i] / mx;
+  if (gamma == A(1)) {  // r^1 = r exactly, as torch.pow (no exp/log rounding)
+    std::copy(lr, lr + N, out);
+    log_row(lr, N);
+  } else {
+    log_row(lr, N);
+    std::copy(lr, lr + N, out);
+    exp_row(out, gamma, N);  // exp(gamma * -inf) = 0 = pow(0, gamma) for gamma > 0
+    if (!(gamma > A(0))) {
+      for (int64_t i = 0; i < N; ++i) out[i] = lr[i] == ninf ? p0 : out[i];
+    }
   }
+  const A sum = vsum(out, N);
   const A inv = A(1) / std::max(sum, sharpen_tiny<A>());
   for (int64_t i = 0; i < N; ++i) out[i] *= inv;
   *sum_out = sum;
   return mx;
 }
 
-// Sharpening backward: from dL/dw (gout) and the forward's r, w = out, sum and max to dL/din
-// (written to gin, may alias gout) and dL/dgamma (returned). The max is a detached rescale.
+// Sharpening backward: from dL/dw (gout) and the forward's lr = log r, w = out, sum and max to
+// dL/din (written to gin, may alias gout) and dL/dgamma (returned). The max is a detached
+// rescale. d(r^g)/dr = g r^(g-1) = g exp((g-1) log r) (pow(0, g-1) at r = 0); d(r^g)/dg =
+// r^g log r (0 at r = 0). `tmp` is 2N scratch.
 template <typename A>
-A sharpen_row_bwd(const A* gout, const A* r, const A* w, A sum, A mx, A gamma, int64_t N,
-                  A* gin) {
+A sharpen_row_bwd(const A* gout, const A* __restrict__ lr, const A* __restrict__ w, A sum, A mx,
+                  A gamma, int64_t N, A* gin, A* __restrict__ tmp) {
   const A Sc = std::max(sum, sharpen_tiny<A>());
-  A wdg = 0;
-  if (sum >= sharpen_tiny<A>()) {
-    for (int64_t i = 0; i < N; ++i) wdg += w[i] * gout[i];
-  }
+  const A wdg = sum >= sharpen_tiny<A>() ? vdot8(w, gout, N) : A(0);
   const A inv_S = A(1) / Sc;
-  A ggamma = 0;
-  for (int64_t i = 0; i < N; ++i) {
-    const A gp = (gout[i] - wdg) * inv_S;  // dL/dp_i, p_i = r_i^gamma
-    ggamma += gp * sharpen_gamma_term(w[i] * Sc, r[i]);
-    gin[i] = gp * sharpen_power_grad(r[i], gamma) / mx;
+  const A ninf = -std::numeric_limits<A>::infinity();
+  const A pg0 = sharpen_power_grad(A(0), gamma);
+  const A gm1 = gamma - A(1);
+  if (gamma == A(1)) {  // d(r^1)/dr = 1 exactly
+    for (int64_t i = 0; i < N; ++i) {
+      const A l = lr[i];
+      const A gp = (gout[i] - wdg) * inv_S;
+      tmp[i] = l == ninf ? A(0) : gp * ((w[i] * Sc) * l);
+      gin[i] = gp / mx;
+    }
+    return vsum(tmp, N);
   }
-  return ggamma;
+  // gin first holds r^(gamma-1) = exp((gamma-1) log r) (0 = pow(0, gamma-1) at r = 0 when
+  // gamma > 1). gin may alias gout: read gout first.
+  for (int64_t i = 0; i < N; ++i) {
+    const A l = lr[i];
+    const A gp = (gout[i] - wdg) * inv_S;  // dL/dp_i, p_i = r_i^gamma
+    tmp[i] = l == ninf ? A(0) : gp * ((w[i] * Sc) * l);
+    gin[i] = gp;
+  }
+  A* pw = tmp + N;
+  std::copy(lr, lr + N, pw);
+  exp_row(pw, gm1, N);
+  for (int64_t i = 0; i < N; ++i) {
+    const A pg = lr[i] == ninf ? pg0 : gamma * pw[i];
+    gin[i] = gin[i] * pg / mx;
+  }
+  return vsum(tmp, N);
 }
 
 template <typename T, typename A>
@@ -324,11 +519,11 @@ at::Tensor address_fwd_cpu(const at::Tensor& memory_, const at::Tensor& key_,
     T* o = out.mutable_data_ptr<T>();
     // One batch per task: the row norms are shared by its heads.
     at::parallel_for(0, B, grain_for(H * N * (W + S)), [&](int64_t begin, int64_t end) {
-      std::vector<A> buf(static_cast<size_t>((H + 5) * N + H * W + H + S));
+      std::vector<A> buf(static_cast<size_t>((H + 5) * N + H * W + H + S + W));
       A *dot = buf.data(), *rn = dot + H * N, *wc = rn + N, *wg = wc + N, *wt = wg + N,
-        *r = wt + N, *kacc = r + N, *kn = kacc + H * W, *s = kn + H;
+        *r = wt + N, *kacc = r + N, *kn = kacc + H * W, *s = kn + H, *mrow = s + S;
       for (int64_t b = begin; b < end; ++b) {
-        content_batch_dots<T, A>(M + b * N * W, K + b * H * W, H, N, W, kacc, kn, dot, rn);
+        content_batch_dots<T, A>(M + b * N * W, K + b * H * W, H, N, W, kacc, kn, dot, rn, mrow);
         for (int64_t h = 0; h < H; ++h) {
           const int64_t bh = b * H + h;
           content_row_softmax(dot + h * N, rn, kn[h], static_cast<A>(be[bh]), N, wc);
@@ -381,14 +576,14 @@ address_bwd_cpu(const at::Tensor& grad_, const at::Tensor& memory_, const at::Te
       *gP = g_wprev.mutable_data_ptr<T>();
     at::parallel_for(0, B, grain_for(H * N * (2 * W + S)), [&](int64_t begin, int64_t end) {
       // dots (H*N), rn, then per head: wc, wg, r(sharpen), w, buffer; ck, cm for every head.
-      std::vector<A> buf(static_cast<size_t>(6 * N + 3 * H * N + 2 * S + 2 * H + 2 * H * W + W));
+      std::vector<A> buf(static_cast<size_t>(8 * N + 3 * H * N + 2 * S + 2 * H + 2 * H * W + 2 * W));
       A *dot = buf.data(), *rn = dot + H * N, *wc = rn + N, *wg = wc + N, *r = wg + N, *w = r + N,
         *tmp = w + N, *ck = tmp + N, *cm = ck + H * N, *s = cm + H * N, *gs = s + S,
         *coef_key = gs + S, *kn = coef_key + H, *kacc = kn + H, *gkacc = kacc + H * W,
-        *gmacc = gkacc + H * W;
+        *gmacc = gkacc + H * W, *mrow = gmacc + W, *sc = mrow + W;
       for (int64_t b = begin; b < end; ++b) {
         const T* Mb = M + b * N * W;
-        content_batch_dots<T, A>(Mb, K + b * H * W, H, N, W, kacc, kn, dot, rn);
+        content_batch_dots<T, A>(Mb, K + b * H * W, H, N, W, kacc, kn, dot, rn, mrow);
         for (int64_t h = 0; h < H; ++h) {
           const int64_t bh = b * H + h;
           const A* doth = dot + h * N;
@@ -404,21 +599,21 @@ address_bwd_cpu(const at::Tensor& grad_, const at::Tensor& memory_, const at::Te
           const A mx = sharpen_row_fwd(tmp, gamma_v, N, r, w, &sum);
           // ---- backward: sharpen -> shift -> interpolation -> softmax -> cosine
           load_row(G + bh * N, N, tmp);
-          gY[bh] = store_grad<T>(sharpen_row_bwd(tmp, r, w, sum, mx, gamma_v, N, tmp));
+          gY[bh] = store_grad<T>(sharpen_row_bwd(tmp, r, w, sum, mx, gamma_v, N, tmp, sc));
           shift_row_bwd(tmp, wg, s, N, S, /*gin=*/r, gs);  // r = dL/dwg
           store_grad_row(gs, S, gS + bh * S);
-          A gg = 0;
+          A* gwc = ck + h * N;
           T* gpr = gP + bh * N;
+          const A g1 = A(1) - g;
           for (int64_t i = 0; i < N; ++i) {
             const A gwg = r[i];
-            gg += (wc[i] - static_cast<A>(wpr[i])) * gwg;
-            gpr[i] = store_grad<T>((A(1) - g) * gwg);
-            r[i] = g * gwg;  // dL/dwc
+            sc[i] = (wc[i] - static_cast<A>(wpr[i])) * gwg;
+            gpr[i] = store_grad<T>(g1 * gwg);
+            gwc[i] = g * gwg;  // dL/dwc
           }
-          gG[bh] = store_grad<T>(gg);
-          gB[bh] = store_grad<T>(content_row_softmax_bwd(wc, doth, rn, kn[h], beta_v, N, r));
-          coef_key[h] = cosine_row_coefs(doth, rn, kn[h], N, r, cm + h * N);
-          std::copy(r, r + N, ck + h * N);
+          gG[bh] = store_grad<T>(vsum(sc, N));
+          gB[bh] = store_grad<T>(content_row_softmax_bwd(wc, doth, rn, kn[h], beta_v, N, gwc, sc));
+          coef_key[h] = cosine_row_coefs(doth, rn, kn[h], N, gwc, cm + h * N, sc);
         }
         cosine_batch_grads<T, A>(Mb, kacc, ck, cm, coef_key, H, N, W, gM + b * N * W,
                                  gK + b * H * W, gkacc, gmacc);
@@ -443,10 +638,11 @@ at::Tensor content_address_fwd_cpu(const at::Tensor& memory_, const at::Tensor& 
             *be = beta.const_data_ptr<T>();
     T* o = out.mutable_data_ptr<T>();
     at::parallel_for(0, d.B, grain_for(H * N * W), [&](int64_t begin, int64_t end) {
-      std::vector<A> buf(static_cast<size_t>((H + 2) * N + H * W + H));
-      A *dot = buf.data(), *rn = dot + H * N, *wc = rn + N, *kacc = wc + N, *kn = kacc + H * W;
+      std::vector<A> buf(static_cast<size_t>((H + 2) * N + H * W + H + W));
+      A *dot = buf.data(), *rn = dot + H * N, *wc = rn + N, *kacc = wc + N, *kn = kacc + H * W,
+        *mrow = kn + H;
       for (int64_t b = begin; b < end; ++b) {
-        content_batch_dots<T, A>(M + b * N * W, K + b * H * W, H, N, W, kacc, kn, dot, rn);
+        content_batch_dots<T, A>(M + b * N * W, K + b * H * W, H, N, W, kacc, kn, dot, rn, mrow);
         for (int64_t h = 0; h < H; ++h) {
           content_row_softmax(dot + h * N, rn, kn[h], static_cast<A>(be[b * H + h]), N, wc);
           store_row(wc, N, o + (b * H + h) * N);
@@ -478,21 +674,21 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> content_address_bwd_cpu(const at:
     T *gM = g_memory.mutable_data_ptr<T>(), *gK = g_key.mutable_data_ptr<T>(),
       *gB = g_beta.mutable_data_ptr<T>();
     at::parallel_for(0, B, grain_for(H * N * 2 * W), [&](int64_t begin, int64_t end) {
-      std::vector<A> buf(static_cast<size_t>(3 * N + 3 * H * N + 2 * H + 2 * H * W + W));
+      std::vector<A> buf(static_cast<size_t>(4 * N + 3 * H * N + 2 * H + 2 * H * W + 2 * W));
       A *dot = buf.data(), *rn = dot + H * N, *wc = rn + N, *tmp = wc + N, *ck = tmp + N,
         *cm = ck + H * N, *coef_key = cm + H * N, *kn = coef_key + H, *kacc = kn + H,
-        *gkacc = kacc + H * W, *gmacc = gkacc + H * W;
+        *gkacc = kacc + H * W, *gmacc = gkacc + H * W, *mrow = gmacc + W, *sc = mrow + W;
       for (int64_t b = begin; b < end; ++b) {
         const T* Mb = M + b * N * W;
-        content_batch_dots<T, A>(Mb, K + b * H * W, H, N, W, kacc, kn, dot, rn);
+        content_batch_dots<T, A>(Mb, K + b * H * W, H, N, W, kacc, kn, dot, rn, mrow);
         for (int64_t h = 0; h < H; ++h) {
           const int64_t bh = b * H + h;
           const A beta_v = static_cast<A>(be[bh]);
           const A* doth = dot + h * N;
           content_row_softmax(doth, rn, kn[h], beta_v, N, wc);
           load_row(G + bh * N, N, tmp);
-          gB[bh] = store_grad<T>(content_row_softmax_bwd(wc, doth, rn, kn[h], beta_v, N, tmp));
-          coef_key[h] = cosine_row_coefs(doth, rn, kn[h], N, tmp, cm + h * N);
+          gB[bh] = store_grad<T>(content_row_softmax_bwd(wc, doth, rn, kn[h], beta_v, N, tmp, sc));
+          coef_key[h] = cosine_row_coefs(doth, rn, kn[h], N, tmp, cm + h * N, sc);
           std::copy(tmp, tmp + N, ck + h * N);
         }
         cosine_batch_grads<T, A>(Mb, kacc, ck, cm, coef_key, H, N, W, gM + b * N * W,
@@ -675,15 +871,15 @@ std::tuple<at::Tensor, at::Tensor> sharpen_bwd_cpu(const at::Tensor& grad_, cons
             *gm = gamma.const_data_ptr<T>();
     T *gw = g_w.mutable_data_ptr<T>(), *gy = g_gamma.mutable_data_ptr<T>();
     at::parallel_for(0, d.B * d.H, grain_for(6 * N), [&](int64_t begin, int64_t end) {
-      std::vector<A> buf(static_cast<size_t>(4 * N));
-      A *in = buf.data(), *r = in + N, *res = r + N, *go = res + N;
+      std::vector<A> buf(static_cast<size_t>(6 * N));
+      A *in = buf.data(), *r = in + N, *res = r + N, *go = res + N, *tmp = go + N;
       for (int64_t bh = begin; bh < end; ++bh) {
         const A gamma_v = static_cast<A>(gm[bh]);
         load_row(x + bh * N, N, in);
         A sum;
         const A mx = sharpen_row_fwd(in, gamma_v, N, r, res, &sum);
         load_row(G + bh * N, N, go);
-        gy[bh] = store_grad<T>(sharpen_row_bwd(go, r, res, sum, mx, gamma_v, N, go));
+        gy[bh] = store_grad<T>(sharpen_row_bwd(go, r, res, sum, mx, gamma_v, N, go, tmp));
         store_grad_row(go, N, gw + bh * N);
       }
     });
@@ -757,7 +953,7 @@ std::tuple<at::Tensor, at::Tensor> read_bwd_cpu(const at::Tensor& grad_,
           } else {
             for (int64_t m = 0; m < W; ++m) acc[m] += c * rh[m];
           }
-          gw[(b * H + h) * N + i] = store_grad<T>(row_dot(rh, Mi, W, static_cast<A*>(nullptr)));
+          gw[(b * H + h) * N + i] = store_grad<T>(row_dot<T, A>(rh, Mi, W));
         }
         store_grad_row(acc, W, gM + bi * W);
       }
