@@ -191,7 +191,8 @@ def zero_norm_allowance(op: str, arg: str, inputs: list, up: torch.Tensor) -> fl
         return 0.0
     other = memory.norm(dim=-1).max() if arg == "key" else key.norm(dim=-1).max() * key.shape[1]
     gamma = float(a["gamma"].max()) if "gamma" in a else 1.0
-    u = torch.finfo(torch.float64 if memory.dtype == torch.float64 else torch.float32).eps / 2
+    compute = torch.float64 if a["memory"].dtype == torch.float64 else torch.float32
+    u = torch.finfo(compute).eps / 2  # of the input's compute dtype (memory was upcast above)
     big = float(a["beta"].double().max()) * float(other) / COSINE_EPS * gamma
     return 8 * u * big * float(up.abs().max())
 

@@ -31,7 +31,7 @@ def train_checked(steps: int, anomaly_steps: int, lr: float = 3e-3) -> dict[str,
         memory_slots=16, memory_width=8, controller_size=32,
     )  # fmt: skip
     opt = GravesRMSprop(model.parameters(), lr=lr)
-    first = last = None
+    losses: list[float] = []
     peak = dict(beta=0.0, gamma=0.0, grad=0.0)
     for step in range(steps):
         batch = task.sample(8)
@@ -58,15 +58,16 @@ def train_checked(steps: int, anomaly_steps: int, lr: float = 3e-3) -> dict[str,
             peak["beta"] = max(peak["beta"], float(trace.beta.max()))
             peak["gamma"] = max(peak["gamma"], float(trace.gamma.max()))
             assert torch.isfinite(trace.read_weightings).all()
-        first = loss.item() if first is None else first
-        last = loss.item()
+        losses.append(loss.item())
+    window = min(50, steps // 3)  # single batches of 8 are noisy: compare window means
+    first, last = sum(losses[:window]) / window, sum(losses[-window:]) / window
     return dict(first=first, last=last, **peak)
 
 
 @needs_native
 def test_training_300_steps_is_finite():
     r = train_checked(steps=300, anomaly_steps=10)
-    assert r["last"] < r["first"], r  # it trained (not a no-op that is trivially finite)
+    assert r["last"] < 0.8 * r["first"], r  # it trained (not a no-op that is trivially finite)
 
 
 @needs_native
