@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from . import distributed
 from .checkpoint import CheckpointError
 from .presets import CONTROLLERS
 from .tasks import TASKS
@@ -87,7 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=_positive_int, help="optimiser steps (default: preset's)")
     t.add_argument("--minutes", type=_positive_float, help="stop after this wall-clock time")
     t.add_argument("--stop-cost", type=float, help="stop once the logged cost (bits/seq) <= X")
-    t.add_argument("--batch-size", type=_positive_int, help="default: the preset's CPU default")
+    t.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        help="default: the preset's CPU default; under torchrun: per process (rank)",
+    )
     t.add_argument("--lr", type=_positive_float, help="learning rate (default: preset's)")
     t.add_argument("--optimizer", choices=("rmsprop", "adam"))
     t.add_argument("--seed", type=int, default=0)
@@ -118,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--no-plots", action="store_true")
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument(
+        "--dist-backend",
+        help="under torchrun: process-group backend (default: nccl for CUDA tensors, gloo "
+        "for CPU tensors; see docs/distributed.md)",
+    )
 
     e = sub.add_parser("eval", help="evaluate generalisation of a checkpoint (JSON + table)")
     e.add_argument("checkpoint", help="checkpoint.pt or its run directory")
@@ -156,8 +166,11 @@ def _train(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in ("steps", "minutes", "stop_cost")
                  if getattr(args, k) is not None}  # fmt: skip
     overrides.update(plots=not args.no_plots, progress=not args.no_progress)
-    summary = train(config, resume=args.resume, resume_overrides=overrides)
-    print(json.dumps(summary))
+    summary = train(
+        config, resume=args.resume, resume_overrides=overrides, dist_backend=args.dist_backend
+    )
+    if distributed.is_main():  # under torchrun: one summary, from rank 0
+        print(json.dumps(summary))
     return 130 if summary["reason"] == "interrupted" else 0
 
 

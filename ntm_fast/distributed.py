@@ -39,6 +39,14 @@ T = TypeVar("T")
 #: checkpoint entries that differ between ranks; stored per rank under ``"ranks"``
 RANK_KEYS = ("task", "torch_rng", "log_acc")
 
+# The tensors of the latest collective started here, kept referenced from Python until the
+# process group is gone. Why: gloo's worker thread drops its reference to a finished op's
+# tensors a little after the op completes; if Python no longer references them, that drop
+# needs the GIL. If the process group is destroyed (thread join, GIL held) in that window -
+# e.g. a Reducer freed right after teardown - the process deadlocks (seen with torch 2.13
+# gather_object at the end of a run). With Python holding them, the drop needs no GIL.
+_last_op: list[Tensor] = []
+
 
 def launched() -> bool:
     """True when this process was started by ``torchrun`` (or set up like it)."""
@@ -85,6 +93,7 @@ def init(backend: str | None = None) -> None:
 def teardown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+    _last_op.clear()
 
 
 @contextmanager
@@ -151,6 +160,7 @@ def any_rank(flag: bool) -> bool:
         return bool(flag)
     t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=_flag_device())
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    _last_op[:] = [t]
     return bool(t.item())
 
 
@@ -159,7 +169,38 @@ def average_(t: Tensor) -> Tensor:
     if active():
         dist.all_reduce(t)
         t.div_(dist.get_world_size())
+        _last_op[:] = [t]
     return t
+
+
+def _broadcast_bytes(data: bytes | None) -> bytes:
+    """Rank 0's ``data`` on every rank (the others pass None)."""
+    dev = _flag_device()
+    size = torch.tensor([len(data) if data is not None else 0], dtype=torch.int64, device=dev)
+    dist.broadcast(size, src=0)
+    buf = torch.empty(int(size.item()), dtype=torch.uint8, device=dev)
+    if data is not None:
+        buf.copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
+    dist.broadcast(buf, src=0)
+    _last_op[:] = [size, buf]
+    return buf.cpu().numpy().tobytes()
+
+
+def _gather_bytes(data: bytes) -> list[bytes] | None:
+    """Every rank's ``data`` on rank 0 (in rank order); None on the other ranks."""
+    dev, k = _flag_device(), dist.get_world_size()
+    size = torch.tensor([len(data)], dtype=torch.int64, device=dev)
+    sizes = [torch.zeros_like(size) for _ in range(k)]
+    dist.all_gather(sizes, size)
+    n = [int(x.item()) for x in sizes]
+    buf = torch.zeros(max(n), dtype=torch.uint8, device=dev)
+    buf[: len(data)] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+    out = [torch.empty_like(buf) for _ in range(k)] if dist.get_rank() == 0 else None
+    dist.gather(buf, out, dst=0)
+    _last_op[:] = [size, *sizes, buf, *(out or [])]
+    if out is None:
+        return None
+    return [o[:m].cpu().numpy().tobytes() for o, m in zip(out, n, strict=True)]
 
 
 def from_main(fn: Callable[[], T]) -> T:
@@ -167,18 +208,16 @@ def from_main(fn: Callable[[], T]) -> T:
     raised on every rank). In one process: ``fn()``."""
     if not active():
         return fn()
-    box: list[Any] = [None]
+    data = None
     if dist.get_rank() == 0:
         try:
-            box[0] = (True, fn())
+            data = pickle.dumps((True, fn()))
         except Exception as exc:
             try:
-                pickle.dumps(exc)
-                box[0] = (False, exc)
+                data = pickle.dumps((False, exc))
             except Exception:
-                box[0] = (False, RuntimeError(f"{type(exc).__name__}: {exc}"))
-    dist.broadcast_object_list(box, src=0)
-    ok, value = box[0]
+                data = pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+    ok, value = pickle.loads(_broadcast_bytes(data))  # from rank 0 of this run: trusted
     if not ok:
         raise value
     return value
@@ -190,11 +229,10 @@ def collect(state: dict[str, Any]) -> dict[str, Any] | None:
     the other ranks. In one process: ``state`` unchanged (no extra keys)."""
     if not active():
         return state
-    mine = {k: state[k] for k in RANK_KEYS}
-    gathered: list[Any] | None = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
-    dist.gather_object(mine, gathered, dst=0)
-    if gathered is None:
+    blobs = _gather_bytes(pickle.dumps({k: state[k] for k in RANK_KEYS}))
+    if blobs is None:
         return None
+    gathered = [pickle.loads(b) for b in blobs]  # from this run's ranks: trusted
     return {**state, "world_size": len(gathered), "ranks": gathered}
 
 
