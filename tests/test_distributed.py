@@ -1,0 +1,213 @@
+"""Data-parallel training (torchrun / DDP, gloo on 127.0.0.1): equal to one process on the
+concatenated batch, exact resume, one data stream per rank, files written by rank 0 only.
+
+One ``torch.multiprocessing`` spawn of 2 ranks runs every Trainer job (imports are the cost),
+one torchrun subprocess checks the real launcher path through the CLI.
+"""
+
+import faulthandler
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from ntm_fast import distributed
+from ntm_fast.checkpoint import load_checkpoint
+from ntm_fast.tasks import Batch, make_task
+from ntm_fast.train import TrainConfig, Trainer
+
+TINY = dict(memory_slots=8, memory_width=6, controller_size=16)
+B = 3  # per rank
+WORLD = 2
+
+
+def _config(out, **kw):
+    base = dict(task="copy", steps=6, batch_size=B, lr=3e-3, seed=5, out=str(out),
+                optimizer="rmsprop", model_overrides=dict(TINY),
+                task_overrides={"max_length": 3}, checkpoint_every=1000, log_every=2,
+                plots=False, progress=False, backend="native")  # fmt: skip
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(rank: int, port: int) -> dict[str, str]:
+    return {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(WORLD),
+            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+            "GLOO_SOCKET_IFNAME": "lo"}  # fmt: skip
+
+
+def _worker(rank: int, port: int, root: str) -> None:
+    """Rank ``rank`` of every 2-process job; records which rank wrote files."""
+    faulthandler.dump_traceback_later(100, exit=True)  # a hang fails with its stack
+    os.environ.update(_env(rank, port))
+    import ntm_fast.train as train_mod
+
+    calls = open(os.path.join(root, f"calls-{rank}.txt"), "w")
+    real_save, real_logger = train_mod.save_checkpoint, train_mod._Logger
+
+    def save(path, payload):
+        calls.write(f"save {path}\n")
+        return real_save(path, payload)
+
+    def logger(*a, **k):
+        calls.write("logger\n")
+        return real_logger(*a, **k)
+
+    train_mod.save_checkpoint, train_mod._Logger = save, logger
+    with distributed.session("gloo"):
+        assert distributed.active() and distributed.rank() == rank
+        Trainer(_config(f"{root}/full")).run()
+        Trainer(_config(f"{root}/split", steps=3)).run()
+        Trainer(_config(f"{root}/split"), resume=True, resume_overrides={"steps": 6}).run()
+        # DDP's allreduce hooks fire on the grads NTMSequence returns: a comm hook sees them
+        from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+
+        t = Trainer(_config(f"{root}/hook"))
+        seen = []
+
+        def hook(state, bucket):
+            seen.append(bucket.buffer().numel())
+            return allreduce_hook(None, bucket)
+
+        t.net.register_comm_hook(None, hook)
+        torch.manual_seed(100 + rank)  # a batch of its own on each rank
+        t.train_step()
+        grads = torch.cat([p.grad.flatten() for p in t.model.parameters()])
+        others = [torch.empty_like(grads) for _ in range(WORLD)]
+        dist.all_gather(others, grads)
+        assert sum(seen) == sum(p.numel() for p in t.model.parameters())
+        assert torch.equal(others[0], others[1])  # averaged: identical on both ranks
+    calls.close()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ddp")
+    ctx = mp.start_processes(_worker, args=(_free_port(), str(root)), nprocs=WORLD,
+                             join=False, start_method="spawn")  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not ctx.join(timeout=1):
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail("2-process training did not finish in 120 s")
+    return root
+
+
+def _pad_cat(a: Batch, b: Batch) -> Batch:
+    """One batch of a's and b's sequences, zero-padded to the longer (padding only follows a
+    sequence's last target and has mask 0: the same cost and gradient per sequence)."""
+    T = max(a.inputs.shape[0], b.inputs.shape[0])
+
+    def pad(x):
+        return torch.cat([x, x.new_zeros(T - x.shape[0], *x.shape[1:])])
+
+    return Batch(*(torch.cat([pad(x), pad(y)], dim=1) for x, y in zip(a[:3], b[:3], strict=True)),
+                 torch.cat([a.lengths, b.lengths]))  # fmt: skip
+
+
+def test_two_processes_equal_one_process_on_the_concatenated_batch(runs, tmp_path):
+    """DDP averages the ranks' gradients of their per-rank mean costs = the gradient of the
+    global batch's mean cost (equal per-rank batches); clipping and RMSProp then see the same
+    gradient as one process on the concatenated batch. Not bit-identical: the global batch's
+    matmuls and the all-reduce sum the same terms in a different order (float rounding), so
+    compared within a tolerance. RMSProp (eps 1e-4 inside the root) does not amplify those
+    rounding differences the way Adam's tiny-gradient divisions can."""
+    single = Trainer(_config(tmp_path, batch_size=WORLD * B))
+    streams = [make_task("copy", distributed.data_seed(5, r), max_length=3) for r in range(2)]
+    single.task.sample = lambda n: _pad_cat(*(s.sample(n // WORLD) for s in streams))
+    single.run()
+    ddp = load_checkpoint(runs / "full")
+    assert ddp["step"] == 6 and ddp["sequences"] == 6 * WORLD * B
+    for k, v in single.model.state_dict().items():
+        torch.testing.assert_close(ddp["model"][k], v, rtol=1e-5, atol=1e-6, msg=k)
+    initial = Trainer(_config(tmp_path / "init")).model.state_dict()
+    assert not torch.allclose(ddp["model"]["output.weight"], initial["output.weight"])  # trained
+
+
+def test_two_process_resume_is_bit_identical(runs):
+    """Interrupted (3 steps) + resumed (3 more) == 6 uninterrupted steps, exactly: each rank
+    restores its own data stream and logging sums from the checkpoint, and the same ops run
+    in the same order (a 2-rank all-reduce adds the same two numbers, a + b == b + a)."""
+    full, split = load_checkpoint(runs / "full"), load_checkpoint(runs / "split")
+    assert full["step"] == split["step"] == 6
+    for k in full["model"]:
+        assert torch.equal(full["model"][k], split["model"][k]), k
+    for i, st in full["optimizer"]["state"].items():
+        for k, v in st.items():
+            assert torch.equal(v, split["optimizer"]["state"][i][k]), (i, k)
+    for r in range(WORLD):
+        for k in ("torch_rng", "log_acc"):
+            assert torch.equal(full["ranks"][r][k], split["ranks"][r][k]), (r, k)
+        assert torch.equal(full["ranks"][r]["task"]["generator"],
+                           split["ranks"][r]["task"]["generator"])  # fmt: skip
+    logs = [(runs / d / "log.csv").read_text().splitlines() for d in ("full", "split")]
+    assert logs[0][-1].split(",")[:4] == logs[1][-1].split(",")[:4]  # not the timings
+
+
+def test_ranks_draw_different_reproducible_streams(runs):
+    assert distributed.data_seed(5, 0) == 5  # rank 0 = the single-process stream
+    seeds = {distributed.data_seed(s, r) for s in range(3) for r in range(4)}
+    assert len(seeds) == 12 and distributed.data_seed(5, 1) == distributed.data_seed(5, 1)
+    ckpt = load_checkpoint(runs / "full")
+    assert ckpt["world_size"] == WORLD
+    states = [ckpt["ranks"][r]["task"]["generator"] for r in range(WORLD)]
+    assert not torch.equal(states[0], states[1])
+    for r in range(WORLD):  # each rank's stored stream = its seed's stream after 6 batches
+        task = make_task("copy", distributed.data_seed(5, r), max_length=3)
+        for _ in range(6):
+            task.sample(B)
+        assert torch.equal(task.generator.get_state(), states[r]), r
+    assert torch.equal(ckpt["task"]["generator"], states[0])
+
+
+def test_only_rank_0_writes(runs):
+    calls = [(runs / f"calls-{r}.txt").read_text().splitlines() for r in range(WORLD)]
+    assert calls[1] == []
+    assert calls[0].count("logger") == 3 and len(calls[0]) == 6  # 3 runs, a save each
+    log = (runs / "full" / "log.csv").read_text().splitlines()
+    assert log[0].startswith("step,") and [r.split(",")[:2] for r in log[1:]] == [
+        ["2", "12"], ["4", "24"], ["6", "36"]]  # fmt: skip
+    assert sorted(p.name for p in (runs / "full").iterdir()) == ["checkpoint.pt", "log.csv"]
+
+
+def test_torchrun_cli_and_checkpoint_world_size_guard(tmp_path):
+    """The real launcher: torchrun -m ntm_fast.train; one JSON summary (rank 0); the
+    checkpoint cannot be resumed by a different number of processes."""
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+           "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
+           "-m", "ntm_fast.train", "copy", "--steps", "2", "--out", str(run),
+           "--memory-slots", "8", "--memory-width", "4", "--controller-size", "8",
+           "--task-arg", "max_length=3", "--batch-size", "2", "--log-every", "1",
+           "--backend", "native", "--no-progress", "--no-plots",
+           "--dist-backend", "gloo"]  # fmt: skip
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
+    assert len(lines) == 1 and lines[0]["step"] == 2 and lines[0]["sequences"] == 8
+    assert proc.stderr.count("batch 2 per rank x 2 ranks") == 1
+    from ntm_fast.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="2 process"):
+        Trainer(TrainConfig(task="copy", out=str(run)), resume=True)
+
+
+def test_single_process_checkpoint_has_no_rank_entries(tmp_path):
+    Trainer(_config(tmp_path, steps=1, backend="reference")).run()
+    ckpt = load_checkpoint(tmp_path)
+    assert "ranks" not in ckpt and "world_size" not in ckpt and not distributed.active()
