@@ -402,7 +402,9 @@ def train(
                 file=sys.stderr,
             )
             print(parameter_table(trainer.model, trainer.paper_parameters), file=sys.stderr)
-        return trainer.run()
+        summary = trainer.run()
+        del trainer  # free DDP's reducer before its process group is destroyed
+    return summary
 
 
 if __name__ == "__main__":

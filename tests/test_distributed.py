@@ -90,6 +90,7 @@ def _worker(rank: int, port: int, root: str) -> None:
         dist.all_gather(others, grads)
         assert sum(seen) == sum(p.numel() for p in t.model.parameters())
         assert torch.equal(others[0], others[1])  # averaged: identical on both ranks
+        del t, others, grads  # free DDP (its Python comm hook) before the process group
     calls.close()
 
 
