@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import distributed
+from . import distributed, resources
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .optim import GravesRMSprop
 from .presets import build_model, parameter_table, preset
@@ -153,6 +153,8 @@ class Trainer:
         io = {"input_size": self.task.input_size, "output_size": self.task.output_size}
         self.model_config = {**p.model, **io, **c.model_overrides}
         self.paper_parameters = p.paper_parameters
+        if c.controller != "baseline":
+            self._check_memory(c)
         torch.manual_seed(c.seed)  # parameter initialisation
         try:
             self.model = build_model(self.model_config, c.backend).to(self.device)
@@ -165,6 +167,23 @@ class Trainer:
         self.acc = torch.zeros(3, device=self.device)  # cost nats, bit errors, steps since log
         if state is not None:
             self._restore(state)
+
+    def _check_memory(self, c: TrainConfig) -> None:
+        """Fail before training when a step cannot fit in the device's memory
+        (:func:`ntm_fast.resources.check_training_fits`). The longest episode is estimated from
+        a separately seeded copy of the task, so the training stream is untouched."""
+        probe = make_task(c.task, 0, **c.task_overrides)
+        steps = max(probe.sample(64).inputs.shape[0] for _ in range(8))
+        try:
+            resources.check_training_fits(
+                self.model_config,
+                batch_size=c.batch_size,
+                steps=steps,
+                device=self.device,
+                optimizer_states=3 if c.optimizer == "rmsprop" else 2,
+            )
+        except resources.InsufficientMemoryError as exc:
+            raise UserError(str(exc)) from None
 
     # -- checkpointing -----------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

@@ -96,3 +96,14 @@ def test_estimate_bounds_what_the_fused_path_saves():
     est = estimate_training_bytes(m, batch_size=B, steps=T)
     assert saved * 4 <= est["activations"] + est["memory_state"]
     assert est["activations"] <= 3 * saved * 4  # and is not wildly pessimistic
+
+
+def test_training_command_refuses_a_step_that_cannot_fit(tmp_path, capsys):
+    from ntm_fast.cli import main
+
+    rc = main(["train", "copy", "--steps", "1", "--batch-size", "40000000", "--out",
+               str(tmp_path / "run"), "--no-plots", "--no-progress"])  # fmt: skip
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "training needs about" in err and "batch 40000000" in err
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
