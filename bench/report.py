@@ -111,12 +111,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results", type=Path, help="pytest-benchmark JSON (--benchmark-json)")
     parser.add_argument("--out", type=Path, help="write the markdown table here (else stdout)")
     parser.add_argument("--plots", type=Path, help="directory for the PNG plots")
+    parser.add_argument(
+        "--strip-samples",
+        action="store_true",
+        help="rewrite RESULTS without the raw per-round samples (stats.data), to commit it",
+    )
     args = parser.parse_args(argv)
     try:
         results = json.loads(args.results.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         print(f"bench.report: cannot read {args.results}: {exc}", file=sys.stderr)
         return 1
+    if args.strip_samples:
+        for bench in results["benchmarks"]:
+            bench["stats"].pop("data", None)
+        args.results.write_text(json.dumps(results, indent=1))
     text = table(results)
     if args.out:
         args.out.write_text(text)
