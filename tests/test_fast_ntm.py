@@ -334,3 +334,16 @@ def test_cuda_graph_path_matches_eager(backend):
         opt_e.step()
         opt_g.step()
     assert len(graphed._graphs) == 1, "one capture per shape, then replays"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="FastNTM on CUDA needs a CUDA device")
+@pytest.mark.parametrize("backend", _backends("cuda") if torch.cuda.is_available() else ["native"])
+@pytest.mark.parametrize("cfg", NATIVE_CONFIGS, ids=lambda c: "-".join(map(str, c.values())))
+@pytest.mark.parametrize("B", [1, 64])
+def test_training_step_matches_reference_on_cuda(backend, cfg, B):
+    ref, fast = _pair(backend, device="cuda", input_size=5, output_size=3, controller_size=16,
+                      **cfg)  # fmt: skip
+    x = torch.rand(120, B, 5, dtype=torch.float64, device="cuda")
+    y = torch.rand(120, B, 3, dtype=torch.float64, device="cuda").round()
+    _compare(ref, fast, x, y, F64)
+    assert fast.backend == backend
