@@ -85,19 +85,18 @@ class FastNTM(ReferenceNTM):
         trace: bool = False,
     ) -> tuple[Tensor, NTMState] | tuple[Tensor, NTMState, NTMTrace]:
         """See :meth:`ReferenceNTM.forward`."""
-        if isinstance(x, Tensor):  # first: is_autocast_enabled below rejects e.g. meta devices
-            self._check_input(x)
+        # Validate first: is_autocast_enabled below rejects e.g. meta devices.
+        xt = self._check_input(x) if isinstance(x, Tensor) else None
         generic = (
-            not self.fused_sequence
+            xt is None
+            or not self.fused_sequence
             or lengths is not None
             or trace
             or torch.compiler.is_compiling()
-            or not isinstance(x, Tensor)
-            or torch.is_autocast_enabled(x.device.type)
+            or torch.is_autocast_enabled(xt.device.type)
         )
         if generic:
             return super().forward(x, state, lengths=lengths, trace=trace)
-        xt = self._check_input(x)
         T, B = xt.shape[0], xt.shape[1]
         self.memory_ops(xt.device)
         kernels = backends.kernel_ops(self.backend)
