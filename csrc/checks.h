@@ -28,6 +28,28 @@ inline Dims check_weighting_op(const char* op, const char* name, const at::Tenso
   return {w.size(0), w.size(1), w.size(2), 0, 0};
 }
 
+inline Dims check_interpolate_args(const char* op, const at::Tensor& w_content,
+                                  const at::Tensor& w_prev, const at::Tensor& gate) {
+  const Dims d = check_weighting_op(op, "w_content", w_content);
+  check_arg(op, "w_prev", w_prev, "(B, H, N)", {d.B, d.H, d.N}, w_content, "w_content");
+  check_arg(op, "gate", gate, "(B, H)", {d.B, d.H}, w_content, "w_content");
+  return d;
+}
+
+inline Dims check_shift_args(const char* op, const at::Tensor& w, const at::Tensor& shift) {
+  Dims d = check_weighting_op(op, "w", w);
+  check_arg(op, "shift", shift, "(B, H, S)", {d.B, d.H, -1}, w, "w");
+  check_shift_count(op, shift, d.N);
+  d.S = shift.size(2);
+  return d;
+}
+
+inline Dims check_sharpen_args(const char* op, const at::Tensor& w, const at::Tensor& gamma) {
+  const Dims d = check_weighting_op(op, "w", w);
+  check_arg(op, "gamma", gamma, "(B, H)", {d.B, d.H}, w, "w");
+  return d;
+}
+
 inline Dims check_address_args(const char* op, const at::Tensor& memory, const at::Tensor& key,
                         const at::Tensor& beta, const at::Tensor& gate, const at::Tensor& shift,
                         const at::Tensor& gamma, const at::Tensor& w_prev) {

@@ -703,9 +703,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> content_address_bwd_cpu(const at:
 at::Tensor interpolate_fwd_cpu(const at::Tensor& wc_, const at::Tensor& wp_,
                                const at::Tensor& gate_) {
   const char* op = "ntm_fast::interpolate_fwd";
-  const Dims d = check_weighting_op(op, "w_content", wc_);
-  check_arg(op, "w_prev", wp_, "(B, H, N)", {d.B, d.H, d.N}, wc_, "w_content");
-  check_arg(op, "gate", gate_, "(B, H)", {d.B, d.H}, wc_, "w_content");
+  const Dims d = check_interpolate_args(op, wc_, wp_, gate_);
   const auto wc = wc_.contiguous(), wp = wp_.contiguous(), gate = gate_.contiguous();
   at::Tensor out = new_output({d.B, d.H, d.N}, wc.options());
   const int64_t N = d.N;
@@ -734,9 +732,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> interpolate_bwd_cpu(const at::Ten
                                                                    const at::Tensor& wp_,
                                                                    const at::Tensor& gate_) {
   const char* op = "ntm_fast::interpolate_bwd";
-  const Dims d = check_weighting_op(op, "w_content", wc_);
-  check_arg(op, "w_prev", wp_, "(B, H, N)", {d.B, d.H, d.N}, wc_, "w_content");
-  check_arg(op, "gate", gate_, "(B, H)", {d.B, d.H}, wc_, "w_content");
+  const Dims d = check_interpolate_args(op, wc_, wp_, gate_);
   check_grad(op, grad_, {d.B, d.H, d.N}, wc_, "w_content");
   const auto grad = grad_.contiguous(), wc = wc_.contiguous(), wp = wp_.contiguous(),
              gate = gate_.contiguous();
@@ -770,9 +766,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> interpolate_bwd_cpu(const at::Ten
 
 at::Tensor shift_convolve_fwd_cpu(const at::Tensor& w_, const at::Tensor& shift_) {
   const char* op = "ntm_fast::shift_convolve_fwd";
-  const Dims d = check_weighting_op(op, "w", w_);
-  check_arg(op, "shift", shift_, "(B, H, S)", {d.B, d.H, -1}, w_, "w");
-  check_shift_count(op, shift_, d.N);
+  const Dims d = check_shift_args(op, w_, shift_);
   const auto w = w_.contiguous(), shift = shift_.contiguous();
   const int64_t N = d.N, S = shift.size(2);
   at::Tensor out = new_output({d.B, d.H, N}, w.options());
@@ -799,9 +793,7 @@ std::tuple<at::Tensor, at::Tensor> shift_convolve_bwd_cpu(const at::Tensor& grad
                                                           const at::Tensor& w_,
                                                           const at::Tensor& shift_) {
   const char* op = "ntm_fast::shift_convolve_bwd";
-  const Dims d = check_weighting_op(op, "w", w_);
-  check_arg(op, "shift", shift_, "(B, H, S)", {d.B, d.H, -1}, w_, "w");
-  check_shift_count(op, shift_, d.N);
+  const Dims d = check_shift_args(op, w_, shift_);
   check_grad(op, grad_, {d.B, d.H, d.N}, w_, "w");
   const auto grad = grad_.contiguous(), w = w_.contiguous(), shift = shift_.contiguous();
   const int64_t N = d.N, S = shift.size(2);
@@ -831,8 +823,7 @@ std::tuple<at::Tensor, at::Tensor> shift_convolve_bwd_cpu(const at::Tensor& grad
 
 at::Tensor sharpen_fwd_cpu(const at::Tensor& w_, const at::Tensor& gamma_) {
   const char* op = "ntm_fast::sharpen_fwd";
-  const Dims d = check_weighting_op(op, "w", w_);
-  check_arg(op, "gamma", gamma_, "(B, H)", {d.B, d.H}, w_, "w");
+  const Dims d = check_sharpen_args(op, w_, gamma_);
   const auto w = w_.contiguous(), gamma = gamma_.contiguous();
   const int64_t N = d.N;
   at::Tensor out = new_output({d.B, d.H, N}, w.options());
@@ -858,8 +849,7 @@ at::Tensor sharpen_fwd_cpu(const at::Tensor& w_, const at::Tensor& gamma_) {
 std::tuple<at::Tensor, at::Tensor> sharpen_bwd_cpu(const at::Tensor& grad_, const at::Tensor& w_,
                                                    const at::Tensor& gamma_) {
   const char* op = "ntm_fast::sharpen_bwd";
-  const Dims d = check_weighting_op(op, "w", w_);
-  check_arg(op, "gamma", gamma_, "(B, H)", {d.B, d.H}, w_, "w");
+  const Dims d = check_sharpen_args(op, w_, gamma_);
   check_grad(op, grad_, {d.B, d.H, d.N}, w_, "w");
   const auto grad = grad_.contiguous(), w = w_.contiguous(), gamma = gamma_.contiguous();
   const int64_t N = d.N;

@@ -83,9 +83,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> content_address_bwd_cuda(
 at::Tensor interpolate_fwd_cuda(const at::Tensor& wc_, const at::Tensor& wp_,
                                 const at::Tensor& gate_) {
   const char* op = "ntm_fast::interpolate_fwd";
-  const Dims d = check_weighting_op(op, "w_content", wc_);
-  check_arg(op, "w_prev", wp_, "(B, H, N)", {d.B, d.H, d.N}, wc_, "w_content");
-  check_arg(op, "gate", gate_, "(B, H)", {d.B, d.H}, wc_, "w_content");
+  const Dims d = check_interpolate_args(op, wc_, wp_, gate_);
   check_cuda(op, wc_);
   const c10::cuda::CUDAGuard guard(wc_.device());
   const auto wc = wc_.contiguous(), wp = wp_.contiguous(), gate = gate_.contiguous();
@@ -100,9 +98,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> interpolate_bwd_cuda(const at::Te
                                                                     const at::Tensor& wp_,
                                                                     const at::Tensor& gate_) {
   const char* op = "ntm_fast::interpolate_bwd";
-  const Dims d = check_weighting_op(op, "w_content", wc_);
-  check_arg(op, "w_prev", wp_, "(B, H, N)", {d.B, d.H, d.N}, wc_, "w_content");
-  check_arg(op, "gate", gate_, "(B, H)", {d.B, d.H}, wc_, "w_content");
+  const Dims d = check_interpolate_args(op, wc_, wp_, gate_);
   check_grad(op, grad_, {d.B, d.H, d.N}, wc_, "w_content");
   check_cuda(op, wc_);
   const c10::cuda::CUDAGuard guard(wc_.device());
@@ -118,9 +114,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> interpolate_bwd_cuda(const at::Te
 
 at::Tensor shift_convolve_fwd_cuda(const at::Tensor& w_, const at::Tensor& shift_) {
   const char* op = "ntm_fast::shift_convolve_fwd";
-  const Dims d = check_weighting_op(op, "w", w_);
-  check_arg(op, "shift", shift_, "(B, H, S)", {d.B, d.H, -1}, w_, "w");
-  check_shift_count(op, shift_, d.N);
+  const Dims d = check_shift_args(op, w_, shift_);
   check_cuda(op, w_);
   const c10::cuda::CUDAGuard guard(w_.device());
   const auto w = w_.contiguous(), shift = shift_.contiguous();
@@ -134,9 +128,7 @@ std::tuple<at::Tensor, at::Tensor> shift_convolve_bwd_cuda(const at::Tensor& gra
                                                            const at::Tensor& w_,
                                                            const at::Tensor& shift_) {
   const char* op = "ntm_fast::shift_convolve_bwd";
-  const Dims d = check_weighting_op(op, "w", w_);
-  check_arg(op, "shift", shift_, "(B, H, S)", {d.B, d.H, -1}, w_, "w");
-  check_shift_count(op, shift_, d.N);
+  const Dims d = check_shift_args(op, w_, shift_);
   check_grad(op, grad_, {d.B, d.H, d.N}, w_, "w");
   check_cuda(op, w_);
   const c10::cuda::CUDAGuard guard(w_.device());
@@ -151,8 +143,7 @@ std::tuple<at::Tensor, at::Tensor> shift_convolve_bwd_cuda(const at::Tensor& gra
 
 at::Tensor sharpen_fwd_cuda(const at::Tensor& w_, const at::Tensor& gamma_) {
   const char* op = "ntm_fast::sharpen_fwd";
-  const Dims d = check_weighting_op(op, "w", w_);
-  check_arg(op, "gamma", gamma_, "(B, H)", {d.B, d.H}, w_, "w");
+  const Dims d = check_sharpen_args(op, w_, gamma_);
   check_cuda(op, w_);
   const c10::cuda::CUDAGuard guard(w_.device());
   const auto w = w_.contiguous(), gamma = gamma_.contiguous();
@@ -165,8 +156,7 @@ at::Tensor sharpen_fwd_cuda(const at::Tensor& w_, const at::Tensor& gamma_) {
 std::tuple<at::Tensor, at::Tensor> sharpen_bwd_cuda(const at::Tensor& grad_, const at::Tensor& w_,
                                                     const at::Tensor& gamma_) {
   const char* op = "ntm_fast::sharpen_bwd";
-  const Dims d = check_weighting_op(op, "w", w_);
-  check_arg(op, "gamma", gamma_, "(B, H)", {d.B, d.H}, w_, "w");
+  const Dims d = check_sharpen_args(op, w_, gamma_);
   check_grad(op, grad_, {d.B, d.H, d.N}, w_, "w");
   check_cuda(op, w_);
   const c10::cuda::CUDAGuard guard(w_.device());
