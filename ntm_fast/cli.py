@@ -18,7 +18,7 @@ from . import distributed
 from .checkpoint import CheckpointError
 from .presets import CONTROLLERS
 from .tasks import TASKS
-from .train import TrainConfig, UserError
+from .train import LR_SCHEDULES, TrainConfig, UserError
 
 _MODEL_FLAGS = {  # CLI flag -> model config key (for small or custom models)
     "memory_slots": "memory_slots",
@@ -95,6 +95,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--lr", type=_positive_float, help="learning rate (default: preset's)")
     t.add_argument("--optimizer", choices=("rmsprop", "adam"))
+    t.add_argument(
+        "--clip-norm",
+        type=float,
+        help="also clip the global gradient norm to X (0: off; default: preset's)",
+    )
+    t.add_argument(
+        "--warmup", type=int, help="linear learning-rate warm-up steps (default: preset's)"
+    )
+    t.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        help="after warm-up: constant, or cosine decay to 0 at --steps (default: preset's)",
+    )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     t.add_argument("--backend", choices=("auto", "native", "triton", "reference"), default="auto")
@@ -157,6 +170,7 @@ def _train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         task=args.task, controller=args.controller, steps=args.steps, minutes=args.minutes,
         batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, seed=args.seed,
+        clip_norm=args.clip_norm, warmup_steps=args.warmup, lr_schedule=args.lr_schedule,
         device=args.device, backend=args.backend, out=args.out,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every,
         threads=args.threads, stop_cost=args.stop_cost, model_overrides=model_overrides,

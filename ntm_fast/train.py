@@ -60,6 +60,9 @@ class TrainConfig:
     threads: int | None = 1
     stop_cost: float | None = None
     clip: float = 10.0
+    clip_norm: float | None = None
+    warmup_steps: int | None = None
+    lr_schedule: str | None = None
     model_overrides: dict[str, Any] = field(default_factory=dict)
     task_overrides: dict[str, Any] = field(default_factory=dict)
     plots: bool = True
@@ -76,6 +79,13 @@ class TrainConfig:
         c.lr = c.lr or p.train["lr"]
         c.optimizer = c.optimizer or p.train["optimizer"]
         c.steps = c.steps if c.steps is not None else p.train.get("steps", 100_000)
+        if c.clip_norm is None:
+            c.clip_norm = p.train.get("clip_norm", 0.0)
+        if c.warmup_steps is None:
+            c.warmup_steps = p.train.get("warmup_steps", 0)
+        c.lr_schedule = c.lr_schedule or p.train.get("lr_schedule", "constant")
+        if c.lr_schedule not in LR_SCHEDULES:
+            raise UserError(f"lr_schedule: expected one of {LR_SCHEDULES}, got {c.lr_schedule!r}")
         if c.optimizer not in ("rmsprop", "adam"):
             raise UserError(f"optimizer: expected 'rmsprop' or 'adam', got {c.optimizer!r}")
         for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
@@ -83,6 +93,9 @@ class TrainConfig:
                 raise UserError(f"{name}: expected >= 1, got {getattr(c, name)}")
         if not c.lr > 0:
             raise UserError(f"lr: expected > 0, got {c.lr}")
+        if c.clip_norm < 0 or c.warmup_steps < 0:
+            bad = "clip_norm" if c.clip_norm < 0 else "warmup_steps"
+            raise UserError(f"{bad}: expected >= 0 (0 turns it off), got {getattr(c, bad)}")
         if c.minutes is not None and not c.minutes > 0:
             raise UserError(f"minutes: expected > 0, got {c.minutes}")
         if c.device.startswith("cuda") and not torch.cuda.is_available():
@@ -101,6 +114,22 @@ def sequence_cost(logits: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
     cost = (ce * batch.mask).sum() / B
     wrong = ((logits > 0).to(logits.dtype) != batch.targets).to(logits.dtype).sum(-1)
     return cost, (wrong * batch.mask).sum().detach() / B
+
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(c: TrainConfig, step: int) -> float:
+    """The learning rate of optimiser step ``step`` (0-based): a linear warm-up from
+    lr / warmup_steps to lr over the first ``warmup_steps`` steps, then constant, or for
+    ``lr_schedule="cosine"`` a half cosine from lr down to 0 at step ``steps`` (so resuming
+    with more ``steps`` stretches the rest of the schedule)."""
+    if c.warmup_steps and step < c.warmup_steps:
+        return c.lr * (step + 1) / c.warmup_steps
+    if c.lr_schedule == "cosine":
+        progress = (step - c.warmup_steps) / max(1, c.steps - c.warmup_steps)
+        return c.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return c.lr
 
 
 def make_optimizer(name: str, params: Any, lr: float) -> torch.optim.Optimizer:
@@ -228,7 +257,12 @@ class Trainer:
         cost, errors = sequence_cost(logits, batch)
         self.optimizer.zero_grad(set_to_none=True)
         cost.backward()  # under DDP: the mean over ranks, i.e. of the global batch's cost
-        nn.utils.clip_grad_value_(self.model.parameters(), self.config.clip)
+        c = self.config
+        nn.utils.clip_grad_value_(self.model.parameters(), c.clip)
+        if c.clip_norm:
+            nn.utils.clip_grad_norm_(self.model.parameters(), c.clip_norm)
+        for group in self.optimizer.param_groups:  # a function of the step: resume stays exact
+            group["lr"] = learning_rate(c, self.step)
         self.optimizer.step()
         self.acc += torch.stack([cost.detach(), errors, torch.ones_like(errors)])
         self.step += 1

@@ -74,6 +74,8 @@ def test_other_tasks_train_and_evaluate(tmp_path, task, capsys):
         (["train", "copy", "--optimizer", "sgd"], "invalid choice"),
         (["train", "copy", "--controller", "gru"], "invalid choice"),
         (["train", "copy", "--task-arg", "max_length"], "KEY=NUMBER"),
+        (["train", "copy", "--warmup", "x"], "invalid int value"),
+        (["train", "copy", "--clip-norm", "x"], "invalid float value"),
         (["frobnicate"], "invalid choice"),
         ([], "required"),
     ],

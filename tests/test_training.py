@@ -1,13 +1,14 @@
 """The training loop: cost goes down, resume is bit-identical, checkpoints fail clearly."""
 
 import csv
+import itertools
 
 import pytest
 import torch
 
 from ntm_fast.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ntm_fast.presets import build_model, preset
-from ntm_fast.train import Batch, TrainConfig, Trainer, sequence_cost
+from ntm_fast.train import Batch, TrainConfig, Trainer, UserError, learning_rate, sequence_cost
 
 TINY = dict(memory_slots=8, memory_width=6, controller_size=16)
 
@@ -48,12 +49,55 @@ def test_baseline_trains_through_the_same_loop(tmp_path):
     assert summary["step"] == 2 and (tmp_path / "checkpoint.pt").exists()
 
 
+def test_warmup_ramps_linearly_then_holds():
+    c = TrainConfig(lr=2e-3, warmup_steps=4).resolved()
+    lrs = [learning_rate(c, step) for step in range(6)]
+    assert lrs == pytest.approx([5e-4, 1e-3, 1.5e-3, 2e-3, 2e-3, 2e-3])
+    assert learning_rate(TrainConfig(lr=2e-3, warmup_steps=0).resolved(), 0) == 2e-3
+
+
+def test_cosine_schedule_decays_to_zero_at_the_last_step():
+    c = TrainConfig(lr=1.0, warmup_steps=2, steps=12, lr_schedule="cosine").resolved()
+    lrs = [learning_rate(c, step) for step in range(14)]
+    assert lrs[:3] == pytest.approx([0.5, 1.0, 1.0])  # warm-up, then the cosine's start
+    assert lrs[7] == pytest.approx(0.5)  # halfway through the 10 steps after warm-up
+    assert all(a > b for a, b in itertools.pairwise(lrs[2:13]))
+    assert lrs[12] == lrs[13] == pytest.approx(0.0)
+
+
+def test_optimizer_sees_the_scheduled_lr_and_clipped_norm(tmp_path, monkeypatch):
+    seen = []
+    t = Trainer(tiny(tmp_path, warmup_steps=3, clip_norm=1e-3, lr=3e-3))
+    step = t.optimizer.step
+
+    def spy(*a, **k):
+        norm = torch.nn.utils.get_total_norm([p.grad for p in t.model.parameters()])
+        seen.append((t.optimizer.param_groups[0]["lr"], float(norm)))
+        return step(*a, **k)
+
+    monkeypatch.setattr(t.optimizer, "step", spy)
+    for _ in range(4):
+        t.train_step()
+    assert [lr for lr, _ in seen] == pytest.approx([1e-3, 2e-3, 3e-3, 3e-3])
+    assert all(norm <= 1e-3 * (1 + 1e-5) for _, norm in seen), seen
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("clip_norm", -1.0), ("warmup_steps", -5), ("lr_schedule", "step")]
+)
+def test_negative_schedule_settings_are_refused(field, value):
+    with pytest.raises(UserError, match=field):
+        TrainConfig(**{field: value}).resolved()
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
 def test_resume_is_bit_identical(tmp_path, optimizer):
-    full = Trainer(tiny(tmp_path / "full", optimizer=optimizer, steps=6))
+    # the schedule and norm clipping are active across the split: both must resume exactly
+    sched = dict(warmup_steps=2, clip_norm=0.5, lr_schedule="cosine")
+    full = Trainer(tiny(tmp_path / "full", optimizer=optimizer, steps=6, **sched))
     full.run()
-    Trainer(tiny(tmp_path / "split", optimizer=optimizer, steps=3)).run()
-    resumed = Trainer(tiny(tmp_path / "split", optimizer=optimizer), resume=True,
+    Trainer(tiny(tmp_path / "split", optimizer=optimizer, steps=3, **sched)).run()
+    resumed = Trainer(tiny(tmp_path / "split", optimizer=optimizer, **sched), resume=True,
                       resume_overrides={"steps": 6})  # fmt: skip
     assert resumed.step == 3
     resumed.run()
