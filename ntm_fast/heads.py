@@ -31,6 +31,12 @@ from torch import Tensor
 
 from .reference import uniform_shift
 
+# The activations' backwards as torch's own kernels (one call each, from the outputs or, for
+# softplus with F.softplus's beta = 1 and threshold = 20, from the input).
+tanh_backward = torch.ops.aten.tanh_backward.default
+sigmoid_backward = torch.ops.aten.sigmoid_backward.default
+_softplus_backward = torch.ops.aten.softplus_backward.default
+
 
 class HeadParams(NamedTuple):
     """Activated head parameters for one step; H = read_heads + write_heads."""
@@ -112,20 +118,15 @@ class HeadLayout:
             d_x = (grad.shift * slope).sum(-1, keepdim=True)
             d_shift = d_x * k * (1 - t * t)
         grads = (
-            grad.key * (1 - p.key * p.key),
-            grad.beta * _softplus_slope(parts["beta"]),
-            grad.gate * p.gate * (1 - p.gate),
+            tanh_backward(grad.key, p.key),
+            _softplus_backward(grad.beta, parts["beta"], 1.0, 20.0),
+            sigmoid_backward(grad.gate, p.gate),
             d_shift,
-            grad.gamma * _softplus_slope(parts["gamma"]),
-            grad.erase * p.erase * (1 - p.erase),
-            grad.add * (1 - p.add * p.add),
+            _softplus_backward(grad.gamma, parts["gamma"], 1.0, 20.0),
+            sigmoid_backward(grad.erase, p.erase),
+            tanh_backward(grad.add, p.add),
         )
         return torch.cat([g.reshape(B, -1) for g in grads], dim=-1)
-
-
-def _softplus_slope(x: Tensor) -> Tensor:
-    """d softplus / dx exactly as torch computes it (linear above its threshold of 20)."""
-    return torch.sigmoid(x).masked_fill_(x > 20, 1.0)
 
 
 def _numel(shape: tuple[int, ...]) -> int:

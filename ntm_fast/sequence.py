@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from .heads import HeadLayout, HeadParams
+from .heads import HeadLayout, HeadParams, sigmoid_backward, tanh_backward
 
 
 @dataclass(frozen=True)
@@ -215,23 +215,20 @@ class NTMSequence(torch.autograd.Function):
                     c_new = torch.addcmul(i * g, f, c_prev)
                     tanh_c = torch.tanh(c_new)
                     d_hl = d_layer_out + d_h[layer]
-                    d_cl = torch.addcmul(d_c[layer], d_hl * o, 1 - tanh_c * tanh_c)
-                    d_pre = torch.cat(
-                        [
-                            d_cl * g * i * (1 - i),
-                            d_cl * c_prev * f * (1 - f),
-                            d_cl * i * (1 - g * g),
-                            d_hl * tanh_c * o * (1 - o),
-                        ],
-                        dim=1,
-                    )
+                    d_cl = d_c[layer] + tanh_backward(d_hl * o, tanh_c)
+                    # d/d(gate activations), then through the sigmoids (i, f, o) and the
+                    # tanh (g) in two whole-row calls instead of one chain per gate
+                    d_act = torch.cat([d_cl * g, d_cl * c_prev, d_cl * i, d_hl * tanh_c], dim=1)
+                    d_pre = sigmoid_backward(d_act, act)
+                    d_g = d_act.narrow(1, 2 * C, C)
+                    d_pre.narrow(1, 2 * C, C).copy_(tanh_backward(d_g, g))
                     d_c[layer] = d_cl * f
                     d_inp = d_pre @ (w_cat[layer][:, F:] if layer == 0 else w_cat[layer])
                     n_in = d_inp.shape[1] - C
                     d_h[layer] = d_inp[:, n_in:]
                     d_layer_out = d_inp[:, :n_in]
                 else:
-                    d_pre = d_layer_out * (1 - act * act)
+                    d_pre = tanh_backward(d_layer_out, act)
                     d_layer_out = (
                         d_pre @ w_cat[layer][:, F:] if layer == 0 else d_pre @ w_cat[layer]
                     )
