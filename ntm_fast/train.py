@@ -132,6 +132,17 @@ def learning_rate(c: TrainConfig, step: int) -> float:
     return c.lr
 
 
+def describe_schedule(c: TrainConfig) -> str:
+    """E.g. "cosine, warm-up 100, clip |g| 5, clip g_i 10": what shapes the updates."""
+    parts = [c.lr_schedule]
+    if c.warmup_steps:
+        parts.append(f"warm-up {c.warmup_steps}")
+    if c.clip_norm:
+        parts.append(f"clip |g| {c.clip_norm:g}")
+    parts.append(f"clip g_i {c.clip:g}")
+    return ", ".join(str(p) for p in parts)
+
+
 def make_optimizer(name: str, params: Any, lr: float) -> torch.optim.Optimizer:
     if name == "rmsprop":
         return GravesRMSprop(params, lr=lr)
@@ -451,7 +462,8 @@ def train(
             per_rank = f" per rank x {k} ranks" if k > 1 else ""
             print(
                 f"{c.task} / {c.controller}: batch {c.batch_size}{per_rank}, {c.optimizer} "
-                f"lr {c.lr:g}, seed {c.seed}, device {c.device}, run dir {trainer.out}",
+                f"lr {c.lr:g} ({describe_schedule(c)}), seed {c.seed}, device {c.device}, "
+                f"run dir {trainer.out}",
                 file=sys.stderr,
             )
             print(parameter_table(trainer.model, trainer.paper_parameters), file=sys.stderr)

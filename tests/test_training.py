@@ -8,7 +8,15 @@ import torch
 
 from ntm_fast.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ntm_fast.presets import build_model, preset
-from ntm_fast.train import Batch, TrainConfig, Trainer, UserError, learning_rate, sequence_cost
+from ntm_fast.train import (
+    Batch,
+    TrainConfig,
+    Trainer,
+    UserError,
+    describe_schedule,
+    learning_rate,
+    sequence_cost,
+)
 
 TINY = dict(memory_slots=8, memory_width=6, controller_size=16)
 
@@ -17,7 +25,7 @@ def tiny(out, **kw):
     base = dict(task="copy", steps=6, batch_size=4, lr=3e-3, seed=1, out=str(out),
                 model_overrides=dict(TINY), task_overrides={"max_length": 3},
                 checkpoint_every=1000, log_every=2, plots=False, progress=False,
-                backend="reference")  # fmt: skip
+                backend="reference", clip_norm=0.0, lr_schedule="constant")  # fmt: skip
     base.update(kw)
     return TrainConfig(**base)
 
@@ -50,10 +58,11 @@ def test_baseline_trains_through_the_same_loop(tmp_path):
 
 
 def test_warmup_ramps_linearly_then_holds():
-    c = TrainConfig(lr=2e-3, warmup_steps=4).resolved()
+    c = TrainConfig(lr=2e-3, warmup_steps=4, lr_schedule="constant").resolved()
     lrs = [learning_rate(c, step) for step in range(6)]
     assert lrs == pytest.approx([5e-4, 1e-3, 1.5e-3, 2e-3, 2e-3, 2e-3])
-    assert learning_rate(TrainConfig(lr=2e-3, warmup_steps=0).resolved(), 0) == 2e-3
+    plain = TrainConfig(lr=2e-3, warmup_steps=0, lr_schedule="constant").resolved()
+    assert learning_rate(plain, 0) == learning_rate(plain, 5999) == 2e-3
 
 
 def test_cosine_schedule_decays_to_zero_at_the_last_step():
@@ -67,7 +76,7 @@ def test_cosine_schedule_decays_to_zero_at_the_last_step():
 
 def test_optimizer_sees_the_scheduled_lr_and_clipped_norm(tmp_path, monkeypatch):
     seen = []
-    t = Trainer(tiny(tmp_path, warmup_steps=3, clip_norm=1e-3, lr=3e-3))
+    t = Trainer(tiny(tmp_path, warmup_steps=3, clip_norm=1e-3, lr=3e-3, lr_schedule="constant"))
     step = t.optimizer.step
 
     def spy(*a, **k):
@@ -177,6 +186,15 @@ def test_presets_match_tables():
     m = build_model(preset("copy", "lstm").model, backend="reference")
     total = m.parameter_counts()["total"]
     assert abs(total - preset("copy", "lstm").paper_parameters) / total < 0.05
+
+
+def test_copy_defaults_clip_the_norm_and_decay():
+    c = TrainConfig(task="copy").resolved()
+    assert (c.optimizer, c.lr, c.batch_size, c.steps) == ("adam", 2e-3, 32, 6000)
+    assert (c.clip_norm, c.lr_schedule, c.warmup_steps, c.clip) == (5.0, "cosine", 0, 10.0)
+    assert describe_schedule(c) == "cosine, clip |g| 5, clip g_i 10"
+    other = TrainConfig(task="associative_recall").resolved()
+    assert (other.clip_norm, other.lr_schedule) == (0.0, "constant")
 
 
 def test_ctrl_c_stops_at_a_step_boundary_and_saves(tmp_path, monkeypatch):
