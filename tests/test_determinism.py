@@ -16,20 +16,12 @@ import re
 
 import pytest
 import torch
+from tolerances import OP_ARGS
 
 from ntm_fast import FastNTM, ReferenceNTM, backends
 from ntm_fast import native_backend as nb
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-ARGS = {
-    "content_address": ["memory", "key", "beta"],
-    "interpolate": ["w_content", "w_prev", "gate"],
-    "shift_convolve": ["w", "shift"],
-    "sharpen": ["w", "gamma"],
-    "address": ["memory", "key", "beta", "gate", "shift", "gamma", "w_prev"],
-    "read": ["memory", "w"],
-    "write": ["memory", "w", "erase", "add"],
-}
 # Large enough that parallel_for splits the work (grain: 2^15 inner iterations per task).
 B, H, N, W, S = 8, 4, 256, 32, 3
 
@@ -47,7 +39,7 @@ def inputs(op: str, dtype: torch.dtype) -> list[torch.Tensor]:
         erase=(B, H, W), add=(B, H, W),
     )  # fmt: skip
     out = []
-    for name in ARGS[op]:
+    for name in OP_ARGS[op]:
         t = torch.rand(shapes[name], generator=g, dtype=torch.float64)
         if name in ("shift", "w", "w_prev", "w_content"):
             t = torch.softmax(4 * t, -1)
@@ -70,7 +62,7 @@ def run(op: str, dtype: torch.dtype) -> list[torch.Tensor]:
 
 @needs_native
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("op", list(ARGS))
+@pytest.mark.parametrize("op", list(OP_ARGS))
 def test_native_op_forward_backward_bit_identical(op, dtype):
     threads = torch.get_num_threads()
     try:
