@@ -29,10 +29,12 @@ WORLD = 2
 
 
 def _config(out, **kw):
+    # constant lr: the resume test extends a 3-step run to 6 steps, which would stretch a decay
     base = dict(task="copy", steps=6, batch_size=B, lr=3e-3, seed=5, out=str(out),
                 optimizer="rmsprop", model_overrides=dict(TINY),
                 task_overrides={"max_length": 3}, checkpoint_every=1000, log_every=2,
-                plots=False, progress=False, backend="native")  # fmt: skip
+                plots=False, progress=False, backend="native",
+                lr_schedule="constant")  # fmt: skip
     base.update(kw)
     return TrainConfig(**base)
 

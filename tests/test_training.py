@@ -101,12 +101,12 @@ def test_negative_schedule_settings_are_refused(field, value):
 
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
 def test_resume_is_bit_identical(tmp_path, optimizer):
-    # the schedule and norm clipping are active across the split: both must resume exactly
-    sched = dict(warmup_steps=2, clip_norm=0.5, lr_schedule="cosine")
-    full = Trainer(tiny(tmp_path / "full", optimizer=optimizer, steps=6, **sched))
+    """Steps 1-3 + resumed 4-6 == 6 uninterrupted steps, exactly: constant lr, where the run
+    may also be extended (3 steps, then resumed with steps=6)."""
+    full = Trainer(tiny(tmp_path / "full", optimizer=optimizer, steps=6))
     full.run()
-    Trainer(tiny(tmp_path / "split", optimizer=optimizer, steps=3, **sched)).run()
-    resumed = Trainer(tiny(tmp_path / "split", optimizer=optimizer, **sched), resume=True,
+    Trainer(tiny(tmp_path / "split", optimizer=optimizer, steps=3)).run()
+    resumed = Trainer(tiny(tmp_path / "split", optimizer=optimizer), resume=True,
                       resume_overrides={"steps": 6})  # fmt: skip
     assert resumed.step == 3
     resumed.run()
@@ -118,6 +118,29 @@ def test_resume_is_bit_identical(tmp_path, optimizer):
     logs = [(tmp_path / d / "log.csv").read_text() for d in ("full", "split")]
     last = [log.splitlines()[-1].split(",")[:4] for log in logs]  # not the timings
     assert last[0] == last[1]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+def test_interrupted_scheduled_run_resumes_exactly(tmp_path, optimizer):
+    """A run of 6 steps with warm-up, cosine decay and norm clipping, stopped at step 3 (by
+    stop_cost, as Ctrl-C or --minutes would) and resumed, equals the uninterrupted run: the
+    schedule is a function of the step and of ``steps``, which did not change."""
+    sched = dict(optimizer=optimizer, steps=6, warmup_steps=1, clip_norm=0.5,
+                 lr_schedule="cosine", log_every=3)  # fmt: skip
+    full = Trainer(tiny(tmp_path / "full", **sched))
+    full.run()
+    first = Trainer(tiny(tmp_path / "split", stop_cost=1e9, **sched))
+    assert first.run()["reason"] == "stop_cost" and first.step == 3
+    resumed = Trainer(tiny(tmp_path / "split", **sched), resume=True,
+                      resume_overrides={"stop_cost": None})  # fmt: skip
+    assert resumed.step == 3 and resumed.config.stop_cost is None
+    resumed.run()
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    sa, sb = full.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
+    assert all(torch.equal(sa[i][k], sb[i][k]) for i in sa for k in sa[i])
+    lr_at = [learning_rate(resumed.config, step) for step in range(6)]
+    assert len(set(lr_at[1:])) == 5  # the decay really was active on both sides of the split
 
 
 def test_interrupt_saves_a_checkpoint(tmp_path, monkeypatch):
@@ -209,6 +232,7 @@ def test_ctrl_c_stops_at_a_step_boundary_and_saves(tmp_path, monkeypatch):
             signal.raise_signal(signal.SIGINT)  # delivered mid-step: the step still completes
 
     monkeypatch.setattr(t, "train_step", step_and_press_ctrl_c)
+    before = signal.getsignal(signal.SIGINT)  # SIG_IGN when started in the background
     assert t.run()["reason"] == "interrupted"
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 3
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert signal.getsignal(signal.SIGINT) is before  # handler restored
