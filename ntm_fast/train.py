@@ -140,7 +140,7 @@ def describe_schedule(c: TrainConfig) -> str:
     if c.clip_norm:
         parts.append(f"clip |g| {c.clip_norm:g}")
     parts.append(f"clip g_i {c.clip:g}")
-    return ", ".join(str(p) for p in parts)
+    return ", ".join(parts)
 
 
 def make_optimizer(name: str, params: Any, lr: float) -> torch.optim.Optimizer:

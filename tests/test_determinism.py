@@ -120,19 +120,24 @@ def test_reference_ntm_training_is_bit_identical():
     assert_identical(train(ReferenceNTM, seed=3), train(ReferenceNTM, seed=3))
 
 
-def _sources(folder: str, suffixes: tuple[str, ...]) -> list[pathlib.Path]:
-    return [p for p in (ROOT / folder).rglob("*") if p.suffix in suffixes]
-
-
-def test_no_float_atomics_in_cuda_kernels():
-    files = _sources("csrc", (".cu", ".cuh", ".h", ".cpp"))
-    assert any(p.suffix == ".cu" for p in files)
-    hits = [
+def _lines_matching(folder: str, suffixes: tuple[str, ...], must_have: str, pattern: str) -> list:
+    """``path:line: text`` for every line of the sources under ``folder`` matching
+    ``pattern`` (``must_have`` must be among the files, so a moved tree cannot pass vacuously)."""
+    files = [p for p in (ROOT / folder).rglob("*") if p.suffix in suffixes]
+    assert any(p.name.endswith(must_have) for p in files), f"no {must_have} under {folder}/"
+    return [
         f"{p.relative_to(ROOT)}:{i + 1}: {line.strip()}"
         for p in files
         for i, line in enumerate(p.read_text().splitlines())
-        if re.search(r"\batomic(Add|Sub|Exch|CAS)\b|\bunsafeAtomicAdd\b|\bgpuAtomicAdd\b", line)
+        if re.search(pattern, line)
     ]
+
+
+def test_no_float_atomics_in_cuda_kernels():
+    hits = _lines_matching(
+        "csrc", (".cu", ".cuh", ".h", ".cpp"), ".cu",
+        r"\batomic(Add|Sub|Exch|CAS)\b|\bunsafeAtomicAdd\b|\bgpuAtomicAdd\b",
+    )  # fmt: skip
     assert not hits, (
         "atomics make the CUDA backward order-dependent; see docs/robustness.md:\n"
         + "\n".join(hits)
@@ -140,14 +145,7 @@ def test_no_float_atomics_in_cuda_kernels():
 
 
 def test_no_atomics_in_triton_kernels():
-    files = _sources("kernels", (".py",))
-    assert any(p.name == "address.py" for p in files)
-    hits = [
-        f"{p.relative_to(ROOT)}:{i + 1}: {line.strip()}"
-        for p in files
-        for i, line in enumerate(p.read_text().splitlines())
-        if re.search(r"\btl\.atomic_\w+\s*\(", line)
-    ]
+    hits = _lines_matching("kernels", (".py",), "address.py", r"\btl\.atomic_\w+\s*\(")
     assert not hits, (
         "tl.atomic_* on floats is order-dependent: honour "
         "torch.are_deterministic_algorithms_enabled() or remove it (docs/robustness.md):\n"
