@@ -45,7 +45,9 @@ def _native_extensions():
         return [], {}
 
     rel = lambda p: os.path.relpath(p, ROOT)  # noqa: E731  (setuptools wants relative paths)
-    cpp_sources = [rel(CSRC / "registration.cpp"), rel(CSRC / "cpu" / "ops_cpu.cpp")]
+    # Every C++ file under csrc/cpu/ (one per op family) is part of the build.
+    cpu_files = sorted((CSRC / "cpu").glob("*.cpp"))
+    cpp_sources = [rel(CSRC / "registration.cpp"), *(rel(p) for p in cpu_files)]
     cxx_flags = ["-O3", "-fno-math-errno"]  # the C++ standard is the one torch picks
     with_cuda = torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None
     if not with_cuda:
