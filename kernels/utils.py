@@ -22,6 +22,9 @@ TILE_ELEMS = 8192
 
 EPS = tl.constexpr(COSINE_EPS)
 TINY = tl.constexpr(SHARPEN_TINY)
+#: Every clamp here propagates NaN (NaN in, NaN out on every backend, as in the reference):
+#: the default of tl.maximum/minimum/clamp (maxnum/minnum) silently drops it.
+NAN = tl.constexpr(tl.PropagateNan.ALL)
 
 
 def set_max_block_n(n: int) -> int:
@@ -57,11 +60,11 @@ def torch_compute_dtype(dtype: torch.dtype) -> torch.dtype:
 def to_grad(x, p):
     """``x`` cast for a store through pointer ``p``, saturating at ±max of float16/bfloat16
     instead of overflowing to inf (ntm_fast.numerics.saturate: gradients such as the cosine's
-    at a zero-norm key, ~1/ε, exceed float16's range)."""
+    at a zero-norm key, ~1/ε, exceed float16's range). NaN stays NaN."""
     if p.dtype.element_ty == tl.float16:
-        x = tl.minimum(tl.maximum(x, -65504.0), 65504.0)
+        x = tl.clamp(x, -65504.0, 65504.0, propagate_nan=NAN)
     if p.dtype.element_ty == tl.bfloat16:
-        x = tl.minimum(tl.maximum(x, -3.3895313892515355e38), 3.3895313892515355e38)
+        x = tl.clamp(x, -3.3895313892515355e38, 3.3895313892515355e38, propagate_nan=NAN)
     return x.to(p.dtype.element_ty)
 
 
@@ -165,8 +168,17 @@ def shift_grad_s(p_w, p_g, p_gs, N, S, BN: tl.constexpr, CDT: tl.constexpr):
 
 @triton.jit
 def spow(r, gamma):
-    """``r^γ`` for r >= 0 (0 where r == 0, never NaN)."""
-    return tl.where(r > 0, tl.exp(gamma * tl.log(tl.where(r > 0, r, 1.0))), 0.0)
+    """``r^γ`` for r >= 0: 0 where r == 0 (no NaN from log 0), NaN where r is NaN (NaN in,
+    NaN out, as torch.pow in the reference)."""
+    zero_or_nan = tl.where(r == r, 0.0, r)
+    return tl.where(r > 0, tl.exp(gamma * tl.log(tl.where(r > 0, r, 1.0))), zero_or_nan)
+
+
+@triton.jit
+def floor(x, lo):
+    """``max(x, lo)`` that keeps NaN: ``tl.maximum``'s default (maxnum) returns ``lo`` for a
+    NaN ``x``, which would turn a NaN row sum into a finite normaliser and hide the NaN."""
+    return tl.maximum(x, lo, propagate_nan=NAN)
 
 
 @triton.jit
@@ -181,7 +193,7 @@ def sharpen_stats(p_x, gamma, N, BN: tl.constexpr, CDT: tl.constexpr):
         o_n = n0 + tl.arange(0, BN)
         b_x = tl.load(p_x + o_n, mask=o_n < N, other=0).to(CDT)
         acc += spow(b_x / mx, gamma)
-    return mx, tl.maximum(tl.sum(acc, 0), TINY)
+    return mx, floor(tl.sum(acc, 0), TINY)
 
 
 @triton.jit
