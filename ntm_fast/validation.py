@@ -30,11 +30,22 @@ def _tensor(name: str, t: object) -> torch.Tensor:
 
 
 def _shape(name: str, t: torch.Tensor, expected: Sequence[int | None], spec: str) -> None:
-    """Check ``t.shape`` against ``expected`` (None = any size >= 1); ``spec`` names the dims."""
+    """Check ``t.shape`` against ``expected`` (None = any size >= 1); ``spec`` names the dims.
+
+    An empty free dimension (B, H, N, W or S = 0) is named: ``"key: expected H >= 1, ..."``.
+    """
     ok = t.dim() == len(expected) and all(
         (e is None and s >= 1) or s == e for s, e in zip(t.shape, expected, strict=True)
     )
     if not ok:
+        if t.dim() == len(expected):
+            letters = spec.strip("()").split(", ")
+            for s, e, letter in zip(t.shape, expected, letters, strict=True):
+                if e is None and s < 1:
+                    raise ValueError(
+                        f"{name}: expected {letter} >= 1 (no dimension of {spec} may be "
+                        f"empty), got {describe(t)}"
+                    )
         want = ", ".join("*" if e is None else str(e) for e in expected)
         raise ValueError(f"{name}: expected shape {spec} = ({want}), got {describe(t)}")
 

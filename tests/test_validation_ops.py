@@ -106,6 +106,17 @@ def build_cases():
             add(op, i, "int64", lambda t: t.to(torch.int64), TypeError, _shape_str)
             add(op, i, "bool", lambda t: t > 0, TypeError, _shape_str)
             add(op, i, "list", lambda t: t.tolist(), TypeError, lambda _: "got list")
+            bound = set("".join(d for _, d in spec[:i]))
+            for p, label in enumerate(dims):
+                if label not in bound:  # an empty free dimension: "expected H >= 1"
+
+                    def empty(t, p=p):
+                        shape = list(t.shape)
+                        shape[p] = 0
+                        return torch.rand(*shape, dtype=t.dtype)
+
+                    add(op, i, f"empty-{label}", empty, ValueError,
+                        lambda _, label=label: f"expected {label} >= 1")  # fmt: skip
             if i > 0:
                 # mismatched B/H/N/W: a dimension already fixed by an earlier argument
                 bound = set("".join(d for _, d in spec[:i]))
