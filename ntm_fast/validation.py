@@ -169,3 +169,13 @@ def check_write(memory, w, erase, add) -> tuple[int, int, int, int]:
     check_per_head("add", add, B, H, W)
     _same([("memory", memory), ("w", w), ("erase", erase), ("add", add)])
     return B, H, N, W
+
+
+def autocast_enabled(device: torch.device) -> bool:
+    """``torch.is_autocast_enabled(device.type)``, but False (instead of a RuntimeError) for a
+    device type that has no autocast, such as ``meta``: a module on the meta device then takes
+    its ordinary path (FastNTM with ``backend="auto"`` falls back to the reference ops, as
+    documented in :mod:`ntm_fast.backends`; an explicit fast backend names why it cannot run).
+    """
+    kind = torch.device(device).type
+    return torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind)
