@@ -1,14 +1,15 @@
 """The ``ntm-fast`` command: ``train``, ``eval`` and ``plot``.
 
-Exit codes: 0 success; 2 bad arguments (argparse); 1 any other user error (bad checkpoint,
-bad value), printed as one ``ntm-fast: error: ...`` line without a traceback; 130 when
-training was interrupted with Ctrl-C (after its checkpoint was written).
+Exit codes: 0 success; 2 bad arguments (argparse); 1 any other error (bad or corrupt
+checkpoint, bad value, a run directory in use, NaN/inf cost, a file that cannot be written
+or read), printed as one ``ntm-fast: error: ...`` line without a traceback; 130 when
+training was interrupted with Ctrl-C and 143 when it was stopped by SIGTERM (both after the
+checkpoint of the last whole step was written; ``--resume`` continues exactly).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from collections.abc import Sequence
@@ -17,8 +18,10 @@ from typing import Any
 from . import distributed
 from .checkpoint import CheckpointError
 from .presets import CONTROLLERS
+from .rundir import describe_os_error
+from .stopping import EXIT_CODES
 from .tasks import TASKS
-from .train import LR_SCHEDULES, TrainConfig, UserError
+from .train_config import LR_SCHEDULES, TrainConfig, UserError
 
 _MODEL_FLAGS = {  # CLI flag -> model config key (for small or custom models)
     "memory_slots": "memory_slots",
@@ -94,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: the preset's CPU default; under torchrun: per process (rank)",
     )
     t.add_argument("--lr", type=_positive_float, help="learning rate (default: preset's)")
-    t.add_argument("--optimizer", choices=("rmsprop", "adam"))
+    t.add_argument(
+        "--optimizer", choices=("rmsprop", "adam"), help="rmsprop is Graves's (default: preset's)"
+    )
     t.add_argument(
         "--clip-norm",
         type=float,
@@ -108,18 +113,26 @@ def build_parser() -> argparse.ArgumentParser:
         choices=LR_SCHEDULES,
         help="after warm-up: constant, or cosine decay to 0 at --steps (default: preset's)",
     )
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
-    t.add_argument("--backend", choices=("auto", "native", "triton", "reference"), default="auto")
+    t.add_argument("--seed", type=int, help="default: 0")
+    t.add_argument("--device", help="cpu or cuda[:N] (default: cpu)")
+    t.add_argument(
+        "--backend",
+        choices=("auto", "native", "triton", "reference"),
+        help="memory-op kernels (default: auto)",
+    )
     t.add_argument("--out", help="run directory (default: runs/TASK-CONTROLLER-seedS-TIME)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
-    t.add_argument("--checkpoint-every", type=_positive_int, default=500, help="steps")
-    t.add_argument("--log-every", type=_positive_int, default=50, help="steps")
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out exactly; flags that would change its model, task, "
+        "seed or optimiser are refused (see docs/training.md)",
+    )
+    t.add_argument("--checkpoint-every", type=_positive_int, help="steps (default: 500)")
+    t.add_argument("--log-every", type=_positive_int, help="steps (default: 50)")
     t.add_argument(
         "--threads",
         type=_positive_int,
-        default=1,
-        help="torch CPU threads (1 is fastest for these small ops)",
+        help="torch CPU threads (default: 1, the fastest for these small ops)",
     )
     t.add_argument("--heads", type=_positive_int, help="read heads = write heads (override)")
     for flag in _MODEL_FLAGS:
@@ -130,26 +143,47 @@ def build_parser() -> argparse.ArgumentParser:
         "--task-arg",
         type=_key_value,
         action="append",
-        default=[],
         metavar="KEY=N",
         help="task size override, e.g. max_length=10",
     )
-    t.add_argument("--no-plots", action="store_true")
-    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--no-plots", action="store_true", help="skip the figures at the end")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument(
         "--dist-backend",
         help="under torchrun: process-group backend (default: nccl for CUDA tensors, gloo "
         "for CPU tensors; see docs/distributed.md)",
     )
 
-    e = sub.add_parser("eval", help="evaluate generalisation of a checkpoint (JSON + table)")
+    e = sub.add_parser(
+        "eval",
+        help="evaluate generalisation of a checkpoint (JSON + table)",
+        description="Score a checkpoint on its task's generalisation settings (paper section "
+        "4: e.g. copy lengths 10-120) on fresh sequences from a fixed seed; prints a table "
+        "and writes it as JSON.",
+    )
     e.add_argument("checkpoint", help="checkpoint.pt or its run directory")
-    e.add_argument("--batches", type=_positive_int, default=4)
-    e.add_argument("--batch-size", type=_positive_int, default=32)
-    e.add_argument("--seed", type=int, default=1234)
-    e.add_argument("--device", default="cpu")
-    e.add_argument("--backend", choices=("auto", "native", "triton", "reference"), default="auto")
-    e.add_argument("--out", help="JSON path (default: eval.json beside the checkpoint)")
+    e.add_argument(
+        "--batches", type=_positive_int, default=4, help="batches per setting (default: 4)"
+    )
+    e.add_argument(
+        "--batch-size", type=_positive_int, default=32, help="sequences per batch (default: 32)"
+    )
+    e.add_argument(
+        "--seed",
+        type=int,
+        default=1234,
+        help="seed of the evaluation sequences (setting i uses seed + i; default: 1234)",
+    )
+    e.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
+    e.add_argument(
+        "--backend",
+        choices=("auto", "native", "triton", "reference"),
+        default="auto",
+        help="memory-op kernels (default: auto)",
+    )
+    e.add_argument(
+        "--out", help="where to write the JSON (default: eval.json beside the checkpoint)"
+    )
 
     p = sub.add_parser("plot", help="learning curves of runs, output and memory-use figures")
     p.add_argument("runs", nargs="+", help="run directories (one learning-curve plot for all)")
@@ -158,45 +192,62 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _train(args: argparse.Namespace) -> int:
-    from .train import train
+_TRAIN_FIELDS = {  # CLI dest -> TrainConfig field, for the flags without a fixed default
+    "steps": "steps", "minutes": "minutes", "stop_cost": "stop_cost",
+    "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer", "seed": "seed",
+    "clip_norm": "clip_norm", "warmup": "warmup_steps", "lr_schedule": "lr_schedule",
+    "device": "device", "backend": "backend", "checkpoint_every": "checkpoint_every",
+    "log_every": "log_every", "threads": "threads",
+}  # fmt: skip
 
-    model_overrides: dict[str, Any] = {}
+
+def _given(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig values of the flags given on the command line (not their defaults)."""
+    given = {f: getattr(args, d) for d, f in _TRAIN_FIELDS.items() if getattr(args, d) is not None}
+    model: dict[str, Any] = {}
     if args.heads:
-        model_overrides.update(read_heads=args.heads, write_heads=args.heads)
+        model.update(read_heads=args.heads, write_heads=args.heads)
     for flag, key in _MODEL_FLAGS.items():
         if getattr(args, flag) is not None:
-            model_overrides[key] = getattr(args, flag)
-    config = TrainConfig(
-        task=args.task, controller=args.controller, steps=args.steps, minutes=args.minutes,
-        batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, seed=args.seed,
-        clip_norm=args.clip_norm, warmup_steps=args.warmup, lr_schedule=args.lr_schedule,
-        device=args.device, backend=args.backend, out=args.out,
-        checkpoint_every=args.checkpoint_every, log_every=args.log_every,
-        threads=args.threads, stop_cost=args.stop_cost, model_overrides=model_overrides,
-        task_overrides=dict(args.task_arg), plots=not args.no_plots,
-        progress=not args.no_progress,
-    )  # fmt: skip
-    overrides = {k: getattr(args, k) for k in ("steps", "minutes", "stop_cost")
-                 if getattr(args, k) is not None}  # fmt: skip
-    overrides.update(plots=not args.no_plots, progress=not args.no_progress)
+            model[key] = getattr(args, flag)
+    if model:
+        given["model_overrides"] = model
+    if args.task_arg:
+        given["task_overrides"] = dict(args.task_arg)
+    return given
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .rundir import dumps
+    from .train import train
+
+    given = _given(args)
+    flags = dict(plots=not args.no_plots, progress=not args.no_progress)
+    config = TrainConfig(task=args.task, controller=args.controller, out=args.out, **given,
+                         **flags)  # fmt: skip
     summary = train(
-        config, resume=args.resume, resume_overrides=overrides, dist_backend=args.dist_backend
+        config,
+        resume=args.resume,
+        resume_overrides={**given, **flags},
+        dist_backend=args.dist_backend,
     )
     if distributed.is_main():  # under torchrun: one summary, from rank 0
-        print(json.dumps(summary))
-    return 130 if summary["reason"] == "interrupted" else 0
+        print(dumps(summary))
+    return EXIT_CODES.get(summary["reason"], 0)
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate, format_table
+    from .evaluate import default_json_path, evaluate, format_table, write_result
 
+    json_path = default_json_path(args.checkpoint, args.out)
     result = evaluate(
         args.checkpoint, batches=args.batches, batch_size=args.batch_size, seed=args.seed,
-        device=args.device, backend=args.backend, out=args.out,
+        device=args.device, backend=args.backend, write=False,
     )  # fmt: skip
-    print(format_table(result))
-    print(f"wrote {result['json']}", file=sys.stderr)
+    print(format_table(result))  # the result is shown even if it cannot be saved
+    sys.stdout.flush()
+    write_result(result, json_path)
+    print(f"wrote {json_path}", file=sys.stderr)
     return 0
 
 
@@ -216,8 +267,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("once", category=RuntimeWarning, module="ntm_fast")
     try:
         return {"train": _train, "eval": _eval, "plot": _plot}[args.command](args)
-    except (UserError, CheckpointError, FileNotFoundError) as exc:
+    except (UserError, CheckpointError) as exc:
         print(f"ntm-fast: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a file we did not expect to fail: still one line, naming it
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"ntm-fast: error: {where}{describe_os_error(exc)}", file=sys.stderr)
         return 1
 
 

@@ -12,7 +12,8 @@ and :class:`ntm_fast.train.Trainer` then
   result to every rank (:func:`from_main`), so only rank 0 needs the files,
 * collects every rank's data-stream state into rank 0's checkpoint (:func:`collect`) and gives
   each rank its own back on resume (:func:`this_rank`),
-* agrees on when to stop (Ctrl-C on any rank, ``--minutes`` on any rank: :func:`any_rank`),
+* agrees on when to stop (Ctrl-C or SIGTERM on any rank, ``--minutes`` on any rank, NaN,
+  a failed write on rank 0: :func:`any_rank`, :func:`max_over_ranks`),
 * logs, draws the progress bar and figures, and writes files on rank 0 only.
 
 See docs/distributed.md.
@@ -162,6 +163,18 @@ def any_rank(flag: bool) -> bool:
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     _last_op[:] = [t]
     return bool(t.item())
+
+
+def max_over_ranks(*values: int) -> list[int]:
+    """Each of ``values`` maximised over all ranks (one small all-reduce; ``values`` itself in
+    one process). Every rank must call it at the same point (how ranks agree on a stop signal
+    and its kind, or on a checkpoint request)."""
+    if not active():
+        return [int(v) for v in values]
+    t = torch.tensor(values, dtype=torch.int32, device=_flag_device())
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    _last_op[:] = [t]
+    return [int(v) for v in t.tolist()]
 
 
 def average_(t: Tensor) -> Tensor:

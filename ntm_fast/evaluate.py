@@ -13,17 +13,19 @@ error rate (thresholding the output at 1/2), on fresh sequences from a fixed see
 
 from __future__ import annotations
 
-import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from .checkpoint import load_model
+from .checkpoint import CheckpointError, load_model
+from .objective import LN2
+from .rundir import file_error, write_json
 from .tasks import Batch, NGramTask, Task, make_task
-from .train import LN2
+from .train_config import UserError
 
 _ASSOC_ITEMS = (6, 8, 10, 12, 15, 20)
 
@@ -71,6 +73,34 @@ def score(model: torch.nn.Module, batch: Batch) -> tuple[Tensor, Tensor, Tensor]
     return (ce * m).sum(0) / LN2, (wrong * m).sum(0), m.sum(0) * batch.targets.shape[-1]
 
 
+def _checkpoint_path(checkpoint: str | os.PathLike[str]) -> Path:
+    path = Path(checkpoint)
+    return path / "checkpoint.pt" if path.is_dir() else path
+
+
+def default_json_path(
+    checkpoint: str | os.PathLike[str], out: str | os.PathLike[str] | None = None
+) -> Path:
+    """Where :func:`evaluate` writes: ``out``, else eval.json beside the checkpoint. ``out``
+    naming a directory is a :class:`UserError` (it must be the JSON file's path)."""
+    if out is not None:
+        if Path(out).is_dir():
+            raise UserError(f"--out {out}: is a directory; give the JSON file's path")
+        return Path(out)
+    return _checkpoint_path(checkpoint).parent / "eval.json"
+
+
+def write_result(result: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write an evaluation as strict JSON (non-finite numbers as null), atomically; a failed
+    write (read-only or full disk) is a :class:`UserError` naming the file."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return write_json(path, {k: v for k, v in result.items() if k != "json"})
+    except OSError as exc:
+        raise file_error(path, "write the evaluation", exc) from None
+
+
 def evaluate(
     checkpoint: str | Path,
     *,
@@ -80,16 +110,23 @@ def evaluate(
     device: str = "cpu",
     backend: str = "auto",
     out: str | Path | None = None,
+    write: bool = True,
 ) -> dict[str, Any]:
-    """Evaluate a checkpoint on its task's generalisation settings; write and return JSON."""
-    path = Path(checkpoint)
-    path = path / "checkpoint.pt" if path.is_dir() else path
+    """Evaluate a checkpoint on its task's generalisation settings and return the result;
+    with ``write`` also write it as JSON (to ``out``, default eval.json beside the
+    checkpoint; its path is then ``result["json"]``)."""
+    path = _checkpoint_path(checkpoint)
+    json_path = default_json_path(checkpoint, out) if write else None
     state, model = load_model(path, backend)
     dev = torch.device(device)
     model = model.to(dev).eval()
+    try:
+        settings = generalisation_settings(state["task_config"])
+        tasks = [build_task(cfg, seed + i) for i, (_, cfg) in enumerate(settings)]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: task_config {state['task_config']}: {exc}") from None
     rows = []
-    for i, (label, cfg) in enumerate(generalisation_settings(state["task_config"])):
-        task = build_task(cfg, seed + i)
+    for (label, _), task in zip(settings, tasks, strict=True):
         cost = errors = nbits = 0.0
         optimal = 0.0
         n = 0
@@ -120,15 +157,13 @@ def evaluate(
     result = {
         "checkpoint": str(path),
         "task": state["task_config"]["name"],
-        "controller": state["config"]["controller"],
+        "controller": state["config"].get("controller"),
         "step": state["step"],
         "sequences_trained": state["sequences"],
         "rows": rows,
     }
-    json_path = Path(out) if out else path.parent / "eval.json"
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(result, indent=2))
-    result["json"] = str(json_path)
+    if json_path is not None:
+        result["json"] = str(write_result(result, json_path))
     return result
 
 

@@ -1,7 +1,7 @@
 """Figures like the paper's, written as PNG with matplotlib's Agg backend (no display needed).
 
-* learning curves: cost (bits/sequence) against sequences seen, several runs on one plot
-  (Figs. 3, 7, 10, 13, 18);
+* learning curves: cost (bits/sequence, log axis) against sequences seen, several runs on
+  one plot (Figs. 3, 7, 10, 13, 18);
 * network output beside the target for the evaluation settings (Figs. 4-5, 8, 11, 14);
 * memory use of one sequence from the trace: inputs, adds, write weightings / outputs, reads,
   read weightings over time (Figs. 6, 9, 12, 15, 17).
@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,16 +28,22 @@ DPI = 80  # keeps each PNG well under 200 KB
 
 
 def read_log(path: str | Path) -> dict[str, list[float]]:
-    """Columns of a run's log.csv as float lists."""
+    """Columns of a run's log.csv as float lists; a malformed log is a UserError naming it."""
+    from .train_config import UserError
+
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    return {k: [float(r[k]) for r in rows] for k in (rows[0].keys() if rows else [])}
+    try:
+        return {k: [float(r[k]) for r in rows] for k in (rows[0].keys() if rows else [])}
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{path}: not a well-formed training log: {exc}") from None
 
 
-def plot_learning_curves(
-    logs: Sequence[tuple[str, str | Path]], path: str | Path, *, optimal: float | None = None
-) -> Path:
-    """Cost per sequence (bits) against sequences seen (thousands), one line per run."""
+def learning_curve_figure(
+    logs: Sequence[tuple[str, str | Path]], *, optimal: float | None = None
+) -> Any:
+    """The figure of :func:`plot_learning_curves` (not saved). The cost axis is logarithmic:
+    a converged run's 0.01-bit costs would sit flat on zero on a linear axis."""
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for label, log in logs:
         cols = read_log(log)
@@ -45,11 +52,19 @@ def plot_learning_curves(
     if optimal is not None:
         ax.axhline(optimal, color="k", ls="--", lw=1, label="optimal estimator")
     ax.set_xlabel("sequence number (thousands)")
-    ax.set_ylabel("cost per sequence (bits)")
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
+    ax.set_ylabel("cost per sequence (bits, log scale)")
+    ax.set_yscale("log")  # a zero cost is left out (no log of 0)
+    ax.grid(alpha=0.3, which="both")
     ax.legend()
-    return _save(fig, path)
+    return fig
+
+
+def plot_learning_curves(
+    logs: Sequence[tuple[str, str | Path]], path: str | Path, *, optimal: float | None = None
+) -> Path:
+    """Cost per sequence (bits, log axis) against sequences seen (thousands), one line per
+    run."""
+    return _save(learning_curve_figure(logs, optimal=optimal), path)
 
 
 def plot_outputs(examples: Sequence[tuple[str, Tensor, Tensor]], path: str | Path) -> Path:
@@ -107,15 +122,20 @@ def plot_memory_use(
 
 @torch.no_grad()
 def write_run_figures(
-    out: str | Path, model: nn.Module, task: Task, device: torch.device | str = "cpu"
+    out: str | Path,
+    model: nn.Module,
+    task: Task,
+    device: torch.device | str = "cpu",
+    *,
+    fig_dir: str | Path | None = None,
 ) -> list[Path]:
-    """The figures of one run into ``out/figures``: learning curve, outputs on the
-    generalisation settings, and memory use (NTM only). Uses fresh sequences (seed 4321),
-    never the training stream."""
+    """The figures of the run in ``out`` into ``fig_dir`` (default ``out/figures``): learning
+    curve, outputs on the generalisation settings, and memory use (NTM only). Uses fresh
+    sequences (seed 4321), never the training stream."""
     from .evaluate import build_task, generalisation_settings
 
     out = Path(out)
-    fig_dir = out / "figures"
+    fig_dir = Path(fig_dir) if fig_dir is not None else out / "figures"
     paths = []
     if (out / "log.csv").exists():
         optimal = None
@@ -153,14 +173,19 @@ def plot_runs(
     labels: Sequence[str] | None = None,
 ) -> list[Path]:
     """One learning-curve plot for all ``runs``, plus each run's own figures from its
-    checkpoint (written to ``out`` or the first run's figures/ directory)."""
+    checkpoint, all written to ``out`` (default: the first run's figures/ directory; with
+    several runs, each run's figures go to a subdirectory named by its label). Returns every
+    path written; nothing is written anywhere else."""
     from .checkpoint import load_model
-    from .train import UserError
+    from .evaluate import build_task
+    from .train_config import UserError
 
     dirs = [Path(r) for r in runs]
     for d in dirs:
         if not (d / "log.csv").is_file():
             raise UserError(f"{d}: not a run directory (no log.csv)")
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise UserError(f"--out {out}: is a file, not a directory for the figures")
     labels = list(labels) if labels else [_label(d) for d in dirs]
     fig_dir = Path(out) if out else dirs[0] / "figures"
     paths = [plot_learning_curves(list(zip(labels, [d / "log.csv" for d in dirs], strict=True)),
@@ -169,16 +194,9 @@ def plot_runs(
         if not (d / "checkpoint.pt").exists():
             continue
         state, model = load_model(d / "checkpoint.pt")
-        from .evaluate import build_task
-
         task = build_task(state["task_config"], 0)
         sub = fig_dir if len(dirs) == 1 else fig_dir / label
-        for p in write_run_figures(d, model, task):
-            target = sub / p.name
-            if p.resolve() != target.resolve():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(p.read_bytes())
-            paths.append(target)
+        paths += write_run_figures(d, model, task, fig_dir=sub)
     return paths
 
 
@@ -186,7 +204,9 @@ def _label(d: Path) -> str:
     try:
         from .checkpoint import load_checkpoint
 
-        c = load_checkpoint(d / "checkpoint.pt")["config"]
+        with warnings.catch_warnings():  # a legacy checkpoint's warning comes with the figures
+            warnings.simplefilter("ignore")
+            c = load_checkpoint(d / "checkpoint.pt")["config"]
         return f"NTM {c['controller']}" if c["controller"] != "baseline" else "LSTM"
     except Exception:
         return d.name

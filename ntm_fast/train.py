@@ -5,152 +5,64 @@ Run as ``ntm-fast train TASK ...`` or ``python -m ntm_fast.train TASK ...`` (sam
 The loop keeps the cost and bit errors as tensors and reads them (one sync) only every
 ``log_every`` steps. Resume is bit-identical: the checkpoint holds the model, the optimiser,
 the task's generator (the data stream), the global torch RNG and the logging accumulators.
+
+Nothing fails silently: the run directory is locked (:mod:`ntm_fast.rundir`), checkpoints are
+checksummed (:mod:`ntm_fast.checkpoint`), the log is cut back to the checkpoint on resume
+(:mod:`ntm_fast.runlog`), SIGTERM saves like Ctrl-C (:mod:`ntm_fast.stopping`), a NaN/inf
+cost or weight stops the run without overwriting the last good checkpoint
+(:class:`NonFiniteError`), and a failed write names its file. The loop itself is
+:mod:`ntm_fast.train_loop`; the configuration :mod:`ntm_fast.train_config`.
 """
 
 from __future__ import annotations
 
-import csv
-import math
-import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
 from . import distributed, resources
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .optim import GravesRMSprop
+from .checkpoint import CheckpointError, load_checkpoint, load_for_resume, save_checkpoint
+from .objective import LN2, make_optimizer, sequence_cost
 from .presets import build_model, parameter_table, preset
+from .rundir import RunDir, describe_os_error
+from .runlog import CSV_FIELDS
+from .runlog import Logger as _Logger
+from .runlog import NullLogger as _NullLogger
 from .tasks import Batch, make_task
+from .train_config import (
+    LR_SCHEDULES,
+    TrainConfig,
+    UserError,
+    apply_resume_overrides,
+    config_from_dict,
+    describe_schedule,
+    learning_rate,
+)
 
-LN2 = math.log(2.0)
-CSV_FIELDS = ("step", "sequences", "cost_bits", "bit_errors", "seconds", "seq_per_s")
+__all__ = [
+    "CSV_FIELDS", "LN2", "LR_SCHEDULES", "NonFiniteError", "TrainConfig", "Trainer",
+    "UserError", "describe_schedule", "learning_rate", "sequence_cost", "train",
+]  # fmt: skip
 
-
-class UserError(Exception):
-    """A problem with the user's request; the CLI prints the message without a traceback."""
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run is defined by (stored in its checkpoint as a plain dict).
-
-    ``None`` for batch_size / lr / optimizer / steps means the preset's CPU default.
-    ``model_overrides`` / ``task_overrides`` change preset sizes (e.g. a tiny test model).
-    """
-
-    task: str = "copy"
-    controller: str = "lstm"
-    steps: int | None = None
-    minutes: float | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    optimizer: str | None = None
-    seed: int = 0
-    device: str = "cpu"
-    backend: str = "auto"
-    out: str | None = None
-    checkpoint_every: int = 500
-    log_every: int = 50
-    threads: int | None = 1
-    stop_cost: float | None = None
-    clip: float = 10.0
-    clip_norm: float | None = None
-    warmup_steps: int | None = None
-    lr_schedule: str | None = None
-    model_overrides: dict[str, Any] = field(default_factory=dict)
-    task_overrides: dict[str, Any] = field(default_factory=dict)
-    plots: bool = True
-    progress: bool = True
-
-    def resolved(self) -> TrainConfig:
-        """A copy with the preset's defaults filled in and every value checked."""
-        try:
-            p = preset(self.task, self.controller)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-        c = TrainConfig(**{f.name: getattr(self, f.name) for f in fields(self)})
-        c.batch_size = c.batch_size or p.train["batch_size"]
-        c.lr = c.lr or p.train["lr"]
-        c.optimizer = c.optimizer or p.train["optimizer"]
-        c.steps = c.steps if c.steps is not None else p.train.get("steps", 100_000)
-        if c.clip_norm is None:
-            c.clip_norm = p.train.get("clip_norm", 0.0)
-        if c.warmup_steps is None:
-            c.warmup_steps = p.train.get("warmup_steps", 0)
-        c.lr_schedule = c.lr_schedule or p.train.get("lr_schedule", "constant")
-        if c.lr_schedule not in LR_SCHEDULES:
-            raise UserError(f"lr_schedule: expected one of {LR_SCHEDULES}, got {c.lr_schedule!r}")
-        if c.optimizer not in ("rmsprop", "adam"):
-            raise UserError(f"optimizer: expected 'rmsprop' or 'adam', got {c.optimizer!r}")
-        for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
-            if getattr(c, name) < 1:
-                raise UserError(f"{name}: expected >= 1, got {getattr(c, name)}")
-        if not c.lr > 0:
-            raise UserError(f"lr: expected > 0, got {c.lr}")
-        if c.clip_norm < 0 or c.warmup_steps < 0:
-            bad = "clip_norm" if c.clip_norm < 0 else "warmup_steps"
-            raise UserError(f"{bad}: expected >= 0 (0 turns it off), got {getattr(c, bad)}")
-        if c.minutes is not None and not c.minutes > 0:
-            raise UserError(f"minutes: expected > 0, got {c.minutes}")
-        if c.device.startswith("cuda") and not torch.cuda.is_available():
-            raise UserError("device: cuda requested but torch.cuda.is_available() is False")
-        return c
+CHECKPOINT = "checkpoint.pt"
 
 
-def sequence_cost(logits: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
-    """Mean cost per sequence in nats (for the gradient) and mean bit errors per sequence.
-
-    Cross-entropy is summed over the masked steps and all output bits of each sequence, then
-    averaged over the batch; divide by ln 2 for the paper's bits per sequence.
-    """
-    B = logits.shape[1]
-    ce = F.binary_cross_entropy_with_logits(logits, batch.targets, reduction="none").sum(-1)
-    cost = (ce * batch.mask).sum() / B
-    wrong = ((logits > 0).to(logits.dtype) != batch.targets).to(logits.dtype).sum(-1)
-    return cost, (wrong * batch.mask).sum().detach() / B
-
-
-LR_SCHEDULES = ("constant", "cosine")
-
-
-def learning_rate(c: TrainConfig, step: int) -> float:
-    """The learning rate of optimiser step ``step`` (0-based): a linear warm-up from
-    lr / warmup_steps to lr over the first ``warmup_steps`` steps, then constant, or for
-    ``lr_schedule="cosine"`` a half cosine from lr down to 0 at step ``steps`` (so resuming
-    with more ``steps`` stretches the rest of the schedule)."""
-    if c.warmup_steps and step < c.warmup_steps:
-        return c.lr * (step + 1) / c.warmup_steps
-    if c.lr_schedule == "cosine":
-        progress = (step - c.warmup_steps) / max(1, c.steps - c.warmup_steps)
-        return c.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return c.lr
-
-
-def describe_schedule(c: TrainConfig) -> str:
-    """E.g. "cosine, warm-up 100, clip |g| 5, clip g_i 10": what shapes the updates."""
-    parts = [c.lr_schedule]
-    if c.warmup_steps:
-        parts.append(f"warm-up {c.warmup_steps}")
-    if c.clip_norm:
-        parts.append(f"clip |g| {c.clip_norm:g}")
-    parts.append(f"clip g_i {c.clip:g}")
-    return ", ".join(parts)
-
-
-def make_optimizer(name: str, params: Any, lr: float) -> torch.optim.Optimizer:
-    if name == "rmsprop":
-        return GravesRMSprop(params, lr=lr)
-    return torch.optim.Adam(params, lr=lr)
+class NonFiniteError(UserError):
+    """The training cost or the weights became NaN or inf: the run stopped without saving
+    them (the last good checkpoint stays)."""
 
 
 class Trainer:
-    """Builds the task, model and optimiser of a :class:`TrainConfig` and trains them."""
+    """Builds the task, model and optimiser of a :class:`TrainConfig` and trains them.
+
+    Holds the run directory's lock from construction until :meth:`run` returns (or
+    :meth:`close`); a second Trainer on the same directory is refused meanwhile.
+    """
 
     def __init__(
         self,
@@ -160,26 +72,56 @@ class Trainer:
         resume_overrides: dict[str, Any] | None = None,
     ) -> None:
         """With ``resume``, the run in ``config.out`` continues under its stored configuration,
-        except for ``resume_overrides`` (e.g. more ``steps``, a new ``minutes`` limit)."""
+        except for ``resume_overrides`` (see :func:`ntm_fast.train_config.apply_resume_overrides`:
+        e.g. more ``steps``; a setting that cannot change raises :class:`UserError`)."""
         if resume and not config.out:
             raise UserError("--resume needs --out RUN_DIR (the run to continue)")
+        self._run_dir: RunDir | None = None
+        self.resume_changes: list[str] = []
 
         def open_run() -> tuple[Path, dict[str, Any] | None]:  # under torchrun: on rank 0 only
             out = Path(config.out or default_run_dir(config))
-            ckpt_path = out / "checkpoint.pt"
-            if resume:
-                return out, _load_for_resume(ckpt_path, config)
-            if ckpt_path.exists():
-                raise UserError(
-                    f"{ckpt_path} exists: pass --resume to continue that run "
-                    "or choose another --out"
-                )
-            return out, None
+            ckpt_path = out / CHECKPOINT
+            if resume and not out.exists():
+                load_checkpoint(ckpt_path)  # "no such checkpoint file"; creates nothing
+            run = RunDir.open(out)
+            try:
+                if resume:
+                    state = load_for_resume(ckpt_path, config.task, config.controller)
+                elif ckpt_path.exists():
+                    raise UserError(
+                        f"{ckpt_path} exists: pass --resume to continue that run "
+                        "or choose another --out"
+                    )
+                else:
+                    state = None
+            except BaseException:
+                run.release(discard_if_unused=True)
+                raise
+            self._run_dir = run
+            return out, state
 
-        self.out, state = distributed.from_main(open_run)
+        try:
+            self.out, state = distributed.from_main(open_run)
+            self._setup(config, state, resume_overrides or {})
+        except BaseException:
+            self.close(discard_if_unused=True)
+            raise
+
+    def _setup(
+        self, config: TrainConfig, state: dict[str, Any] | None, overrides: dict[str, Any]
+    ) -> None:
+        where = self.out / CHECKPOINT
         if state is not None:
-            state = distributed.this_rank(state, self.out / "checkpoint.pt")
-            config = TrainConfig(**{**state["config"], **(resume_overrides or {})})
+            state = distributed.this_rank(state, where)
+            try:
+                stored = config_from_dict(state["config"], str(where)).resolved()
+            except (ValueError, UserError) as exc:
+                raise CheckpointError(f"{where}: stored configuration: {exc}") from None
+            config, self.resume_changes = apply_resume_overrides(
+                stored, overrides, model_config=state["model_config"],
+                task_config=state["task_config"], run=str(self.out),
+            )  # fmt: skip
             config.out = str(self.out)
         self.config = c = config.resolved()
         if c.threads:
@@ -194,7 +136,10 @@ class Trainer:
         self.model_config = {**p.model, **io, **c.model_overrides}
         self.paper_parameters = p.paper_parameters
         if c.controller != "baseline":
-            self._check_memory(c)
+            try:
+                resources.check_task_fits(self.model_config, c, self.device)
+            except resources.InsufficientMemoryError as exc:
+                raise UserError(str(exc)) from None
         torch.manual_seed(c.seed)  # parameter initialisation
         try:
             self.model = build_model(self.model_config, c.backend).to(self.device)
@@ -205,25 +150,21 @@ class Trainer:
         self.step = self.sequences = 0
         self.elapsed = 0.0
         self.acc = torch.zeros(3, device=self.device)  # cost nats, bit errors, steps since log
+        self._saved_step: int | None = None  # the step of the last good checkpoint on disk
         if state is not None:
             self._restore(state)
+            self._saved_step = self.step
+            if self.step >= c.steps:
+                raise UserError(
+                    f"{self.out}: the run is already at step {self.step} of {c.steps}, so there "
+                    f"is nothing to resume; pass --steps N with N > {self.step} to train further"
+                )
 
-    def _check_memory(self, c: TrainConfig) -> None:
-        """Fail before training when a step cannot fit in the device's memory
-        (:func:`ntm_fast.resources.check_training_fits`). The longest episode is estimated from
-        a separately seeded copy of the task, so the training stream is untouched."""
-        probe = make_task(c.task, 0, **c.task_overrides)
-        steps = max(probe.sample(64).inputs.shape[0] for _ in range(8))
-        try:
-            resources.check_training_fits(
-                self.model_config,
-                batch_size=c.batch_size,
-                steps=steps,
-                device=self.device,
-                optimizer_states=3 if c.optimizer == "rmsprop" else 2,
-            )
-        except resources.InsufficientMemoryError as exc:
-            raise UserError(str(exc)) from None
+    def close(self, *, discard_if_unused: bool = False) -> None:
+        """Release the run directory's lock (idempotent; :meth:`run` does it on return)."""
+        if self._run_dir is not None:
+            self._run_dir.release(discard_if_unused=discard_if_unused)
+            self._run_dir = None
 
     # -- checkpointing -----------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -243,22 +184,56 @@ class Trainer:
         }
 
     def save(self) -> Path | None:
-        """Write the checkpoint (under torchrun: every rank's data stream, on rank 0)."""
+        """Write the checkpoint (under torchrun: every rank's data stream, on rank 0).
+
+        Refuses (:class:`NonFiniteError`) when a weight or the cost since the last log is NaN
+        or inf, so the checkpoint on disk is always the last good one; a failed write (full
+        or read-only disk) is a :class:`UserError` naming the file, the previous checkpoint
+        intact."""
+        checks = [p.isfinite().all() for p in self.model.parameters()]
+        finite = torch.stack([*checks, self.acc.isfinite().all()]).all()
+        if distributed.any_rank(not bool(finite)):
+            raise NonFiniteError(self.nonfinite_message("model weights or the training cost"))
         state = distributed.collect(self.state())
-        return None if state is None else save_checkpoint(self.out / "checkpoint.pt", state)
+        path, failure = self.out / CHECKPOINT, None
+        if state is not None:
+            try:
+                save_checkpoint(path, state)
+            except OSError as exc:
+                kept = f"step {self._saved_step}" if self._saved_step is not None else "none"
+                failure = UserError(
+                    f"{path}: could not save the checkpoint: {describe_os_error(exc)} "
+                    f"(the checkpoint on disk is unchanged: {kept})"
+                )
+        if distributed.any_rank(failure is not None):
+            raise failure or UserError(f"{path}: rank 0 could not save the checkpoint")
+        self._saved_step = self.step
+        return None if state is None else path
+
+    def nonfinite_message(self, what: str) -> str:
+        """Why the run stopped on a NaN/inf ``what``, and which checkpoint is kept."""
+        ckpt = self.out / CHECKPOINT
+        if self._saved_step is not None:
+            kept = (f"{ckpt} keeps the last good checkpoint (step {self._saved_step}); resume "
+                    "it with a lower --lr or --clip-norm")  # fmt: skip
+        else:
+            kept = (f"no checkpoint was written yet (the first was due at step "
+                    f"{self.config.checkpoint_every}); start again with a lower --lr or "
+                    "--clip-norm")  # fmt: skip
+        return f"step {self.step}: the {what} became NaN or inf, so training stopped; {kept}"
 
     def _restore(self, s: dict[str, Any]) -> None:
         try:
             self.model.load_state_dict(s["model"])
             self.optimizer.load_state_dict(s["optimizer"])
             self.task.load_state_dict(s["task"])
-        except (RuntimeError, KeyError, ValueError) as exc:
+            torch.set_rng_state(s["torch_rng"])
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
             raise CheckpointError(
-                f"{self.out / 'checkpoint.pt'}: does not match this configuration: {exc}"
+                f"{self.out / CHECKPOINT}: does not match this configuration: {e}"
             ) from None
-        torch.set_rng_state(s["torch_rng"])
         self.step, self.sequences, self.elapsed = s["step"], s["sequences"], s["elapsed"]
-        self.acc = s["log_acc"].to(self.device)
+        self.acc = s["log_acc"].to(self.device, torch.float32)
 
     # -- the loop ------------------------------------------------------------------------------
     def train_step(self) -> None:
@@ -280,161 +255,28 @@ class Trainer:
         self.sequences += self.config.batch_size * distributed.world_size()
 
     def run(self) -> dict[str, Any]:
-        """Train until steps, minutes or stop_cost is reached, or Ctrl-C; checkpoint; plot."""
-        c = self.config
-        main = distributed.is_main()
-        if main:
-            self.out.mkdir(parents=True, exist_ok=True)
-        logger = _Logger(self.out, append=self.step > 0) if main else _NullLogger()
-        bar = _progress(c, self.step)
-        stop = _StopFlag()
-        start, t_log, seq_log = time.monotonic(), time.monotonic(), self.sequences
-        elapsed0 = self.elapsed
-        last: dict[str, Any] = {}
-        reason = "steps"
-        clean = False
+        """Train until steps, minutes or stop_cost is reached, or a stop signal (SIGINT,
+        SIGTERM; SIGUSR1 only checkpoints); checkpoint; plot (:func:`ntm_fast.train_loop.run`).
+        Releases the run directory."""
+        from . import train_loop
+
         try:
-            with stop:
-                while self.step < c.steps:
-                    if distributed.any_rank(stop.requested):
-                        reason = "interrupted"
-                        break
-                    self.train_step()
-                    now = time.monotonic()
-                    self.elapsed = elapsed0 + now - start
-                    if self.step % c.log_every == 0 or self.step == c.steps:
-                        rate = (self.sequences - seq_log) / max(now - t_log, 1e-9)
-                        last = self._log(logger, bar, rate)
-                        t_log, seq_log = now, self.sequences
-                        if c.stop_cost is not None and last["cost_bits"] <= c.stop_cost:
-                            reason = "stop_cost"
-                            break
-                    if self.step % c.checkpoint_every == 0:
-                        self.save()
-                    if c.minutes is not None and distributed.any_rank(
-                        now - start >= 60 * c.minutes
-                    ):
-                        reason = "minutes"
-                        break
-            clean = True
-        except KeyboardInterrupt:  # a second Ctrl-C, or no signal handler: last whole step
-            reason = "interrupted"
-            clean = not distributed.active()  # other ranks may be inside a collective
+            return train_loop.run(self)
         finally:
-            bar.close()
-            if clean or not distributed.active():
-                self.save()
-            logger.close()
-        summary: dict[str, Any] = {
-            "run_dir": str(self.out), "reason": reason, "step": self.step,
-            "sequences": self.sequences, "seconds": round(self.elapsed, 1),
-        }  # fmt: skip
-        summary.update({k: last.get(k) for k in ("cost_bits", "bit_errors", "seq_per_s")})
-        if c.plots and reason != "interrupted" and main:
-            from .plotting import write_run_figures
+            self.close()
 
-            figs = write_run_figures(self.out, self.model, self.task, self.device)
-            print(f"figures: {', '.join(str(f) for f in figs)}", file=sys.stderr)
-        return summary
-
-    def _log(self, logger: _Logger, bar: Any, rate: float) -> dict[str, Any]:
-        distributed.average_(self.acc)  # under torchrun: the global batch's means
-        cost, errors, n = self.acc.tolist()  # the one host sync per log interval
-        self.acc.zero_()
-        row = {
-            "step": self.step, "sequences": self.sequences,
-            "cost_bits": cost / max(n, 1) / LN2, "bit_errors": errors / max(n, 1),
-            "seconds": round(self.elapsed, 2), "seq_per_s": round(rate, 1),
-        }  # fmt: skip
-        logger.write(row)
-        bar.update(self.step - bar.n)
-        bar.set_postfix(seqs=self.sequences, cost=f"{row['cost_bits']:.3f}", seq_s=f"{rate:.0f}")
-        return row
-
-
-class _StopFlag:
-    """Turns the first SIGINT into a request to stop at the next step boundary (so the saved
-    checkpoint is a whole step); a second SIGINT raises KeyboardInterrupt as usual."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._old: Any = None
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self) -> _StopFlag:
-        try:
-            self._old = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread: KeyboardInterrupt is caught instead
-            self._old = None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
-
-
-class _NullLogger:
-    """What ranks other than 0 log to."""
-
-    def write(self, row: dict[str, Any]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class _Logger:
-    """CSV log (always) and TensorBoard scalars (when tensorboard is installed)."""
-
-    def __init__(self, out: Path, append: bool) -> None:
-        path = out / "log.csv"
-        fresh = not (append and path.exists())
-        self.file = path.open("w" if fresh else "a", newline="")
-        self.csv = csv.DictWriter(self.file, CSV_FIELDS)
-        if fresh:
-            self.csv.writeheader()
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb: Any = SummaryWriter(str(out / "tensorboard"))
-        except Exception:  # tensorboard not installed
-            self.tb = None
-
-    def write(self, row: dict[str, Any]) -> None:
-        self.csv.writerow(row)
-        self.file.flush()
-        if self.tb is not None:
-            for k in ("cost_bits", "bit_errors", "seq_per_s"):
-                self.tb.add_scalar(k, row[k], row["sequences"])
-
-    def close(self) -> None:
-        self.file.close()
-        if self.tb is not None:
-            self.tb.close()
-
-
-def _progress(c: TrainConfig, initial: int) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=c.steps, initial=initial, unit="step",
-                disable=not c.progress or not distributed.is_main(),
-                dynamic_ncols=True, desc=f"{c.task}/{c.controller}")  # fmt: skip
-
-
-def _load_for_resume(path: Path, config: TrainConfig) -> dict[str, Any]:
-    state = load_checkpoint(path)
-    stored = state["config"]
-    for name in ("task", "controller"):
-        if stored.get(name) != getattr(config, name):
-            raise CheckpointError(
-                f"{path}: was trained with {name}={stored.get(name)!r}, "
-                f"not {getattr(config, name)!r}"
-            )
-    return state
+    def open_logger(self) -> _Logger | _NullLogger:
+        """The run's log (rank 0; cut back to the checkpoint on resume); a no-op elsewhere."""
+        logger, failure = _NullLogger(), None
+        if distributed.is_main():
+            resumed = self._saved_step is not None
+            try:
+                logger = _Logger(self.out, self.step if resumed else None, self.sequences)
+            except UserError as exc:
+                failure = exc
+        if distributed.any_rank(failure is not None):
+            raise failure or UserError(f"{self.out}: rank 0 could not open the training log")
+        return logger
 
 
 def default_run_dir(c: TrainConfig) -> str:
@@ -466,6 +308,10 @@ def train(
                 f"run dir {trainer.out}",
                 file=sys.stderr,
             )
+            if resume:
+                changed = "; changed: " + ", ".join(trainer.resume_changes)
+                print(f"resuming at step {trainer.step}"
+                      f"{changed if trainer.resume_changes else ''}", file=sys.stderr)  # fmt: skip
             print(parameter_table(trainer.model, trainer.paper_parameters), file=sys.stderr)
         summary = trainer.run()
         del trainer  # free DDP's reducer before its process group is destroyed

@@ -184,7 +184,8 @@ def test_only_rank_0_writes(runs):
     log = (runs / "full" / "log.csv").read_text().splitlines()
     assert log[0].startswith("step,") and [r.split(",")[:2] for r in log[1:]] == [
         ["2", "12"], ["4", "24"], ["6", "36"]]  # fmt: skip
-    assert sorted(p.name for p in (runs / "full").iterdir()) == ["checkpoint.pt", "log.csv"]
+    files = sorted(p.name for p in (runs / "full").iterdir())
+    assert files == [".lock", "checkpoint.pt", "log.csv"]  # .lock: the run directory's lock
 
 
 def test_torchrun_cli_and_checkpoint_world_size_guard(tmp_path):

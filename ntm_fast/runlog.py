@@ -1,0 +1,108 @@
+"""A run's ``log.csv`` (and TensorBoard scalars when tensorboard is installed).
+
+On resume the log is cut back to the checkpoint: rows logged after the last checkpoint (by a
+run that then crashed or was killed) are dropped, as is a half-written last line, so that the
+resumed run's rows follow on and the file reads as one uninterrupted run (each step once).
+TensorBoard's own ``purge_step`` does the same for its event files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from .rundir import file_error, write_text
+
+CSV_FIELDS = ("step", "sequences", "cost_bits", "bit_errors", "seconds", "seq_per_s")
+
+
+def truncate_log(path: Path, step: int) -> int:
+    """Keep the header and the rows of ``path`` up to and including ``step`` (rows that do not
+    parse are dropped); returns the number of rows removed. The rewrite is atomic."""
+    with path.open(newline="") as f:
+        text = f.read()
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or tuple(rows[0]) != CSV_FIELDS:
+        return 0  # not our log: leave it alone (the logger starts a new one)
+    kept = [rows[0]]
+    for row in rows[1:]:
+        if len(row) == len(CSV_FIELDS) and _numbers(row) and int(row[0]) <= step:
+            kept.append(row)
+    removed = len(rows) - len(kept)
+    if removed or not text.endswith("\n"):
+        out = io.StringIO()
+        csv.writer(out).writerows(kept)
+        write_text(path, out.getvalue())
+    return removed
+
+
+def _numbers(row: list[str]) -> bool:
+    try:
+        int(row[0])
+        for x in row[1:]:
+            float(x)
+    except ValueError:
+        return False
+    return True
+
+
+class NullLogger:
+    """What ranks other than 0 log to."""
+
+    def write(self, row: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Logger:
+    """CSV log (always) and TensorBoard scalars (when tensorboard is installed).
+
+    ``resume_step``: the step of the checkpoint a resumed run starts from (None for a new
+    run); the log is truncated to it and appended to. A failed write raises
+    :class:`ntm_fast.train_config.UserError` naming the file.
+    """
+
+    def __init__(self, out: Path, resume_step: int | None, resume_sequences: int = 0) -> None:
+        self.path = path = out / "log.csv"
+        try:
+            fresh = resume_step is None or not path.is_file() or path.stat().st_size == 0
+            if not fresh:
+                truncate_log(path, resume_step)
+                with path.open(newline="") as f:
+                    fresh = tuple(next(csv.reader(f), ())) != CSV_FIELDS
+            self.file = path.open("w" if fresh else "a", newline="")
+            self.csv = csv.DictWriter(self.file, CSV_FIELDS)
+            if fresh:
+                self.csv.writeheader()
+                self.file.flush()
+        except OSError as exc:
+            raise file_error(path, "write the training log", exc) from None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            purge = None if resume_step is None else resume_sequences + 1
+            self.tb: Any = SummaryWriter(str(out / "tensorboard"), purge_step=purge)
+        except Exception:  # tensorboard not installed
+            self.tb = None
+
+    def write(self, row: dict[str, Any]) -> None:
+        try:
+            self.csv.writerow(row)
+            self.file.flush()
+        except OSError as exc:
+            raise file_error(self.path, "write the training log", exc) from None
+        if self.tb is not None:
+            for k in ("cost_bits", "bit_errors", "seq_per_s"):
+                self.tb.add_scalar(k, row[k], row["sequences"])
+
+    def close(self) -> None:
+        try:
+            self.file.close()
+        except OSError:
+            pass  # a write error was already reported
+        if self.tb is not None:
+            self.tb.close()

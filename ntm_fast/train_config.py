@@ -1,0 +1,228 @@
+"""What a training run is defined by: :class:`TrainConfig`, the learning-rate schedule, and
+which settings a resumed run may change.
+
+A resumed run continues under the configuration stored in its checkpoint. Given again with
+``--resume``, settings that do not change what is computed (how long to train, how often to
+log and checkpoint, threads, device, backend, progress bar, figures) are applied; so are the
+learning rate, its schedule, the clipping and the batch size, which are read afresh at every
+step (the run's first line says what changed). The model, task, seed and optimiser cannot
+change: given with a value different from the run's, they are refused with a message naming
+the flags (:func:`apply_resume_overrides`), instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import torch
+
+from .presets import preset
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+class UserError(Exception):
+    """A problem with the user's request; the CLI prints the message without a traceback."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run is defined by (stored in its checkpoint as a plain dict).
+
+    ``None`` for batch_size / lr / optimizer / steps means the preset's CPU default.
+    ``model_overrides`` / ``task_overrides`` change preset sizes (e.g. a tiny test model).
+    """
+
+    task: str = "copy"
+    controller: str = "lstm"
+    steps: int | None = None
+    minutes: float | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    optimizer: str | None = None
+    seed: int = 0
+    device: str = "cpu"
+    backend: str = "auto"
+    out: str | None = None
+    checkpoint_every: int = 500
+    log_every: int = 50
+    threads: int | None = 1
+    stop_cost: float | None = None
+    clip: float = 10.0
+    clip_norm: float | None = None
+    warmup_steps: int | None = None
+    lr_schedule: str | None = None
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    task_overrides: dict[str, Any] = field(default_factory=dict)
+    plots: bool = True
+    progress: bool = True
+
+    def resolved(self) -> TrainConfig:
+        """A copy with the preset's defaults filled in and every value checked."""
+        try:
+            p = preset(self.task, self.controller)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        c = TrainConfig(**{f.name: getattr(self, f.name) for f in fields(self)})
+        c.batch_size = c.batch_size or p.train["batch_size"]
+        c.lr = c.lr or p.train["lr"]
+        c.optimizer = c.optimizer or p.train["optimizer"]
+        c.steps = c.steps if c.steps is not None else p.train.get("steps", 100_000)
+        if c.clip_norm is None:
+            c.clip_norm = p.train.get("clip_norm", 0.0)
+        if c.warmup_steps is None:
+            c.warmup_steps = p.train.get("warmup_steps", 0)
+        c.lr_schedule = c.lr_schedule or p.train.get("lr_schedule", "constant")
+        if c.lr_schedule not in LR_SCHEDULES:
+            raise UserError(f"lr_schedule: expected one of {LR_SCHEDULES}, got {c.lr_schedule!r}")
+        if c.optimizer not in ("rmsprop", "adam"):
+            raise UserError(f"optimizer: expected 'rmsprop' or 'adam', got {c.optimizer!r}")
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
+            if getattr(c, name) < 1:
+                raise UserError(f"{name}: expected >= 1, got {getattr(c, name)}")
+        if not c.lr > 0:
+            raise UserError(f"lr: expected > 0, got {c.lr}")
+        if c.clip_norm < 0 or c.warmup_steps < 0:
+            bad = "clip_norm" if c.clip_norm < 0 else "warmup_steps"
+            raise UserError(f"{bad}: expected >= 0 (0 turns it off), got {getattr(c, bad)}")
+        if c.minutes is not None and not c.minutes > 0:
+            raise UserError(f"minutes: expected > 0, got {c.minutes}")
+        if c.device.startswith("cuda") and not torch.cuda.is_available():
+            raise UserError("device: cuda requested but torch.cuda.is_available() is False")
+        return c
+
+
+# -- a stored configuration: checked, since a checkpoint may have been edited by hand ----------
+_NUMBER = (int, float)
+_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {  # field: (types, None allowed)
+    "task": ((str,), False), "controller": ((str,), False), "steps": ((int,), True),
+    "minutes": (_NUMBER, True), "batch_size": ((int,), True), "lr": (_NUMBER, True),
+    "optimizer": ((str,), True), "seed": ((int,), False), "device": ((str,), False),
+    "backend": ((str,), False), "out": ((str,), True), "checkpoint_every": ((int,), False),
+    "log_every": ((int,), False), "threads": ((int,), True), "stop_cost": (_NUMBER, True),
+    "clip": (_NUMBER, False), "clip_norm": (_NUMBER, True), "warmup_steps": ((int,), True),
+    "lr_schedule": ((str,), True), "model_overrides": ((dict,), False),
+    "task_overrides": ((dict,), False), "plots": ((bool,), False), "progress": ((bool,), False),
+}  # fmt: skip
+
+
+def config_from_dict(data: dict[str, Any], where: str) -> TrainConfig:
+    """The :class:`TrainConfig` stored as ``data``; a missing, unknown or mistyped field is a
+    ``ValueError`` naming ``where`` (the checkpoint) and the field."""
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{where}: config has unknown fields {unknown}")
+    for name in ("task", "controller"):
+        if name not in data:
+            raise ValueError(f"{where}: config lacks {name!r}")
+    for name, value in data.items():
+        types, optional = _TYPES[name]
+        ok = (value is None and optional) or (
+            isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        )
+        if not ok:
+            want = " or ".join(t.__name__ for t in types) + (" or None" if optional else "")
+            raise ValueError(
+                f"{where}: config field {name!r} should be {want}, got {type(value).__name__} "
+                f"{value!r}"
+            )
+    return TrainConfig(**data)
+
+
+# -- resuming ----------------------------------------------------------------------------------
+#: Settings a resumed run may change that do not change what it computes.
+RUNTIME = ("steps", "minutes", "stop_cost", "checkpoint_every", "log_every", "threads",
+           "device", "backend", "plots", "progress")  # fmt: skip
+#: Settings a resumed run may change that change the updates from then on (the continuation
+#: then differs from an uninterrupted run; the run's first line says what changed). They are
+#: read afresh at every step, so changing them is well defined: e.g. a lower --lr after the
+#: cost diverged.
+APPLIED = ("lr", "clip_norm", "warmup_steps", "lr_schedule", "batch_size")
+_FLAGS = {"warmup_steps": "--warmup", "plots": "--no-plots", "progress": "--no-progress",
+          "read_heads": "--heads", "write_heads": "--heads"}  # fmt: skip
+
+
+def flag_name(name: str) -> str:
+    """The ``ntm-fast train`` flag of a :class:`TrainConfig` field (or ``model_overrides``
+    key)."""
+    return _FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, _NUMBER) and isinstance(b, _NUMBER):
+        return math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0)
+    return a == b
+
+
+def apply_resume_overrides(
+    stored: TrainConfig,
+    overrides: dict[str, Any],
+    *,
+    model_config: dict[str, Any],
+    task_config: dict[str, Any],
+    run: str,
+) -> tuple[TrainConfig, list[str]]:
+    """``stored`` (a resolved config) with the :data:`RUNTIME` and :data:`APPLIED` entries
+    of ``overrides`` applied, and a description of each changed :data:`APPLIED` setting. Any
+    other entry must equal the run's value (``model_overrides`` entries are compared with the
+    run's ``model_config``, ``task_overrides`` with its ``task_config``), else
+    :class:`UserError` lists every differing flag with the run's value."""
+    c = TrainConfig(**{f.name: getattr(stored, f.name) for f in fields(stored)})
+    changed = []
+    differ: dict[str, str] = {}  # flag: what differs (--heads sets two keys)
+    for name, value in overrides.items():
+        if name in RUNTIME:
+            setattr(c, name, value)
+        elif name in APPLIED:
+            if not _same(value, getattr(stored, name)):
+                changed.append(f"{flag_name(name)} {value} (was {getattr(stored, name)})")
+            setattr(c, name, value)
+        elif name in ("model_overrides", "task_overrides"):
+            have = model_config if name == "model_overrides" else task_config
+            for key, v in value.items():
+                if not _same(v, have.get(key)):
+                    if name == "model_overrides":
+                        flag, text = flag_name(key), f"{flag_name(key)} {v}"
+                    else:
+                        flag = text = f"--task-arg {key}={v}"
+                    differ.setdefault(flag, f"{text} (the run's: {have.get(key)})")
+        elif not _same(value, getattr(stored, name)):
+            flag = flag_name(name)
+            differ[flag] = f"{flag} {value} (the run's: {getattr(stored, name)})"
+    if differ:
+        may = ", ".join(flag_name(n) for n in (*RUNTIME, *APPLIED))
+        raise UserError(
+            f"--resume continues {run} with the model, task, seed and optimiser it was started "
+            f"with; these flags differ and cannot change on resume: "
+            f"{', '.join(differ.values())}. Drop them, or start a new run with another --out "
+            f"(may change on resume: {may})"
+        )
+    return c, changed
+
+
+# -- the learning-rate schedule -----------------------------------------------------------------
+def learning_rate(c: TrainConfig, step: int) -> float:
+    """The learning rate of optimiser step ``step`` (0-based): a linear warm-up from
+    lr / warmup_steps to lr over the first ``warmup_steps`` steps, then constant, or for
+    ``lr_schedule="cosine"`` a half cosine from lr down to 0 at step ``steps`` (so resuming
+    with more ``steps`` stretches the rest of the schedule)."""
+    if c.warmup_steps and step < c.warmup_steps:
+        return c.lr * (step + 1) / c.warmup_steps
+    if c.lr_schedule == "cosine":
+        progress = (step - c.warmup_steps) / max(1, c.steps - c.warmup_steps)
+        return c.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return c.lr
+
+
+def describe_schedule(c: TrainConfig) -> str:
+    """E.g. "cosine, warm-up 100, clip |g| 5, clip g_i 10": what shapes the updates."""
+    parts = [c.lr_schedule]
+    if c.warmup_steps:
+        parts.append(f"warm-up {c.warmup_steps}")
+    if c.clip_norm:
+        parts.append(f"clip |g| {c.clip_norm:g}")
+    parts.append(f"clip g_i {c.clip:g}")
+    return ", ".join(parts)

@@ -1,0 +1,145 @@
+"""The loop of :meth:`ntm_fast.train.Trainer.run`: stop conditions and signals, the log, the
+checkpoints, the final save and the figures.
+
+Stops: ``steps`` reached, ``--minutes``, ``--stop-cost``, SIGINT (Ctrl-C) or SIGTERM at the
+next step boundary (:mod:`ntm_fast.stopping`; the summary's reason is "interrupted" or
+"terminated"), SIGUSR1 saves a checkpoint and carries on. Errors: a NaN/inf cost at a log, or
+NaN/inf weights at a save, raise :class:`ntm_fast.train.NonFiniteError` without saving (the
+last good checkpoint stays); a failed write raises :class:`UserError` naming the file, after
+trying to save the checkpoint of the last whole step (single process).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import distributed
+from .rundir import file_error
+from .stopping import REASON_CODES, StopFlag
+from .train_config import TrainConfig, UserError
+
+if TYPE_CHECKING:
+    from .runlog import Logger
+    from .train import Trainer
+
+_CODE_REASONS = {code: reason for reason, code in REASON_CODES.items()}
+
+
+def run(t: Trainer) -> dict[str, Any]:
+    """Train ``t`` until it stops; the summary dict (run_dir, reason, step, sequences,
+    seconds, and the last log row's cost_bits, bit_errors, seq_per_s)."""
+    from .train import NonFiniteError
+
+    c = t.config
+    logger = t.open_logger()
+    bar = progress_bar(c, t.step)
+    stop = StopFlag()
+    start, t_log, seq_log = time.monotonic(), time.monotonic(), t.sequences
+    elapsed0 = t.elapsed
+    last: dict[str, Any] = {}
+    reason, save_at_end, failing = "steps", True, False
+    try:
+        with stop:
+            while t.step < c.steps:
+                code, snapshot = distributed.max_over_ranks(
+                    REASON_CODES.get(stop.reason, 0), stop.checkpoint_requested
+                )
+                if code:
+                    reason = _CODE_REASONS[code]
+                    break
+                if snapshot:  # SIGUSR1: a checkpoint now, then carry on
+                    stop.checkpoint_requested = False
+                    t.save()
+                t.train_step()
+                now = time.monotonic()
+                t.elapsed = elapsed0 + now - start
+                if t.step % c.log_every == 0 or t.step == c.steps:
+                    rate = (t.sequences - seq_log) / max(now - t_log, 1e-9)
+                    last = log_row(t, logger, bar, rate)
+                    t_log, seq_log = now, t.sequences
+                    if c.stop_cost is not None and last["cost_bits"] <= c.stop_cost:
+                        reason = "stop_cost"
+                        break
+                if t.step % c.checkpoint_every == 0:
+                    t.save()
+                if c.minutes is not None and distributed.any_rank(now - start >= 60 * c.minutes):
+                    reason = "minutes"
+                    break
+    except KeyboardInterrupt:  # a second signal, or no handler: the last whole step
+        reason = stop.reason or "interrupted"
+        save_at_end = not distributed.active()  # other ranks may be inside a collective
+    except NonFiniteError:
+        save_at_end = False  # keep the last good checkpoint
+        raise
+    except BaseException:
+        failing = True
+        save_at_end = not distributed.active()
+        raise
+    finally:
+        bar.close()
+        if save_at_end:
+            final_save(t, failing)
+        logger.close()
+    summary: dict[str, Any] = {
+        "run_dir": str(t.out), "reason": reason, "step": t.step,
+        "sequences": t.sequences, "seconds": round(t.elapsed, 1),
+    }  # fmt: skip
+    summary.update({k: last.get(k) for k in ("cost_bits", "bit_errors", "seq_per_s")})
+    if c.plots and reason not in ("interrupted", "terminated") and distributed.is_main():
+        from .plotting import write_run_figures
+
+        try:
+            figs = write_run_figures(t.out, t.model, t.task, t.device)
+        except OSError as exc:
+            raise file_error(t.out / "figures", "write the figures", exc) from None
+        print(f"figures: {', '.join(str(f) for f in figs)}", file=sys.stderr)
+    return summary
+
+
+def final_save(t: Trainer, failing: bool) -> None:
+    """The checkpoint at the end; while another error propagates, a failure to save is
+    reported on stderr instead of replacing that error."""
+    try:
+        t.save()
+    except UserError as exc:
+        if not failing:
+            raise
+        print(f"ntm-fast: also could not save the checkpoint: {exc}", file=sys.stderr)
+
+
+def log_row(t: Trainer, logger: Logger, bar: Any, rate: float) -> dict[str, Any]:
+    """Average the accumulated cost and errors (over ranks too), write one log row."""
+    import math
+
+    from .train import LN2, NonFiniteError
+
+    distributed.average_(t.acc)  # under torchrun: the global batch's means
+    cost, errors, n = t.acc.tolist()  # the one host sync per log interval
+    if not math.isfinite(cost):
+        raise NonFiniteError(t.nonfinite_message("training cost"))
+    row = {
+        "step": t.step, "sequences": t.sequences,
+        "cost_bits": cost / max(n, 1) / LN2, "bit_errors": errors / max(n, 1),
+        "seconds": round(t.elapsed, 2), "seq_per_s": round(rate, 1),
+    }  # fmt: skip
+    failure = None
+    try:
+        logger.write(row)
+    except UserError as exc:
+        failure = exc
+    if distributed.any_rank(failure is not None):
+        raise failure or UserError(f"{t.out}: rank 0 could not write the training log")
+    t.acc.zero_()  # only now: after a failed write the checkpoint keeps these steps' sums
+    bar.update(t.step - bar.n)
+    bar.set_postfix(seqs=t.sequences, cost=f"{row['cost_bits']:.3f}", seq_s=f"{rate:.0f}")
+    return row
+
+
+def progress_bar(c: TrainConfig, initial: int) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=c.steps, initial=initial, unit="step",
+                disable=not c.progress or not distributed.is_main(),
+                dynamic_ncols=True, desc=f"{c.task}/{c.controller}")  # fmt: skip

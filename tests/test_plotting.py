@@ -1,0 +1,44 @@
+"""``ntm-fast plot`` (issue 16): the learning curve's cost axis is logarithmic (a converged
+run's 0.01-bit costs are visible), figures go only where ``--out`` says, and a malformed log
+is a one-line error."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+from tiny_run import CLI
+
+from ntm_fast import plotting
+from ntm_fast.cli import main
+
+
+def test_learning_curve_cost_axis_is_logarithmic(tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_text("step,sequences,cost_bits,bit_errors,seconds,seq_per_s\n"
+                   "1,32,40.0,5,1,32\n2,64,0.5,0,2,32\n3,96,0.01,0,3,32\n")  # fmt: skip
+    fig = plotting.learning_curve_figure([("run", log)])
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log"
+    low, high = ax.get_ylim()
+    assert low < 0.01 and high > 40  # all three costs are on the axis
+    plt.close(fig)
+
+
+def test_plot_writes_only_to_out_and_lists_every_file(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "copy", "--steps", "2", "--log-every", "1", "--out", str(run),
+                 *CLI]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert not (run / "figures").exists()  # --no-plots
+    figs = tmp_path / "figs"
+    assert main(["plot", str(run), "--out", str(figs)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert sorted(printed) == sorted(str(p) for p in figs.iterdir())
+    assert {p.name for p in figs.iterdir()} >= {"learning_curves.png", "learning_curve.png"}
+    assert not (run / "figures").exists()  # the run's own figures are not redrawn
+
+
+def test_malformed_log_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "log.csv").write_text("step,sequences,cost_bits\n1,32,0.5\n2,64,0.4step,3\n")
+    assert main(["plot", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"ntm-fast: error: {tmp_path / 'log.csv'}: not a well-formed")

@@ -1,0 +1,47 @@
+"""Tiny training runs for the robustness tests (a few steps take well under a second)."""
+
+from __future__ import annotations
+
+import struct
+import zipfile
+from pathlib import Path
+
+from ntm_fast.train import TrainConfig
+
+TINY = dict(memory_slots=8, memory_width=6, controller_size=16)
+#: ``ntm-fast train copy`` flags for the same tiny run
+CLI = ["--memory-slots", "8", "--memory-width", "6", "--controller-size", "16",
+       "--task-arg", "max_length=3", "--batch-size", "4", "--lr", "0.003", "--seed", "1",
+       "--clip-norm", "0", "--lr-schedule", "constant", "--backend", "reference",
+       "--no-progress", "--no-plots"]  # fmt: skip
+
+
+def tiny(out, **kw) -> TrainConfig:
+    base = dict(task="copy", steps=6, batch_size=4, lr=3e-3, seed=1, out=str(out),
+                model_overrides=dict(TINY), task_overrides={"max_length": 3},
+                checkpoint_every=1000, log_every=2, plots=False, progress=False,
+                backend="reference", clip_norm=0.0, lr_schedule="constant")  # fmt: skip
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def flip_bytes_in_largest_tensor(path: Path, n: int = 64) -> str:
+    """Invert ``n`` bytes in the middle of the largest tensor record of a torch.save zip (what
+    a bad sector or a bad copy does); returns the record's name."""
+    with zipfile.ZipFile(path) as zf:
+        info = max((i for i in zf.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    raw = bytearray(path.read_bytes())
+    at = info.header_offset
+    name_len, extra_len = struct.unpack("<HH", raw[at + 26 : at + 30])
+    start = at + 30 + name_len + extra_len + max(0, info.file_size // 2 - n // 2)
+    for i in range(start, start + min(n, info.file_size)):
+        raw[i] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    return info.filename
+
+
+def log_rows(run: Path) -> list[list[str]]:
+    """log.csv rows without the header, without the timing columns."""
+    lines = (run / "log.csv").read_text().splitlines()
+    assert lines[0].startswith("step,sequences,cost_bits")
+    return [line.split(",")[:4] for line in lines[1:]]
