@@ -8,8 +8,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from . import backends
+from . import backends, native_sequence
 from .model import NTMState, NTMTrace, ReferenceNTM
+from .native_sequence import NativeSequenceConfig
 from .sequence import NTMSequence, SequenceConfig, controller_weights
 
 
@@ -24,11 +25,14 @@ class FastNTM(ReferenceNTM):
             picks by device and by what is built (see :mod:`ntm_fast.backends`) and warns once
             when it has to fall back to the reference ops. After the first call,
             :attr:`backend` names the backend that ran.
-        fused_sequence: run whole sequences through :class:`ntm_fast.sequence.NTMSequence`
-            (one autograd node per call, hand-written backpropagation through time) when the
-            backend is native or triton. Calls with ``lengths``, ``trace=True``, autocast or
-            under ``torch.compile`` take the per-step path, which uses the same fused kernels
-            through their autograd ops.
+        fused_sequence: run whole sequences as one autograd node per call with
+            hand-written backpropagation through time when the backend is native or triton.
+            On the CPU with the native backend the whole loop, forward and backward, is one
+            C++ call each way (:mod:`ntm_fast.native_sequence`), ``lengths`` included;
+            otherwise :class:`ntm_fast.sequence.NTMSequence` loops over the fused kernels
+            from Python. Calls with ``trace=True``, autocast, under ``torch.compile``, or with
+            ``lengths`` where the native op does not run take the per-step path, which uses
+            the same fused kernels through their autograd ops.
         checkpoint_steps: activation recomputation for long sequences: the fused path runs
             in chunks of this many steps, keeps only each chunk's input state for backward
             and recomputes the chunk during backward (same gradients, ~1/T_chunk of the
@@ -90,7 +94,6 @@ class FastNTM(ReferenceNTM):
         generic = (
             xt is None
             or not self.fused_sequence
-            or lengths is not None
             or trace
             or torch.compiler.is_compiling()
             or torch.is_autocast_enabled(xt.device.type)
@@ -100,30 +103,30 @@ class FastNTM(ReferenceNTM):
         T, B = xt.shape[0], xt.shape[1]
         self.memory_ops(xt.device)
         kernels = backends.kernel_ops(self.backend)
-        if kernels is None or T == 0:
+        whole = self.backend == "native" and native_sequence.available(xt.device)
+        if kernels is None or T == 0 or (lengths is not None and not whole):
             return super().forward(x, state, lengths=lengths, trace=trace)
+        if lengths is not None:
+            self._check_lengths(lengths, T, B, xt.device)
+            lengths = lengths.to(torch.int64)
         state_given = state
         state = self.initial_state(B) if state is None else self._check_state(state, B, xt)
-        cfg = SequenceConfig(
-            ops=kernels,
-            layout=self.layout,
-            lstm=self.controller_kind == "lstm",
-            layers=self.controller_layers,
-            input_size=self.input_size,
-        )
+        cfg = self._sequence_config(kernels, whole)
         flat = [state.memory, state.read_vectors, state.weightings, *state.controller]
         K = self.checkpoint_steps
         graphed = self.cuda_graph and xt.is_cuda and torch.is_grad_enabled() and K is None
         if graphed and state_given is None:
             logits, *flat = self._graphed(cfg, xt)(xt)
         elif K is None or T <= K or not torch.is_grad_enabled():
-            logits, *flat = self._apply_sequence(cfg, xt, *flat)
+            logits, *flat = self._apply_sequence(cfg, xt, lengths, *flat)
         else:
             pieces = []
             for start in range(0, T, K):
+                chunk_len = None if lengths is None else (lengths - start).clamp(0, K)
                 out, *flat = checkpoint(
-                    self._apply_sequence, cfg, xt[start : start + K], *flat, use_reentrant=False
-                )
+                    self._apply_sequence, cfg, xt[start : start + K], chunk_len, *flat,
+                    use_reentrant=False,
+                )  # fmt: skip
                 pieces.append(out)
             logits = torch.cat(pieces)
         memory, reads, weightings, *ctrl = flat
@@ -140,22 +143,53 @@ class FastNTM(ReferenceNTM):
             self._graphs[key] = runner
         return runner
 
-    def _apply_sequence(self, cfg: SequenceConfig, x: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
+    def _sequence_config(
+        self, kernels: object, whole: bool
+    ) -> SequenceConfig | NativeSequenceConfig:
+        """The whole-sequence op's configuration: the native one-call loop (``whole``) or the
+        Python loop over ``kernels``."""
+        lstm = self.controller_kind == "lstm"
+        if whole:
+            return NativeSequenceConfig(layout=self.layout, lstm=lstm)
+        return SequenceConfig(
+            ops=kernels,
+            layout=self.layout,
+            lstm=lstm,
+            layers=self.controller_layers,
+            input_size=self.input_size,
+        )
+
+    def _apply_sequence(
+        self,
+        cfg: SequenceConfig | NativeSequenceConfig,
+        x: Tensor,
+        lengths: Tensor | None,
+        *state: Tensor,
+    ) -> tuple[Tensor, ...]:
         heads, output = self.heads, self.output
         params = [*controller_weights(self), heads.weight, heads.bias, output.weight, output.bias]
+        if isinstance(cfg, NativeSequenceConfig):
+            memory, reads, weightings, *ctrl = state
+            return native_sequence.run(cfg, x, memory, reads, weightings, lengths, ctrl, params)
+        assert lengths is None, "lengths take the native op or the per-step path"
         return NTMSequence.apply(cfg, x, *state[:3], len(state) - 3, *state[3:], *params)
 
     def saved_bytes_per_step(self, batch_size: int, dtype: torch.dtype | None = None) -> int:
         """Bytes the fused path keeps for backward per time step (without checkpointing):
-        ``B × (F + N·W + H·N + P + A + Σ_layers(in_l + 4C + 2C | in_l + C) + C + R·W)``
+        ``B × (F + N·W + H·N + P [+ A] + Σ_layers(in_l + 4C + 2C | in_l + C) + C + R·W)``
         elements - the step's input, the memory before the write (the dominant term), the
-        previous weightings, the heads' raw outputs P and activations A, each controller
-        layer's input (LSTM: with h_prev), gate activations and previous cell state, and the
-        output layer's input. With ``checkpoint_steps=K`` only each chunk's start state is
-        kept, and one chunk (K steps) is live at a time during backward."""
+        previous weightings, the heads' raw outputs P (and their activations A, which only
+        the Python loop keeps; the native op recomputes them), each controller layer's input
+        (LSTM: with h_prev), gate activations and previous cell state, and the output
+        layer's input. With ``checkpoint_steps=K`` only each chunk's start state is kept,
+        and one chunk (K steps) is live at a time during backward."""
         L = self.layout
         H, R, W, C = L.heads, L.read_heads, L.width, self.controller_size
-        p_act = H * W + 3 * H + H * L.shifts + 2 * L.write_heads * W
+        device = self.memory_bias.device
+        whole = backends.resolve_name(
+            self.requested_backend, device
+        ) == "native" and native_sequence.available(device)
+        p_act = 0 if whole else H * W + 3 * H + H * L.shifts + 2 * L.write_heads * W
         per_layer = 0
         for layer in range(self.controller_layers):
             in_l = R * W if layer == 0 else C
@@ -186,4 +220,4 @@ class _FromInitialState(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         s = self.model.initial_state(x.shape[1])
         flat = [s.memory, s.read_vectors, s.weightings, *s.controller]
-        return self.model._apply_sequence(self.cfg, x, *flat)
+        return self.model._apply_sequence(self.cfg, x, None, *flat)

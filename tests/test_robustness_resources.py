@@ -82,17 +82,18 @@ def test_scales_linearly_in_batch_and_steps():
 
 
 def test_estimate_bounds_what_the_fused_path_saves():
-    # the estimate's per-step activations cover what NTMSequence actually keeps per step
+    # the estimate's per-step activations cover what the fused path actually keeps per step
+    # (the native whole-sequence op on the CPU, NTMSequence elsewhere)
     torch.manual_seed(0)
     m = FastNTM(5, 4, memory_slots=32, memory_width=8, controller_size=16, backend="native")
     B, T = 4, 10
     x = torch.rand(T, B, 5)
     logits, _ = m(x)
     node = logits.grad_fn
-    if type(node).__name__ != "NTMSequenceBackward":
+    if type(node).__name__ not in ("NTMSequenceBackward", "NativeSequenceBackward"):
         pytest.skip(f"the fused sequence path did not run ({type(node).__name__})")
     n_params = sum(p.numel() for p in m.parameters())
-    saved = sum(t.numel() for t in node.saved_tensors) - n_params  # params are saved too
+    saved = sum(t.numel() for t in node.saved_tensors if t is not None) - n_params  # + params
     est = estimate_training_bytes(m, batch_size=B, steps=T)
     assert saved * 4 <= est["activations"] + est["memory_state"]
     assert est["activations"] <= 3 * saved * 4  # and is not wildly pessimistic

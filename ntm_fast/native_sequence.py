@@ -1,0 +1,109 @@
+"""The whole sequence in one native call each way: ``torch.ops.ntm_fast.sequence_fwd`` runs all
+T steps of the NTM (controller, heads, addressing, read, write) in C++, and
+``sequence_bwd`` the whole backpropagation through time (``csrc/cpu/sequence_*.cpp``), the
+way cuDNN runs an LSTM. :class:`NativeSequence` makes the pair one autograd node.
+
+It takes the same arguments as :class:`ntm_fast.sequence.NTMSequence` (the Python step loop
+over the per-op kernels, still used by the Triton backend and on CUDA) plus ``lengths``:
+steps at or past a sequence's length keep its state and give zero logits, as
+:meth:`ntm_fast.ReferenceNTM.forward` does, so padded batches take the fast path too.
+
+Parameters are ordered as in ``csrc/sequence_checks.h`` (:func:`controller_weights`, then
+the heads' and output layer's weight and bias). float32 and float64 run natively; half
+types are computed in float32 and cast back (the memory ops compute half inputs in float32
+anyway).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from . import native_backend  # importing it loads ntm_fast._C, which registers the ops
+from .heads import HeadLayout
+
+_NATIVE_DTYPES = (torch.float32, torch.float64)
+
+
+@dataclass(frozen=True)
+class NativeSequenceConfig:
+    """What the op needs to know that is not a tensor."""
+
+    layout: HeadLayout
+    lstm: bool
+
+    @property
+    def shift_range(self) -> int:
+        return (self.layout.shifts - 1) // 2
+
+    @property
+    def uniform(self) -> bool:
+        return self.layout.shift_mode == "uniform"
+
+
+def available(device: torch.device) -> bool:
+    """Whether the native whole-sequence op runs on ``device`` (CPU builds of the extension)."""
+    if device.type != "cpu" or native_backend.unavailable_reason(device) is not None:
+        return False
+    try:
+        torch.ops.ntm_fast.sequence_fwd  # noqa: B018  (raises when the op is not registered)
+    except (AttributeError, RuntimeError):
+        return False
+    return True
+
+
+class NativeSequence(torch.autograd.Function):
+    """``apply(cfg, save, x, memory, reads, weightings, lengths, n_state, *state, *params)`` ->
+    ``(logits, memory, reads, weightings, *state)``; ``lengths`` is None or `(B,)` int64."""
+
+    @staticmethod
+    def forward(ctx, cfg: NativeSequenceConfig, save: bool, x, memory, reads, weightings,
+                lengths, n_state, *rest):  # fmt: skip
+        state, params = list(rest[:n_state]), list(rest[n_state:])
+        out = torch.ops.ntm_fast.sequence_fwd(
+            x, memory, reads, weightings, state, params, lengths,
+            cfg.layout.read_heads, cfg.shift_range, cfg.uniform, cfg.lstm, save,
+        )  # fmt: skip
+        n_out = 4 + n_state
+        results, saved = out[:n_out], out[n_out:]
+        ctx.cfg, ctx.n_state, ctx.n_params = cfg, n_state, len(params)
+        ctx.save_for_backward(x, lengths, *state, *params, *saved)
+        return tuple(results)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, *grads):
+        cfg, n_state = ctx.cfg, ctx.n_state
+        x, lengths, *rest = ctx.saved_tensors
+        state, params = rest[:n_state], rest[n_state : n_state + ctx.n_params]
+        saved = rest[n_state + ctx.n_params :]
+        if not saved:
+            raise RuntimeError(
+                "NativeSequence.backward: the forward ran without saving for backward "
+                "(no input required grad when it ran)"
+            )
+        g = torch.ops.ntm_fast.sequence_bwd(
+            list(grads), x, list(state), list(params), list(saved), lengths,
+            cfg.layout.read_heads, cfg.shift_range, cfg.uniform, cfg.lstm,
+        )  # fmt: skip
+        d_x, d_mem, d_reads, d_w, *d_rest = g
+        return (None, None, d_x, d_mem, d_reads, d_w, None, None, *d_rest)
+
+
+def run(cfg: NativeSequenceConfig, x: Tensor, memory: Tensor, reads: Tensor,
+        weightings: Tensor, lengths: Tensor | None, state: list[Tensor],
+        params: list[Tensor]) -> tuple[Tensor, ...]:  # fmt: skip
+    """Run :class:`NativeSequence`; half types are computed in float32 and cast back."""
+    dtype = x.dtype
+    if dtype not in _NATIVE_DTYPES:
+        up = [t.float() for t in (x, memory, reads, weightings, *state, *params)]
+        x, memory, reads, weightings = up[:4]
+        state, params = up[4 : 4 + len(state)], up[4 + len(state) :]
+    tensors = (x, memory, reads, weightings, *state, *params)
+    save = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    out = NativeSequence.apply(
+        cfg, save, x, memory, reads, weightings, lengths, len(state), *state, *params
+    )
+    return tuple(t.to(dtype) for t in out) if dtype not in _NATIVE_DTYPES else out
