@@ -186,7 +186,9 @@ def address_bwd(grad, memory, key, beta, gate, shift, gamma, w_prev):
     B, N, W = memory.shape
     H, S = key.shape[1], shift.shape[-1]
     bn = U.block_n(N)
-    bw = U.block_w(W, bn)
+    # Half the forward's (BN, BW) tile: the backward keeps more per-slot vectors live beside
+    # it, and the full tile spilled registers at BN = 1024 (docs/gpu-resources.md).
+    bw = U.block_w(W, 2 * bn)
     dev, dt = memory.device, memory.dtype
     sa, sb, sc, sd, a, c = (scratch(B * H, N, dt, dev) for _ in range(6))
     dk = empty((B, H, W), dtype=dt, device=dev)

@@ -138,7 +138,7 @@ def content_bwd(grad, memory, key, beta):
     B, N, W = memory.shape
     H = key.shape[1]
     bn = U.block_n(N)
-    bw = U.block_w(W, bn)
+    bw = U.block_w(W, 2 * bn)  # half the forward's tile, as address_bwd (register pressure)
     sk, a, c = (scratch(B * H, N, memory.dtype, memory.device) for _ in range(3))
     dk = empty((B, H, W), dtype=key.dtype, device=key.device)
     dbeta = empty((B, H), dtype=beta.dtype, device=beta.device)
