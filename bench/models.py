@@ -14,6 +14,8 @@ from .workloads import skip_reason
 PAPER = {
     "copy": (dict(input_size=9, output_size=8, controller_size=100), 41),
     "associative": (dict(input_size=8, output_size=6, controller_size=100), 32),
+    # the copy configuration with a large memory (N = 1024 slots): memory-op-bound steps
+    "copy_n1024": (dict(input_size=9, output_size=8, controller_size=100, memory_slots=1024), 41),
     "priority_sort": (
         dict(
             input_size=10,

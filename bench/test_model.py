@@ -12,8 +12,18 @@ import torch.nn.functional as F
 from .models import PAPER, VARIANTS, build, variant_skip_reason
 from .workloads import sync
 
-CPU_BATCHES = {"copy": (1, 32), "associative": (16,), "priority_sort": (16,)}
-GPU_BATCHES = {"copy": (1, 16, 256, 1024), "associative": (16, 256), "priority_sort": (16, 256)}
+CPU_BATCHES = {
+    "copy": (1, 32, 256),
+    "copy_n1024": (16,),
+    "associative": (16,),
+    "priority_sort": (16,),
+}
+GPU_BATCHES = {
+    "copy": (1, 16, 256, 1024),
+    "copy_n1024": (16, 256),
+    "associative": (16, 256),
+    "priority_sort": (16, 256),
+}
 SEQ_LENGTHS = (20, 100, 1000)  # copy configuration, batch 16
 
 

@@ -57,6 +57,12 @@ NTM_HD A softplus_grad(A grad, A x) {
 
 // ---- LSTM cell, one unit j of a batch row; gates laid out [i | f | g | o], C units each -----
 
+// c' = f c + i g.
+template <typename A>
+NTM_HD A lstm_cell(A i, A f, A g, A c_prev) {
+  return f * c_prev + i * g;
+}
+
 // Activates the pre-activations in place and returns (c', h') for unit j.
 template <typename A>
 NTM_HD void lstm_unit_fwd(A* gates, int64_t C, int64_t j, A c_prev, A* c_new, A* h_new) {
@@ -66,23 +72,22 @@ NTM_HD void lstm_unit_fwd(A* gates, int64_t C, int64_t j, A c_prev, A* c_new, A*
   gates[C + j] = f;
   gates[2 * C + j] = g;
   gates[3 * C + j] = o;
-  const A c = f * c_prev + i * g;
+  const A c = lstm_cell(i, f, g, c_prev);
   *c_new = c;
   *h_new = o * ntm_tanh(c);
 }
 
-// From the activated gates `act`, c_prev, c' and dL/dh', dL/dc' (carried): writes dL/d(pre-
-// activations) into d_pre and returns dL/dc_prev.
+// From the activated gates `act`, c_prev, tanh(c') and dL/dh', dL/dc' (carried): writes
+// dL/d(pre-activations) into d_pre and returns dL/dc_prev.
 template <typename A>
-NTM_HD A lstm_unit_bwd(const A* act, int64_t C, int64_t j, A c_prev, A c_new, A d_h, A d_c,
+NTM_HD A lstm_unit_bwd(const A* act, int64_t C, int64_t j, A c_prev, A tanh_c, A d_h, A d_c,
                        A* d_pre) {
   const A i = act[j], f = act[C + j], g = act[2 * C + j], o = act[3 * C + j];
-  const A tc = ntm_tanh(c_new);
-  const A dc = d_c + tanh_grad(d_h * o, tc);
+  const A dc = d_c + tanh_grad(d_h * o, tanh_c);
   d_pre[j] = sigmoid_grad(dc * g, i);
   d_pre[C + j] = sigmoid_grad(dc * c_prev, f);
   d_pre[2 * C + j] = tanh_grad(dc * i, g);
-  d_pre[3 * C + j] = sigmoid_grad(d_h * tc, o);
+  d_pre[3 * C + j] = sigmoid_grad(d_h * tanh_c, o);
   return dc * f;
 }
 

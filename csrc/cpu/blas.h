@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "vec.h"
+
 extern "C" {
 void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*,
             const float*, const int*, const float*, const int*, const float*, float*,
@@ -18,7 +20,7 @@ void dgemm_(const char*, const char*, const int*, const int*, const int*, const 
 }
 
 namespace ntm_fast {
-namespace cpu {
+namespace NTM_CPU_NS {
 
 inline bool have_blas() { return sgemm_ != nullptr && dgemm_ != nullptr; }
 
@@ -58,5 +60,5 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A
   at::addmm_out(c, c, a, b, beta == T(0) ? T(1) : beta, alpha);
 }
 
-}  // namespace cpu
+}  // namespace NTM_CPU_NS
 }  // namespace ntm_fast

@@ -9,7 +9,7 @@
 #include "rows.h"
 
 namespace ntm_fast {
-namespace cpu {
+namespace NTM_CPU_NS {
 
 struct MemDims {
   int64_t B, H, N, W, S;
@@ -214,5 +214,5 @@ void write_bwd_batches(const T* G, const T* M, const T* x, const T* E, const T* 
   }
 }
 
-}  // namespace cpu
+}  // namespace NTM_CPU_NS
 }  // namespace ntm_fast

@@ -11,7 +11,7 @@
 #include "vec.h"
 
 namespace ntm_fast {
-namespace cpu {
+namespace NTM_CPU_NS {
 
 // Content addressing, the part shared by all heads of one batch (eq. 6): rn_i = |M_i| once
 // and dot[h*N + i] = k_h.M_i for every head. Loads the keys (H x W) into kacc and writes
@@ -256,5 +256,5 @@ void cosine_batch_grads(const T* M, const A* kacc, const A* ck, const A* cm, con
   }
 }
 
-}  // namespace cpu
+}  // namespace NTM_CPU_NS
 }  // namespace ntm_fast

@@ -13,7 +13,7 @@
 #include "memory_kernels.h"
 
 namespace ntm_fast {
-namespace cpu {
+namespace NTM_CPU_NS {
 
 // Per-step activated head parameters, contiguous in the layout the memory kernels take.
 template <typename T>
@@ -99,5 +99,5 @@ struct ThreadScratch {
   A* get() { return data.data() + at::get_thread_num() * per_thread; }
 };
 
-}  // namespace cpu
+}  // namespace NTM_CPU_NS
 }  // namespace ntm_fast

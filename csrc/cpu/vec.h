@@ -13,8 +13,15 @@
 #include <type_traits>
 #include <vector>
 
+// The namespace of everything in csrc/cpu/*.h: `cpu` by default; sequence_avx2.cpp compiles
+// the same headers for AVX2 + FMA as `avx2` (distinct symbols, so no inline function
+// compiled for AVX2 can be picked for the default build).
+#ifndef NTM_CPU_NS
+#define NTM_CPU_NS cpu
+#endif
+
 namespace ntm_fast {
-namespace cpu {
+namespace NTM_CPU_NS {
 
 // Work (in inner-loop iterations) below which a parallel_for runs on the calling thread:
 // the per-step ops on small shapes must not pay for waking the thread pool.
@@ -232,5 +239,5 @@ inline A row_dot(const A* a, const T* x, int64_t W) {
   }
 }
 
-}  // namespace cpu
+}  // namespace NTM_CPU_NS
 }  // namespace ntm_fast
