@@ -1,5 +1,8 @@
 """Triton backend: finite-difference gradients, custom-op registration (opcheck,
-torch.compile), edge-case numerics, validation messages and the unavailable-device error."""
+torch.compile), edge-case numerics, validation messages and the unavailable-device error.
+
+Every tensor is made on ``DEVICE`` (test_triton_ops: the CPU under the interpreter, CUDA with
+NTM_FAST_TRITON_COMPILED=1); tests/test_device_lint.py fails on a factory call without it."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from ntm_fast._kernels import utils as KU
-from test_triton_ops import DEVICE, OPS, check_op, make_inputs
+from test_triton_ops import DEVICE, HALF_SHAPE, OPS, SHAPES, check_op, make_inputs
 from tolerances import forward_tol, grad_tol
 
 from ntm_fast import ops
@@ -55,7 +58,8 @@ def test_opcheck_forward_and_backward_ops(op):
 def test_torch_compile_fullgraph():
     """One NTM memory step (address, read, write) compiled as a single graph, with backward."""
     mem, key, beta, gate, shift, gamma, w_prev = make_inputs("address", 2, 2, 7, 5, 3, F64)
-    erase, add = torch.rand(2, 2, 5, dtype=F64), torch.randn(2, 2, 5, dtype=F64)
+    erase = torch.rand(2, 2, 5, dtype=F64, device=DEVICE)
+    add = torch.randn(2, 2, 5, dtype=F64, device=DEVICE)
 
     def step(backend, mem, key):
         w = backend.address(mem, key, beta, gate, shift, gamma, w_prev)
@@ -91,7 +95,7 @@ def _finite_fwd_bwd(op, args):
 @pytest.mark.parametrize("dtype", [F64, *LOW], ids=str)
 @pytest.mark.parametrize("op", ["content_address", "address"])
 def test_zero_norm_key_and_rows(op, dtype):
-    args = list(make_inputs(op, 2, 2, 6, 4, 3, dtype))
+    args = list(make_inputs(op, *HALF_SHAPE, dtype))
     args[0][0, 2] = 0  # a zero memory row
     args[0][1] = 0  # an all-zero memory
     args[1][0, 1] = 0  # a zero key
@@ -101,11 +105,12 @@ def test_zero_norm_key_and_rows(op, dtype):
 
 @pytest.mark.parametrize("dtype", [F64, *LOW], ids=str)
 def test_large_beta_and_gamma(dtype):
-    args = list(make_inputs("address", 2, 3, 9, 4, 3, dtype))
+    args = list(make_inputs("address", *HALF_SHAPE, dtype))
     args[2] = torch.full_like(args[2], 1e4)  # β up to 1e4
     args[5] = torch.full_like(args[5], 50.0)  # γ up to 50
     out, _ = _finite_fwd_bwd("address", args)
-    torch.testing.assert_close(out.double().sum(-1), torch.ones(2, 3, dtype=F64), atol=0.02, rtol=0)
+    ones = torch.ones(HALF_SHAPE[:2], dtype=F64, device=DEVICE)
+    torch.testing.assert_close(out.double().sum(-1), ones, atol=0.02, rtol=0)
     ref = R.address(*args)
     torch.testing.assert_close(out.double(), ref.double(), atol=0.02, rtol=0)
 
@@ -114,9 +119,9 @@ def test_large_beta_and_gamma(dtype):
 def test_sharpen_underflow(dtype):
     """A focused w_prev with g = 0 and a one-hot shift: w̃ is exactly 0 almost everywhere and
     tiny elsewhere; γ > 1 must not give NaN in w or in ∂L/∂γ."""
-    B, H, N = 1, 2, 8
-    args = list(make_inputs("address", B, H, N, 3, 3, dtype))
-    w_prev = torch.zeros(B, H, N, dtype=dtype)
+    B, H, N, W, S = HALF_SHAPE
+    args = list(make_inputs("address", B, H, N, W, S, dtype))
+    w_prev = torch.zeros(B, H, N, dtype=dtype, device=DEVICE)
     w_prev[..., 3] = 1
     args[3] = torch.zeros_like(args[3])  # gate: keep w_prev
     args[4] = torch.zeros_like(args[4])
@@ -124,11 +129,21 @@ def test_sharpen_underflow(dtype):
     args[5] = torch.full_like(args[5], 30.0)
     args[6] = w_prev
     out, _ = _finite_fwd_bwd("address", args)
-    assert out[..., 4].double().allclose(torch.ones(B, H, dtype=F64))
-    w = make_inputs("sharpen", B, H, N, 3, 3, dtype)[0]
+    assert out[..., 4].double().allclose(torch.ones(B, H, dtype=F64, device=DEVICE))
+    w = make_inputs("sharpen", B, H, N, W, S, dtype)[0]
     w[..., ::2] = 0
     w[..., 1] = 1e-30 if dtype != torch.float16 else 1e-7
-    check_op("sharpen", (w, torch.full((B, H), 50.0, dtype=dtype)))
+    check_op("sharpen", (w, torch.full((B, H), 50.0, dtype=dtype, device=DEVICE)))
+
+
+@pytest.mark.parametrize("dtype", [F64, torch.float32], ids=str)
+@pytest.mark.parametrize("op", ["content_address", "address"])
+def test_backward_tile_narrower_than_forward(op, dtype):
+    """The backwards walk W in half the forward's (N, W) tile (register pressure on a GPU,
+    docs/gpu-resources.md); here both walk several W tiles and recompute K in their own."""
+    N, W = 64, 160
+    assert KU.block_w(W, 2 * KU.block_n(N)) < KU.block_w(W, KU.block_n(N)) < W
+    check_op(op, make_inputs(op, 1, 2, N, W, 3, dtype))
 
 
 @pytest.mark.parametrize("dtype", [F64, torch.float32], ids=str)
@@ -195,15 +210,10 @@ def test_missing_triton_says_how_to_install(monkeypatch):
         T.read(*make_inputs("read", 1, 1, 3, 2, 1, torch.float32))
 
 
-@st.composite
-def small_shapes(draw):
-    N = draw(st.integers(1, 12))
-    k = draw(st.integers(0, (N - 1) // 2))
-    return (draw(st.integers(1, 2)), draw(st.integers(1, 2)), N, draw(st.integers(1, 6)), 2 * k + 1)
-
-
 @given(
-    dims=small_shapes(),
+    # the values are drawn, the shapes are test_matches_reference's (random shapes are
+    # test_hypothesis_shapes' job; here each would be one more compile on the GPU run)
+    dims=st.sampled_from(SHAPES),
     beta=st.sampled_from([0.0, 1e-3, 1.0, 50.0, 1e4]),
     gamma=st.sampled_from([1.0, 1.5, 20.0, 50.0]),
     gate=st.sampled_from([0.0, 0.5, 1.0]),
@@ -227,7 +237,7 @@ def test_hypothesis_edge_values(dims, beta, gamma, gate, zero_key, zero_row, see
     ref = R.address(*xs)
     torch.testing.assert_close(out, ref, **forward_tol(F64))
     gen = torch.Generator().manual_seed(seed)
-    g = torch.randn(ref.shape, dtype=F64, generator=gen)
+    g = torch.randn(ref.shape, dtype=F64, generator=gen).to(DEVICE)  # CPU generator, moved
     ref_grads = torch.autograd.grad(ref, xs, g)
     ts = [a.clone().requires_grad_() for a in args]
     grads = torch.autograd.grad(T.address(*ts), ts, g)

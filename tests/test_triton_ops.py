@@ -46,10 +46,10 @@ def make_inputs(op, B, H, N, W, S, dtype, *, seed=0, contiguous=True, beta_max=1
     g = torch.Generator().manual_seed(seed)
 
     def randn(*s):
-        return torch.randn(*s, dtype=F64, generator=g)
+        return torch.randn(*s, dtype=F64, generator=g)  # cpu: drawn here, moved to DEVICE below
 
     def rand(*s):
-        return torch.rand(*s, dtype=F64, generator=g)
+        return torch.rand(*s, dtype=F64, generator=g)  # cpu: drawn here, moved to DEVICE below
 
     def weighting():
         return torch.softmax(2 * randn(B, H, N), -1)
@@ -113,6 +113,26 @@ def check_op(op, args, *, backward=True):
 
 # (B, H, N, W, S): N = 1, S = N, odd and power-of-two sizes, one and several heads
 SHAPES = [(1, 1, 1, 1, 1), (2, 3, 7, 5, 3), (1, 2, 5, 3, 5), (3, 1, 13, 17, 1), (2, 2, 16, 8, 3)]
+# float32 on the general, the one-head/one-shift and the power-of-two shape; half precision on
+# the power-of-two one (vectorised half loads), as the value edge cases of
+# test_triton_integration: no kernel specialisation beyond these tests' own
+FP32_SHAPES = [SHAPES[1], SHAPES[3], SHAPES[4]]
+HALF_SHAPE = SHAPES[4]
+TILED_SHAPES = [(2, 2, 13, 5, 5), (1, 3, 9, 3, 9), (1, 1, 6, 70, 3)]
+
+
+def dims_id(d):
+    return "B{}H{}N{}W{}S{}".format(*d)
+
+
+def shape_dtype_cases(*groups):
+    """``(dims, dtype)`` cases from ``(shapes, dtypes)`` groups. float64 (exact) runs on every
+    shape: the shape logic (masks, ring indices, integers specialised at 1 or 16) does not
+    depend on the dtype. float32 and half precision run on a few: their loads, conversions,
+    saturation and stores do not depend on the shape, and on a GPU every shape x dtype is one
+    more compiled specialisation per kernel (docs/gpu-resources.md)."""
+    cases = [(d, t) for shapes, dtypes in groups for d in shapes for t in dtypes]
+    return [pytest.param(d, t, id=f"{dims_id(d)}-{t}") for d, t in cases]
 
 
 @pytest.fixture
@@ -127,8 +147,10 @@ def test_poisoning_is_on():
     assert _buffers.poison_enabled()
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("dims", SHAPES, ids=lambda d: "B{}H{}N{}W{}S{}".format(*d))
+@pytest.mark.parametrize(
+    "dims, dtype",
+    shape_dtype_cases((SHAPES, [F64]), (FP32_SHAPES, [torch.float32]), ([HALF_SHAPE], DTYPES[2:])),
+)
 @pytest.mark.parametrize("op", OPS)
 def test_matches_reference(op, dims, dtype):
     check_op(op, make_inputs(op, *dims, dtype))
@@ -137,13 +159,16 @@ def test_matches_reference(op, dims, dtype):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
 @pytest.mark.parametrize("op", OPS)
 def test_noncontiguous_inputs(op, dtype):
-    args = make_inputs(op, 2, 2, 9, 6, 3, dtype, contiguous=False)
+    # a shape of test_matches_reference: made contiguous, the kernels see nothing new
+    args = make_inputs(op, 2, 3, 7, 5, 3, dtype, contiguous=False)
     assert not any(a.is_contiguous() for a in args)
     check_op(op, args)
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("dims", [(2, 2, 13, 5, 5), (1, 3, 9, 3, 9), (1, 1, 6, 70, 3)])
+@pytest.mark.parametrize(
+    "dims, dtype",
+    shape_dtype_cases((TILED_SHAPES, [F64]), (TILED_SHAPES[:1], [torch.float32, torch.bfloat16])),
+)
 @pytest.mark.parametrize("op", OPS)
 def test_tiled_path_matches_reference(op, dims, dtype, small_blocks):
     """Rows longer than one tile (max tile forced to 4): online softmax over tiles, shift
@@ -154,7 +179,7 @@ def test_tiled_path_matches_reference(op, dims, dtype, small_blocks):
 
 @pytest.mark.parametrize("op", OPS)
 def test_backward_is_deterministic(op):
-    args = make_inputs(op, 2, 4, 11, 6, 3, torch.float32)
+    args = make_inputs(op, 2, 3, 7, 5, 3, torch.float32)  # several heads; a SHAPES shape
 
     def grads():
         xs = [a.detach().clone().requires_grad_() for a in args]
@@ -193,10 +218,16 @@ def test_hypothesis_shapes(dims, op, dtype, seed, block):
         KU.set_max_block_n(old)
 
 
+LARGE_SHAPES = [(4, 4, 128, 20, 3), (2, 2, 1000, 64, 7), (1, 2, 3000, 33, 5), (1, 1, 65536, 8, 3)]
+# float32 (the training dtype) at every size, one half type on the largest single tile: the
+# other dtypes' size logic is float32's, and each large tile compiles for seconds on the GPU
+# run (docs/gpu-resources.md)
+LARGE_CASES = [(d, torch.float32) for d in LARGE_SHAPES] + [(LARGE_SHAPES[1], torch.bfloat16)]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize(
-    "dims", [(4, 4, 128, 20, 3), (2, 2, 1000, 64, 7), (1, 2, 3000, 33, 5), (1, 1, 65536, 8, 3)]
+    "dims, dtype", [pytest.param(d, t, id=f"{dims_id(d)}-{t}") for d, t in LARGE_CASES]
 )
 @pytest.mark.parametrize("op", OPS)
 def test_large_shapes(op, dims, dtype):

@@ -1,0 +1,106 @@
+"""Lint: the test modules that run on CUDA when compiled (they take ``DEVICE`` from
+test_triton_ops, the one place that says where their tensors live) make every tensor there.
+
+A ``torch.zeros(...)``-style factory call without ``device=`` builds a CPU tensor next to CUDA
+ones: fine under the interpreter (CI), a certain failure on the GPU run. A call passes when it
+names ``device=``, when it is moved at once (``torch.randn(...).to(DEVICE)``), or when its
+line says why it stays on the CPU (``# cpu: <reason>``, e.g. drawn from a CPU generator and
+moved later). ``*_like`` factories and ``Tensor.new_*`` inherit the device and are not
+checked."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+FACTORIES = {
+    "arange", "as_tensor", "empty", "eye", "full", "linspace", "ones", "rand", "randint",
+    "randn", "randperm", "tensor", "zeros",
+}  # fmt: skip
+
+
+def device_modules() -> list[Path]:
+    """test modules that define ``DEVICE`` or import it from test_triton_ops."""
+    out = []
+    for path in sorted(TESTS.glob("test_*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            defines = isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "DEVICE" for t in node.targets
+            )
+            imports = isinstance(node, ast.ImportFrom) and any(
+                a.name == "DEVICE" for a in node.names
+            )
+            if defines or imports:
+                out.append(path)
+                break
+    return out
+
+
+def _is_device(node: ast.expr) -> bool:
+    """``DEVICE``, ``device``, ``x.device`` or a string such as ``"cuda"`` (not a dtype)."""
+    if isinstance(node, ast.Name):
+        return node.id in ("DEVICE", "device")
+    if isinstance(node, ast.Attribute):
+        return node.attr == "device"
+    return isinstance(node, ast.Constant) and isinstance(node.value, str)
+
+
+def undeviced_calls(source: str) -> list[int]:
+    """Lines of torch factory calls that do not say their device."""
+    tree = ast.parse(source)
+    lines = source.splitlines()
+    parent = {c: n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
+    bad = []
+    for node in ast.walk(tree):
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "torch"
+            and node.func.attr in FACTORIES
+        ):
+            continue
+        if any(k.arg == "device" for k in node.keywords):
+            continue
+        up = parent.get(node)
+        if isinstance(up, ast.Attribute) and up.attr == "cuda":
+            continue
+        if isinstance(up, ast.Attribute) and up.attr == "to":
+            call = parent.get(up)
+            if isinstance(call, ast.Call) and (
+                any(_is_device(a) for a in call.args[:1])
+                or any(k.arg == "device" for k in call.keywords)
+            ):
+                continue
+        if "# cpu:" in lines[node.lineno - 1]:
+            continue
+        bad.append(node.lineno)
+    return sorted(bad)
+
+
+def test_device_modules_found():
+    names = {p.name for p in device_modules()}
+    assert {"test_triton_ops.py", "test_triton_integration.py"} <= names
+
+
+@pytest.mark.parametrize("path", device_modules(), ids=lambda p: p.name)
+def test_every_tensor_takes_the_device(path):
+    bad = undeviced_calls(path.read_text())
+    where = ", ".join(f"{path.name}:{n}" for n in bad)
+    assert not bad, f"tensor made without device= (CPU next to CUDA on a GPU run): {where}"
+
+
+def test_lint_catches_the_bug_class():
+    src = (
+        "import torch\n"
+        "a = torch.zeros(3)\n"  # flagged
+        "b = torch.ones(3, device=DEVICE)\n"
+        "c = torch.randn(3, generator=g).to(DEVICE)\n"
+        "d = torch.rand(3).to(torch.float64)\n"  # a dtype move only: flagged
+        "e = torch.full((2,), 1.0)  # cpu: compared on the CPU\n"
+    )
+    assert undeviced_calls(src) == [2, 5]
