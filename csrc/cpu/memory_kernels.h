@@ -158,13 +158,18 @@ void write_bwd_batches(const T* G, const T* M, const T* x, const T* E, const T* 
         T* gMi = gM + row * W;
         const A wv = static_cast<A>(x[row]);
         A lanes[kLanes] = {};
-        for (int64_t m = 0; m < W; ++m) {
+        auto term = [&](int64_t m, int64_t lane) {
           const A g = static_cast<A>(Gi[m]), mv = static_cast<A>(Mi[m]);
           gMi[m] = store_grad<T>(g * erase_factor(wv, e[m]));
-          lanes[m % kLanes] += write_w_grad_term(g, mv, e[m], a[m], A(1));
+          lanes[lane] += write_w_grad_term(g, mv, e[m], a[m], A(1));
           gea[m] += write_e_grad_term(g, mv, wv, A(1));
           gaa[m] += g * wv;
+        };
+        int64_t m = 0;
+        for (; m + kLanes <= W; m += kLanes) {  // whole blocks of lanes: vectorisable
+          for (int64_t l = 0; l < kLanes; ++l) term(m + l, l);
         }
+        for (; m < W; ++m) term(m, m % kLanes);
         gw[row] = store_grad<T>(lane_total(lanes));
       }
       store_grad_row(gea, W, ge + b * W);
