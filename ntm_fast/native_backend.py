@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from . import _buffers, validation
+from .autograd_checks import refuse_double_backward
 
 __all__ = [
     "address",
@@ -132,7 +133,8 @@ def _register() -> None:
         def setup_context(ctx, inputs, output):
             ctx.save_for_backward(*inputs)
 
-        def backward(ctx, grad, _bwd_op=bwd_op):
+        def backward(ctx, grad, _bwd_op=bwd_op, _name=name):
+            refuse_double_backward(f"ntm_fast native {_name}")
             return tuple(_bwd_op(grad, *ctx.saved_tensors))
 
         torch.library.register_autograd(f"{lib}{name}_fwd", backward, setup_context=setup_context)

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from . import native_backend  # importing it loads ntm_fast._C, which registers the ops
+from .autograd_checks import hand_written_backward
 from .heads import HeadLayout
 
 _NATIVE_DTYPES = (torch.float32, torch.float64)
@@ -73,7 +74,7 @@ class NativeSequence(torch.autograd.Function):
         return tuple(results)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
+    @hand_written_backward("FastNTM (native whole-sequence op)")
     def backward(ctx, *grads):
         cfg, n_state = ctx.cfg, ctx.n_state
         x, lengths, *rest = ctx.saved_tensors

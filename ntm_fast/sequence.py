@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from .autograd_checks import hand_written_backward
 from .heads import HeadLayout, HeadParams, sigmoid_backward, tanh_backward
 
 
@@ -157,7 +158,7 @@ class NTMSequence(torch.autograd.Function):
         return (logits, memory, reads, weightings, *new_state)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
+    @hand_written_backward("FastNTM (fused sequence path)")
     def backward(ctx, d_logits, d_memory, d_reads, d_w, *d_state):
         cfg, T = ctx.cfg, ctx.T
         x, out_in, *saved = ctx.saved_tensors

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from . import validation
+from .autograd_checks import refuse_double_backward
 from .backends import BackendUnavailableError
 
 try:
@@ -112,6 +113,7 @@ def _pair(name: str, args: Sequence[str], fwd_launch, bwd_launch, fwd_fake):
         ctx.save_for_backward(*inputs)
 
     def backward(ctx, grad):
+        refuse_double_backward(f"ntm_fast Triton {name}")
         return tuple(bwd(grad, *ctx.saved_tensors))
 
     fwd.register_autograd(backward, setup_context=setup_context)
