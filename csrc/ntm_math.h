@@ -1,7 +1,8 @@
 // Per-element math of the NTM memory ops, shared by the CPU (csrc/cpu) and CUDA (csrc/cuda)
 // implementations. Torch-free: plain C++ that nvcc and the host compiler both accept.
 //
-// Conventions are those of ntm_fast/reference.py (the contract) and shared/docs/ntm-math.md:
+// Conventions are those of ntm_fast/reference.py (the contract), written out in docs/math.md
+// (forward) and docs/math-backward.md (the gradients below):
 //   * cosine K = u / (|k| |M_i| + eps), eps = NTM_COSINE_EPS (ntm_fast.numerics.COSINE_EPS);
 //     the unit vector of a zero vector is taken as 0, so zero norms give finite gradients;
 //   * shift index j means offset d = j - k; w~_i = sum_d s_d w_{(i - d) mod N};
@@ -43,6 +44,7 @@ NTM_HD A sharpen_tiny() {
 }
 
 // ---- storing gradients in a half type (ntm_fast.numerics.saturate) ----------------------------
+// docs/math.md#gradient-saturation
 
 // Largest finite float16 / bfloat16 values (torch.finfo(dtype).max), exact in float.
 constexpr float NTM_FLOAT16_MAX = 0x1.ffcp15f;     // 65504
@@ -63,6 +65,7 @@ NTM_HD A saturate_grad(A x) {
 }
 
 // ---- cosine similarity (eq. 6) -------------------------------------------------------------
+// docs/math.md#content-addressing, docs/math-backward.md#cosine-backward
 
 // Denominator D = |k| |M_i| + eps.
 template <typename A>
@@ -85,6 +88,7 @@ NTM_HD A cosine_self_coef(A dot, A other_norm, A self_norm, A denom) {
 }
 
 // ---- softmax (eq. 5) -----------------------------------------------------------------------
+// docs/math.md#content-addressing, docs/math-backward.md#softmax-backward
 
 // exp(z - zmax): the max-subtracted exponent of the stable softmax.
 template <typename A>
@@ -99,6 +103,7 @@ NTM_HD A softmax_grad(A w, A g, A w_dot_g) {
 }
 
 // ---- interpolation (eq. 7) -----------------------------------------------------------------
+// docs/math.md#interpolation
 
 template <typename A>
 NTM_HD A interpolate(A wc, A wp, A g) {
@@ -106,6 +111,7 @@ NTM_HD A interpolate(A wc, A wp, A g) {
 }
 
 // ---- circular shift (eq. 8) ----------------------------------------------------------------
+// docs/math.md#circular-shift
 
 // Source slot of output slot i for shift index j (offset d = j - k): (i - d) mod N.
 // Valid for 0 <= i < N, 0 <= j < S <= N, so i - j + k lies in (-N, 2N).
@@ -125,6 +131,7 @@ NTM_HD int64_t shift_dest(int64_t i, int64_t j, int64_t k, int64_t N) {
 }
 
 // ---- sharpening (eq. 9) --------------------------------------------------------------------
+// docs/math.md#sharpening, docs/math-backward.md#sharpening-backward
 
 // The (detached) divisor of the row: its maximum when positive, else 1 (an all-zero row), as
 // in the reference. Not floored at NTM_SHARPEN_TINY: that would break the scale invariance for
@@ -155,6 +162,7 @@ NTM_HD A sharpen_gamma_term(A p, A r) {
 }
 
 // ---- erase / add (eqs. 3-4) ----------------------------------------------------------------
+// docs/math.md#write, docs/math-backward.md#write-backward
 
 // One head's keep factor 1 - w_i e_m.
 template <typename A>

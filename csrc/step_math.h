@@ -3,7 +3,8 @@
 // backward. Torch-free and __host__ __device__ under nvcc, like ntm_math.h, so the CPU
 // sequence loop (csrc/cpu/sequence_*.cpp) and a CUDA driver share one definition.
 //
-// Conventions (docs/math.md, "Controller and heads"):
+// Conventions (docs/math.md#controller-and-heads; backward: docs/math-backward.md, sections
+// #activations-backward and #lstm-backward):
 //   * LSTM gates in torch.nn.LSTMCell order i, f, g, o: i, f, o = sigmoid, g = tanh,
 //     c' = f c + i g, h' = o tanh(c');
 //   * softplus(x) = log1p(exp(x)), x for x > 20 (F.softplus's threshold), derivative

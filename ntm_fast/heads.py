@@ -3,7 +3,8 @@ write parameters, and the activations that make them valid (one home for both).
 
 One linear layer emits every head's raw parameters at once, grouped by kind so each group
 reshapes to `(B, heads, ...)` without copies. Heads are ordered read heads first, then write
-heads. Activations (the paper leaves them open; ntm-math.md lists the usual ones):
+heads. Activations (the paper leaves them open; docs/math.md#controller-and-heads, backward in
+docs/math-backward.md#activations-backward):
 
 ==========  =================  ======================================================
 parameter   activation         range

@@ -1,6 +1,7 @@
 """The NTM recurrent module: :class:`ReferenceNTM` runs it on the plain-PyTorch memory ops.
 
-Order of operations inside one time step t (the one place this is defined):
+Order of operations inside one time step t (the one place this is defined; restated with the
+rest of the math in docs/math.md#one-time-step):
 
 1. The controller sees ``[x_t, r_{t-1}]`` (the input and all previous read vectors) and its
    own state, and emits ``h_t``.
@@ -12,15 +13,16 @@ Order of operations inside one time step t (the one place this is defined):
 6. The output layer maps ``[h_t, r_t]`` to logits; the paper's sigmoid output layer is left
    to the loss (``BCEWithLogitsLoss``) or the caller (``torch.sigmoid``).
 
-Episodic reset (paper section 4): without a ``state`` argument every sequence starts from
-learned bias parameters - ``memory_bias`` `(N, W)`, ``read_bias`` `(R, W)`,
-``weighting_logits`` `(R + Wh, N)` (the initial weightings are their softmax, so they are
-always valid distributions) and, for the LSTM controller, ``controller_h0``/``controller_c0``
-`(layers, C)`. Initialisation: memory ~ U(-σ, σ) with σ = 1/sqrt(N + W) (a zero memory would
-still be safe here since the cosine is ε-guarded, but a random start breaks the symmetry
-between slots); read vectors and controller state 0; the weighting logits put 2·log N on
-slot 0 and 0 elsewhere, so every head starts focused (≈ 1 - 1/N) on slot 0 and location-based
-iteration can begin at step 1. Linear and LSTM layers use PyTorch's default initialisation.
+Episodic reset (paper section 4; docs/math.md#episodic-reset-and-initial-state): without a
+``state`` argument every sequence starts from learned bias parameters - ``memory_bias``
+`(N, W)`, ``read_bias`` `(R, W)`, ``weighting_logits`` `(R + Wh, N)` (the initial weightings
+are their softmax, so they are always valid distributions) and, for the LSTM controller,
+``controller_h0``/``controller_c0`` `(layers, C)`. Initialisation: memory ~ U(-σ, σ) with
+σ = 1/sqrt(N + W) (a zero memory would still be safe here since the cosine is ε-guarded, but
+a random start breaks the symmetry between slots); read vectors and controller state 0; the
+weighting logits put 2·log N on slot 0 and 0 elsewhere, so every head starts focused
+(≈ 1 - 1/N) on slot 0 and location-based iteration can begin at step 1. Linear and LSTM
+layers use PyTorch's default initialisation.
 """
 
 from __future__ import annotations
@@ -212,7 +214,8 @@ class ReferenceNTM(nn.Module):
                 ``None`` starts from the learned initial state.
             lengths: optional `(B,)` integer tensor on x's device, 0 <= lengths <= T. Steps
                 at or past a sequence's length leave its state unchanged and give zero
-                logits, so a padded batch matches running each sequence alone.
+                logits, so a padded batch matches running each sequence alone
+                (docs/math.md#variable-length-sequences).
             trace: also return an :class:`NTMTrace` of every step.
 
         Returns:

@@ -1,22 +1,25 @@
 """Plain-PyTorch NTM memory operations: the contract every fast backend is tested against.
 
-Equations are those of Graves, Wayne & Danihelka (2014), as restated in
-``shared/docs/ntm-math.md``. Shapes are batch-first with a head dimension:
+Equations are those of Graves, Wayne & Danihelka (2014), as written out in ``docs/math.md``
+(gradients: ``docs/math-backward.md``). Shapes are batch-first with a head dimension:
 B batch, H heads, N memory slots, W slot width, S = 2k+1 shifts for offsets -k..k.
 
 Conventions (shared with every backend):
 
 * Cosine similarity ``K_i = k·M_i / (‖k‖‖M_i‖ + ε)`` with ε = :data:`COSINE_EPS`; a zero-norm
-  key or row gives K = 0 and a finite gradient (the unit vector of a zero vector is taken as 0).
+  key or row gives K = 0 and a finite gradient (the unit vector of a zero vector is taken as 0):
+  docs/math.md#content-addressing, docs/math.md#zero-norm-keys-and-rows.
 * Shift direction: ``shift[..., j]`` is the weight of offset ``d = j - k``, and
   ``w̃_i = Σ_d s_d · w_{(i-d) mod N}``: a weight of 1 on offset +1 moves a focus at slot j to
-  slot j+1 (eq. 8).
+  slot j+1 (eq. 8; docs/math.md#circular-shift).
 * Sharpening is evaluated as ``r = w̃ / max_j w̃_j``, ``w = r^γ / Σ_j r_j^γ``, which equals
-  eq. (9) exactly but keeps the normaliser >= 1 so it cannot underflow (γ up to 50).
+  eq. (9) exactly but keeps the normaliser >= 1 so it cannot underflow (γ up to 50;
+  docs/math.md#sharpening).
 * Half-precision inputs (float16, bfloat16) are computed in float32 and cast back; float64
   stays float64. Outputs have the dtype of the inputs. Gradients too large for a half dtype
-  saturate at its largest finite value (see :func:`ntm_fast.numerics.saturate`).
-* ``write`` applies all heads' erases before all adds (eqs. 3-4).
+  saturate at its largest finite value (see :func:`ntm_fast.numerics.saturate`):
+  docs/math.md#compute-dtypes, docs/math.md#gradient-saturation.
+* ``write`` applies all heads' erases before all adds (eqs. 3-4; docs/math.md#write).
 """
 
 from __future__ import annotations
