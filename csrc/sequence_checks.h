@@ -47,8 +47,8 @@ inline SeqConfig check_sequence_args(const char* op, const at::Tensor& x,
                                      bool lstm) {
   check_arg(op, "x", x, "(T, B, F)", {-1, -1, -1}, x, "x");
   TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble, op,
-                   ": x: expected dtype float32 or float64 (half types run through the fused "
-                   "per-op path), got ",
+                   ": x: expected dtype float32 or float64 (ntm_fast.native_sequence.run computes "
+                   "half types in float32), got ",
                    describe(x));
   SeqConfig c{};
   c.lstm = lstm;
@@ -116,6 +116,9 @@ inline SeqConfig check_sequence_args(const char* op, const at::Tensor& x,
                           len.device() == x.device(),
                       op, ": lengths: expected shape (B,) = (", c.B, ") int64 on ", x.device(),
                       ", got ", describe(len));
+    const int64_t lo = len.min().item<int64_t>(), hi = len.max().item<int64_t>();
+    TORCH_CHECK_VALUE(lo >= 0 && hi <= c.T, op, ": lengths: expected values in [0, T = ", c.T,
+                      "], got values in [", lo, ", ", hi, "]");
   }
   return c;
 }

@@ -62,12 +62,12 @@ void sequence_backward(const SeqConfig& c, const std::vector<c10::optional<at::T
       if (!active(t, b)) std::fill_n(dlg + (t * B + b) * O, O, T(0));
     }
   }
-  at::Tensor d_out_in = at::empty({Ts, B, CR}, opt);
+  at::Tensor d_out_in = new_output({Ts, B, CR}, opt);
   gemm<T>(false, false, TB, CR, O, T(1), dlg, O, ptr(w_out), CR, T(0), ptr(d_out_in), CR);
 
   std::vector<at::Tensor> d_pre(c.L);
-  for (int64_t l = 0; l < c.L; ++l) d_pre[l] = at::empty({Ts, B, G}, opt);
-  at::Tensor d_raw = at::empty({Ts, B, P}, opt);
+  for (int64_t l = 0; l < c.L; ++l) d_pre[l] = new_output({Ts, B, G}, opt);
+  at::Tensor d_raw = new_output({Ts, B, P}, opt);
   HeadBufs<T> p(c), g(c);
   int64_t max_iw = 0;
   for (int64_t l = 0; l < c.L; ++l) max_iw = std::max(max_iw, c.inp_width(l));
@@ -196,7 +196,7 @@ void sequence_backward(const SeqConfig& c, const std::vector<c10::optional<at::T
   }
 
   // -- gradients of x and every parameter: one product each over all T*B rows -------------------
-  at::Tensor d_x = at::empty({Ts, B, F}, opt);
+  at::Tensor d_x = new_output({Ts, B, F}, opt);
   gemm<T>(false, false, TB, F, G, T(1), ptr(d_pre[0]), G, ptr(w_ih0), F + RW, T(0), ptr(d_x), F);
   out = {d_x, d_mem, d_reads.view({B, R, W}), d_w};
   if (c.lstm) {
@@ -207,16 +207,16 @@ void sequence_backward(const SeqConfig& c, const std::vector<c10::optional<at::T
     const int64_t IW = c.inp_width(l), in_l = c.layer_in(l), in_full = l == 0 ? F + RW : C;
     const T* dp = ptr(d_pre[l]);
     const T* in = ptr(inp[l]);
-    at::Tensor d_wi = at::empty({G, in_full}, opt);
+    at::Tensor d_wi = new_output({G, in_full}, opt);
     T* dwi = ptr(d_wi);
     if (l == 0) gemm<T>(true, false, G, F, TB, T(1), dp, G, ptr(x), F, T(0), dwi, in_full);
     const int64_t off = l == 0 ? F : 0;
     gemm<T>(true, false, G, in_l, TB, T(1), dp, G, in, IW, T(0), dwi + off, in_full);
-    at::Tensor d_b = at::empty({G}, opt);
+    at::Tensor d_b = new_output({G}, opt);
     column_sums(dp, TB, G, ptr(d_b));
     out.push_back(d_wi);
     if (c.lstm) {
-      at::Tensor d_wh = at::empty({G, C}, opt);
+      at::Tensor d_wh = new_output({G, C}, opt);
       gemm<T>(true, false, G, C, TB, T(1), dp, G, in + in_l, IW, T(0), ptr(d_wh), C);
       out.push_back(d_wh);
       out.push_back(d_b);
@@ -225,10 +225,10 @@ void sequence_backward(const SeqConfig& c, const std::vector<c10::optional<at::T
       out.push_back(d_b);
     }
   }
-  at::Tensor d_wh = at::empty({P, C}, opt), d_bh = at::empty({P}, opt);
+  at::Tensor d_wh = new_output({P, C}, opt), d_bh = new_output({P}, opt);
   gemm<T>(true, false, P, C, TB, T(1), ptr(d_raw), P, ptr(out_in), CR, T(0), ptr(d_wh), C);
   column_sums(ptr(d_raw), TB, P, ptr(d_bh));
-  at::Tensor d_wo = at::empty({O, CR}, opt), d_bo = at::empty({O}, opt);
+  at::Tensor d_wo = new_output({O, CR}, opt), d_bo = new_output({O}, opt);
   gemm<T>(true, false, O, CR, TB, T(1), dlg, O, ptr(out_in), CR, T(0), ptr(d_wo), CR);
   column_sums(dlg, TB, O, ptr(d_bo));
   out.insert(out.end(), {d_wh, d_bh, d_wo, d_bo});

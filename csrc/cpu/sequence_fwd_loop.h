@@ -35,31 +35,31 @@ void sequence_forward(const SeqConfig& c, const at::Tensor& x, const at::Tensor&
   const at::Tensor w_ih0 = prm[0].contiguous();
 
   // Outputs and saved tensors.
-  at::Tensor logits = at::empty({Ts, B, O}, opt);
-  at::Tensor mem_out = at::empty({B, N, W}, opt), reads_out = at::empty({B, R, W}, opt);
-  at::Tensor w_out_state = at::empty({B, H, N}, opt);
+  at::Tensor logits = new_output({Ts, B, O}, opt);
+  at::Tensor mem_out = new_output({B, N, W}, opt), reads_out = new_output({B, R, W}, opt);
+  at::Tensor w_out_state = new_output({B, H, N}, opt);
   at::Tensor h_out, c_out;
   if (c.lstm) {
     h_out = state[0].clone(at::MemoryFormat::Contiguous);
     c_out = state[1].clone(at::MemoryFormat::Contiguous);
   }
-  at::Tensor mem_hist = at::empty({save ? Ts : 2, B, N, W}, opt);
-  at::Tensor w_hist = at::empty({save ? Ts + 1 : 2, B, H, N}, opt);
-  at::Tensor raw = at::empty({save ? Ts : 1, B, P}, opt);
-  at::Tensor out_in = at::empty({Ts, B, CR}, opt);
+  at::Tensor mem_hist = new_output({save ? Ts : 2, B, N, W}, opt);
+  at::Tensor w_hist = new_output({save ? Ts + 1 : 2, B, H, N}, opt);
+  at::Tensor raw = new_output({save ? Ts : 1, B, P}, opt);
+  at::Tensor out_in = new_output({Ts, B, CR}, opt);
   std::vector<at::Tensor> inp(c.L), act(c.L), cells(c.L);
   for (int64_t l = 0; l < c.L; ++l) {
-    inp[l] = at::empty({save ? Ts : 1, B, c.inp_width(l)}, opt);
-    act[l] = at::empty({save ? Ts : 1, B, G}, opt);
+    inp[l] = new_output({save ? Ts : 1, B, c.inp_width(l)}, opt);
+    act[l] = new_output({save ? Ts : 1, B, G}, opt);
     if (c.lstm) {
-      cells[l] = at::empty({save ? Ts + 1 : 2, B, C}, opt);
+      cells[l] = new_output({save ? Ts + 1 : 2, B, C}, opt);
       cells[l][0].copy_(state[1][l]);
     }
   }
   mem_hist[0].copy_(memory0);
   w_hist[0].copy_(w0);
   at::Tensor reads_cur = reads0.contiguous().view({B, RW}).clone();
-  at::Tensor x_proj = at::empty({Ts, B, G}, opt);  // x part of layer 0 + its bias
+  at::Tensor x_proj = new_output({Ts, B, G}, opt);  // x part of layer 0 + its bias
   {
     const at::Tensor xc = x.contiguous();
     T* xp = ptr(x_proj);
