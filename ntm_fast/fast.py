@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from . import backends, native_sequence
+from . import backends, native_sequence, validation
 from .model import NTMState, NTMTrace, ReferenceNTM
 from .native_sequence import NativeSequenceConfig
 from .sequence import NTMSequence, SequenceConfig, controller_weights
@@ -89,14 +89,14 @@ class FastNTM(ReferenceNTM):
         trace: bool = False,
     ) -> tuple[Tensor, NTMState] | tuple[Tensor, NTMState, NTMTrace]:
         """See :meth:`ReferenceNTM.forward`."""
-        # Validate first: is_autocast_enabled below rejects e.g. meta devices.
+        # Validate first; autocast_enabled is False on device types without autocast (meta).
         xt = self._check_input(x) if isinstance(x, Tensor) else None
         generic = (
             xt is None
             or not self.fused_sequence
             or trace
             or torch.compiler.is_compiling()
-            or torch.is_autocast_enabled(xt.device.type)
+            or validation.autocast_enabled(xt.device)
         )
         if generic:
             return super().forward(x, state, lengths=lengths, trace=trace)
