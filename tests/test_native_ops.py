@@ -1,6 +1,6 @@
 """The native backend (csrc/, ntm_fast.native_backend) against the reference: forward and
 backward over many shapes and dtypes, float64 gradcheck, the edge-case numerics of
-ntm-math.md, determinism and validation messages. Every test runs on each device of
+docs/math.md, determinism and validation messages. Every test runs on each device of
 ``DEVICE_PARAMS`` (the CUDA cases skip where no GPU is present); outputs are NaN-poisoned
 (conftest sets NTM_FAST_POISON_OUTPUTS=1), so an element a kernel forgets to write fails.
 """
@@ -188,7 +188,7 @@ def test_gradcheck(op, device, dims):
     assert torch.autograd.gradcheck(getattr(native_backend, op), args, eps=1e-6, atol=1e-7)
 
 
-# ---- numerics that break NTMs (ntm-math.md) ---------------------------------------------------
+# ---- numerics that break NTMs (docs/math.md#numerics) ---------------------------------------------------
 
 
 def _finite_fwd_bwd(op, args):
