@@ -188,7 +188,7 @@ def test_gradcheck(op, device, dims):
     assert torch.autograd.gradcheck(getattr(native_backend, op), args, eps=1e-6, atol=1e-7)
 
 
-# ---- numerics that break NTMs (docs/math.md#numerics) ---------------------------------------------------
+# ---- numerics that break NTMs (docs/math.md#numerics) ------------------------------------
 
 
 def _finite_fwd_bwd(op, args):

@@ -487,7 +487,8 @@ def test_zero_norm_key_and_rows_gradients_finite(dtype):
 
 def test_zero_norm_key_gradient_value_float64():
     # K_i(k) = k·M_i / (‖k‖‖M_i‖ + ε): along any direction v, K_i(t v) = t v·M_i/ε + O(t²),
-    # so at k = 0 the gradient of K_i is M_i/ε and ∂L/∂k = Σ_i β ∂L/∂z_i M_i / ε (docs/math.md#zero-norm-keys-and-rows).
+    # so at k = 0 the gradient of K_i is M_i/ε and ∂L/∂k = Σ_i β ∂L/∂z_i M_i / ε
+    # (docs/math.md#zero-norm-keys-and-rows).
     memory = t64([[[1.0, 2.0], [0.0, -1.0], [3.0, 0.5]]])
     key = torch.zeros(1, 1, 2, dtype=F64, requires_grad=True)
     beta = 2.0
@@ -576,7 +577,8 @@ def test_sharpen_all_zero_row_gives_zeros_not_nan(dtype):
 
 def test_sharpen_1e300_gradient_matches_hand_formula():
     # ∂L/∂w̃_i = γ w̃_i^(γ-1) / Σ w̃^γ · (ḡ_i − ⟨w, ḡ⟩); ∂L/∂γ = Σ_i ḡ_i w_i (log w̃_i − Σ_j w_j
-    # log w̃_j) with w_i = 0 terms dropped (docs/math-backward.md#sharpening-backward). Here 1e-300^7 underflows to 0.
+    # log w̃_j) with w_i = 0 terms dropped (docs/math-backward.md#sharpening-backward).
+    # Here 1e-300^7 underflows to 0.
     wt = t64([[[0.0, 1e-300, 0.7, 0.3]]]).requires_grad_()
     gamma = t64([[7.0]]).requires_grad_()
     upstream = bh([0.3, -1.0, 2.0, 0.5])
@@ -620,8 +622,9 @@ def test_sharpen_one_hot_gamma_50(dtype):
 
 
 def _write_grads_by_hand(memory, w, erase, add, upstream):
-    """docs/math-backward.md#write-backward, several heads: ∂L/∂w^h_i = Σ_m M̄'_im (a^h_m − M_im e^h_m Π_{h'≠h}(1 − w^h'_i
-    e^h'_m)); ∂L/∂e^h_m = −Σ_i M̄'_im M_im w^h_i Π_{h'≠h}(...); products taken over other heads
+    """docs/math-backward.md#write-backward, several heads:
+    ∂L/∂w^h_i = Σ_m M̄'_im (a^h_m − M_im e^h_m Π_{h'≠h}(1 − w^h'_i e^h'_m));
+    ∂L/∂e^h_m = −Σ_i M̄'_im M_im w^h_i Π_{h'≠h}(...); products taken over other heads
     (no division by 1 − w e)."""
     B, N, W = memory.shape
     H = w.shape[1]
