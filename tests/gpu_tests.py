@@ -1,0 +1,151 @@
+"""The tests that prove something only on a GPU, in one place: what each proves and the stage
+of ``.ci/gpu_proof.sh`` that runs it. tests/test_gpu_registry.py checks on the CPU that every
+test that skips without CUDA, and every module that runs compiled Triton on CUDA, is here.
+
+Stages (each one call of the GPU machine, after ``build``; ``proof`` first, stopping at the
+first failure, because it proves the most):
+
+* ``proof``: the native CUDA kernels and FastNTM on CUDA against the reference, then the
+  compiled Triton kernels. Triton modules run in parallel processes, one per op (each process
+  compiles its own kernels; the compiles, not the GPU, take the time).
+* ``suite``: the whole suite on the CUDA machine, compiled Triton.
+* ``slow``: the ``-m slow`` sweeps (GPU-sized shapes).
+* ``sanitize``: the native CUDA op tests under compute-sanitizer, filtered to ntm_fast's kernels.
+
+Usage: ``python3 tests/gpu_tests.py run STAGE`` (runs it), ``... list`` (this table),
+``... args STAGE`` (the pytest arguments, one entry per line, shell-quoted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import subprocess
+import sys
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+STAGES = ("proof", "suite", "slow", "sanitize")
+OPS = ("content_address", "interpolate", "shift_convolve", "sharpen", "address", "read", "write")
+
+
+@dataclass(frozen=True)
+class GpuTest:
+    stage: str
+    path: str  #: a test file, folder or node id
+    proves: str
+    keyword: str = ""  #: ``-k`` (a word of the node ids)
+    marker: str = ""  #: ``-m``
+    shard: bool = False  #: run in parallel processes, one per op
+
+    def pytest_args(self) -> list[str]:
+        args = [self.path]
+        if self.keyword:
+            args += ["-k", self.keyword]
+        if self.marker:
+            args += ["-m", self.marker]
+        return args
+
+
+GPU_TESTS = [
+    GpuTest("proof", "tests/test_native_registration.py", keyword="cuda",
+            proves="the extension was built with CUDA and registers every op for the CUDA "
+                   "dispatch key; the native backend reports itself available on CUDA"),
+    GpuTest("proof", "tests/test_native_ops.py", keyword="cuda",
+            proves="every native CUDA kernel, forward and backward, every dtype, matches the "
+                   "reference (NaN-poisoned outputs: an unwritten element fails)"),
+    GpuTest("proof", "tests/test_fast_ntm.py::test_training_step_matches_reference_on_cuda",
+            proves="FastNTM trains like ReferenceNTM on CUDA (120 steps, B 1 and 64) with the "
+                   "native and the Triton backend"),
+    GpuTest("proof", "tests/test_fast_ntm.py::test_cuda_graph_path_matches_eager",
+            proves="the CUDA-graph path of FastNTM equals its eager path"),
+    GpuTest("proof", "tests/test_triton_integration.py", shard=True,
+            proves="compiled Triton: gradcheck, opcheck and torch.compile on CUDA, edge "
+                   "numerics (zero norms, β 1e4, γ 50, underflow), the backward's narrower "
+                   "tile, hypothesis edge values"),
+    GpuTest("proof", "tests/test_triton_ops.py", shard=True,
+            proves="every compiled Triton op, forward and backward, matches the reference: "
+                   "shapes, dtypes, non-contiguous inputs, the tiled path, determinism"),
+    GpuTest("suite", "tests",
+            proves="the whole suite passes on a CUDA machine with compiled Triton"),
+    GpuTest("slow", "tests", marker="slow",
+            proves="GPU-sized sweeps: every Triton op at N up to 65536 (BN = 1024, the tiled "
+                   "forward), the robustness sweeps"),
+    GpuTest("sanitize", "tests/test_native_ops.py", keyword="cuda",
+            proves="no out-of-bounds access (memcheck) and no shared-memory race (racecheck) "
+                   "in the native CUDA kernels"),
+]  # fmt: skip
+
+
+def entries(stage: str) -> list[GpuTest]:
+    if stage not in STAGES:
+        raise SystemExit(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
+    return [t for t in GPU_TESTS if t.stage == stage]
+
+
+def op_of(node_id: str) -> str:
+    """The op a test is parametrised with (``misc`` when none)."""
+    params = re.split(r"[\[\]\-]", node_id.split("::")[-1])
+    return next((op for op in OPS if op in params), "misc")
+
+
+def shards(test: GpuTest) -> dict[str, list[str]]:
+    """The node ids of ``test``, grouped by op."""
+    marker = [] if test.marker else ["-m", "not slow"]
+    cmd = [sys.executable, "-m", "pytest", "-o", "addopts=", "--collect-only", "-q", *marker]
+    cmd += test.pytest_args()  # addopts reset: its -q would print counts instead of node ids
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    groups: dict[str, list[str]] = defaultdict(list)
+    for line in out.splitlines():
+        if "::" in line:
+            groups[op_of(line.strip())].append(line.strip())
+    return dict(groups)
+
+
+def _pytest(args: list[str], stop: bool) -> int:
+    cmd = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider"]
+    cmd += ["-x"] if stop else []
+    print("$", shlex.join(cmd + args[:6]) + (" ..." if len(args) > 6 else ""), flush=True)
+    return subprocess.run(cmd + args).returncode
+
+
+def run(stage: str, jobs: int) -> int:
+    stop = stage == "proof"
+    status = 0
+    for test in entries(stage):
+        if test.shard:
+            groups = shards(test)
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                codes = list(pool.map(lambda ids: _pytest(ids, stop), groups.values()))
+            rc = max(codes, default=0)
+        else:
+            rc = _pytest(test.pytest_args(), stop)
+        if rc not in (0, 5):  # 5: nothing collected (e.g. no slow test in a file)
+            status = 1
+            if stop:
+                break
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("command", choices=["run", "list", "args"])
+    ap.add_argument("stage", nargs="?")
+    ap.add_argument("--jobs", type=int, default=min(8, os.cpu_count() or 1))
+    a = ap.parse_args(argv)
+    if a.command == "list":
+        for t in GPU_TESTS:
+            print(f"{t.stage:9s} {shlex.join(t.pytest_args())}\n          {t.proves}")
+        return 0
+    if a.command == "args":
+        for t in entries(a.stage):
+            print(shlex.join(t.pytest_args()))
+        return 0
+    return run(a.stage, a.jobs)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
