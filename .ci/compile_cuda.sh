@@ -1,28 +1,16 @@
 #!/usr/bin/env bash
-# Compile-only check of every torch-free CUDA source under csrc/ (no GPU needed): each .cu is
-# compiled with nvcc -c for sm_80 and sm_90 into a temporary directory; any error fails.
-# The torch binding (csrc/cuda/ops_cuda.cpp) needs a CUDA torch and is built by setup.py.
+# Compile-only check of the CUDA sources (no GPU needed) with the flags torch's build gives nvcc
+# for setup.py's extension (torch's COMMON_NVCC_FLAGS: -D__CUDA_NO_HALF_OPERATORS__,
+# -D__CUDA_NO_HALF_CONVERSIONS__, -D__CUDA_NO_BFLOAT16_CONVERSIONS__,
+# -D__CUDA_NO_HALF2_OPERATORS__, --expt-relaxed-constexpr; -fPIC; setup.py's own nvcc arguments
+# and macros; -std=c++17), for sm_80 and sm_90, warnings as errors. The sources are the .cu
+# files of setup.py's CUDA extension plus any other .cu under csrc/; the torch binding
+# (csrc/cuda/ops_cuda.cpp) needs a CUDA torch and is built by setup.py.
+# ptxas' report (-Xptxas -v) gives each kernel's registers, spills and shared memory:
+# build/gpu-resources/cuda.json (docs/gpu-resources.md). Fails on a compile error, on spills
+# in a kernel whose element type is not double, and on a launch that cannot fit an SM.
+# Print the flags: python tools/cuda_resources.py --print-flags
 set -euo pipefail
 cd "$(dirname "$0")/.."
-NVCC="${NVCC:-$(command -v nvcc || true)}"
-if [[ -z "$NVCC" && -x /usr/local/cuda/bin/nvcc ]]; then NVCC=/usr/local/cuda/bin/nvcc; fi
-if [[ -z "$NVCC" ]]; then
-  echo "compile_cuda.sh: nvcc not found (set NVCC or put it on PATH)" >&2
-  exit 1
-fi
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-mapfile -t sources < <(find csrc -name '*.cu' | sort)
-if [[ ${#sources[@]} -eq 0 ]]; then
-  echo "compile_cuda.sh: no .cu files under csrc/" >&2
-  exit 1
-fi
-for src in "${sources[@]}"; do
-  for arch in 80 90; do
-    echo "nvcc -c $src (sm_$arch)"
-    "$NVCC" -c -std=c++17 -O3 --expt-relaxed-constexpr -Werror all-warnings \
-      -gencode="arch=compute_${arch},code=sm_${arch}" \
-      "$src" -o "$tmp/$(basename "$src" .cu)_sm${arch}.o"
-  done
-done
-echo "compile_cuda.sh: ${#sources[@]} CUDA source(s) compiled for sm_80 and sm_90"
+mkdir -p build/gpu-resources
+python tools/cuda_resources.py --arch 80 90 --json build/gpu-resources/cuda.json

@@ -1,0 +1,126 @@
+"""The GPU-readiness tools (issue 17) on the CPU: the launch recorder, the ahead-of-time Triton
+compile and its error message, the CUDA resource parser and the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tools import cuda_resources, gpu_report, triton_record  # noqa: E402
+
+
+def test_recorder_sweeps_the_launchers_on_the_meta_device(tmp_path):
+    runs = {k: kernel.run for k, kernel in triton_record.kernel_objects()}
+    state = (triton_record._out, triton_record._dry)  # the CI run records with the plugin
+    triton_record.sweep([("read", (2, 3, 7, 5, 3), torch.float32)], tmp_path)
+    assert (triton_record._out, triton_record._dry) == state
+    assert runs == {k: kernel.run for k, kernel in triton_record.kernel_objects()}
+    recs = {r["kernel"].split(":")[1]: r for r in triton_record.load([tmp_path])}
+    assert set(recs) == {"read_fwd_kernel", "read_bwd_kernel"}
+    fwd = recs["read_fwd_kernel"]
+    assert fwd["args"]["p_m"] == {"tensor": "float32", "align16": True}
+    assert fwd["args"]["N"] == {"int": 7} and fwd["args"]["CDT"] == {"tl_dtype": "fp32"}
+    assert "num_warps" in fwd["options"]
+
+
+def test_every_kernel_module_is_hooked():
+    names = {k.split(":")[1] for k, _ in triton_record.kernel_objects()}
+    assert {"address_fwd_kernel", "address_bwd_kernel", "write_bwd_kernel"} <= names
+    assert "key_norm" in names  # device helpers too (hooked, never launched): nothing is listed
+
+
+def _record(bn: int) -> dict:
+    t = {"tensor": "float32", "align16": True}
+    args = {n: t for n in ("p_wc", "p_wp", "p_gate", "p_out")}
+    args.update(N={"int": 8}, BN={"int": bn}, CDT={"tl_dtype": "fp32"})
+    key = "ntm_fast._kernels.interpolate:interpolate_fwd_kernel"
+    return {"kernel": key, "args": args, "options": {"num_warps": {"int": 2}}, "test": "t::x"}
+
+
+def test_aot_compiles_for_hopper_and_names_a_failure(tmp_path):
+    """One good specialisation and one that cannot compile (a block of 3 is not a power of
+    two): exit 1, the good one's registers recorded, the log names kernel, block, arch."""
+    recs = tmp_path / "r.jsonl"
+    recs.write_text("\n".join(json.dumps(_record(bn)) for bn in (8, 3)) + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = tmp_path / "t.json"
+    cmd = [sys.executable, "tools/triton_aot.py", str(recs), "--arch", "90", "--jobs", "1"]
+    p = subprocess.run([*cmd, "--json", str(out)], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=300)  # fmt: skip
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "COMPILE ERROR interpolate_fwd_kernel[*fp32 BN=3" in p.stderr
+    assert "for sm_90 (launched by t::x)" in p.stderr
+    good = [r for r in json.loads(out.read_text()) if "error" not in r]
+    assert len(good) == 1 and good[0]["regs"] > 0 and good[0]["spill_stores"] == 0
+
+
+PTXAS_LOG = """ptxas info    : Compiling entry function '_Z9my_kernelIfEvPKT_' for 'sm_80'
+ptxas info    : Function properties for _Z9my_kernelIfEvPKT_
+    16 bytes stack frame, 8 bytes spill stores, 8 bytes spill loads
+ptxas info    : Used 255 registers, used 1 barriers, 2048 bytes smem, 380 bytes cmem[0]
+ptxas info    : Compiling entry function '_Z9my_kernelIdEvPKT_' for 'sm_80'
+ptxas info    : Function properties for _Z9my_kernelIdEvPKT_
+    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+ptxas info    : Used 40 registers, used 0 barriers, 380 bytes cmem[0]
+"""
+
+
+def test_cuda_ptxas_report_and_checks():
+    rs = cuda_resources.parse_ptxas(PTXAS_LOG, 80)
+    assert [(r["kernel"], r["regs"], r["spill_stores"], r["smem"]) for r in rs] == [
+        ("my_kernel<float>", 255, 8, 2048),
+        ("my_kernel<double>", 40, 0, 0),
+    ]
+    for r in rs:
+        r.update(source="x.cu", threads=512)
+    problems = cuda_resources.check(rs[0])
+    assert any(p.startswith("SPILL") for p in problems)
+    assert any("255 registers x 512 threads" in p for p in problems)
+    assert cuda_resources.check(rs[1]) == []  # double: spills reported only; 40 x 512 fits
+
+
+def test_cuda_launch_block_sizes_from_source():
+    src = """constexpr int kThreads = 256;
+    const dim3 grid(B, 4), block(32, 8);
+    a_kernel<T, A><<<unsigned(B * H), kThreads, 0, stream>>>(x);
+    b_kernel<T><<<grid, block, 0, stream>>>(x);
+    c_kernel<<<n, 128>>>(x);
+    d_kernel<T><<<n, threads_for(n), 0, stream>>>(x);"""
+    assert cuda_resources.launch_threads(src) == {
+        "a_kernel": 256, "b_kernel": 256, "c_kernel": 128, "d_kernel": None,
+    }  # fmt: skip
+
+
+def test_cuda_flags_are_torchs():
+    flags = cuda_resources.torch_nvcc_flags({"macros": ["-DX=1"], "nvcc": ["-O3"], "name": "_C"})
+    for f in ("-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSIONS__",
+              "-D__CUDA_NO_BFLOAT16_CONVERSIONS__", "-D__CUDA_NO_HALF2_OPERATORS__",
+              "-DX=1", "-O3", "-std=c++17"):  # fmt: skip
+        assert f in flags
+
+
+def test_setup_extension_is_read_from_setup_py():
+    if cuda_resources.shutil.which("nvcc") is None and "NVCC" not in os.environ:
+        pytest.skip("nvcc not installed")
+    ext = cuda_resources.setup_extension()
+    assert "csrc/cuda/kernels.cu" in ext["sources"] and "-DNTM_FAST_WITH_CUDA=1" in ext["macros"]
+
+
+def test_report_renders_both_sections():
+    tr = [{"kernel": "m:k_kernel", "arch": a, "desc": "k_kernel[*fp32 BN=64 BW=8 num_warps=4]",
+           "dtype": "float32", "regs": 40, "spill_stores": 0, "spill_loads": 0, "stack": 0,
+           "smem": 512, "num_warps": 4} for a in (80, 90)]  # fmt: skip
+    cu = [{"kernel": "x_kernel<float, float>", "source": "a.cu", "threads": 256, "arch": 90,
+           "regs": 32, "spill_stores": 0, "spill_loads": 0, "stack": 0, "smem": 0}]  # fmt: skip
+    text = gpu_report.render(tr, cu)
+    assert "| k_kernel | float32 | BN=64 BW=8 w4 | 40 | 0 | 0 | 512 | 40 | 0 | 0 | 512 |" in text
+    assert "| `x_kernel<float, float>` | a.cu | 256 | 32 | 0 | 0 | 0 |" in text
