@@ -119,8 +119,10 @@ def test_report_renders_both_sections():
     tr = [{"kernel": "m:k_kernel", "arch": a, "desc": "k_kernel[*fp32 BN=64 BW=8 num_warps=4]",
            "dtype": "float32", "regs": 40, "spill_stores": 0, "spill_loads": 0, "stack": 0,
            "smem": 512, "num_warps": 4} for a in (80, 90)]  # fmt: skip
-    cu = [{"kernel": "x_kernel<float, float>", "source": "a.cu", "threads": 256, "arch": 90,
-           "regs": 32, "spill_stores": 0, "spill_loads": 0, "stack": 0, "smem": 0}]  # fmt: skip
+    cu = [{"kernel": "x_kernel<float, float>", "element": "float", "source": "a.cu", "arch": 90,
+           "threads": 256, "regs": 32, "spill_stores": 0, "spill_loads": 0, "stack": 0,
+           "smem": 0}]  # fmt: skip
     text = gpu_report.render(tr, cu)
-    assert "| k_kernel | float32 | BN=64 BW=8 w4 | 40 | 0 | 0 | 512 | 40 | 0 | 0 | 512 |" in text
-    assert "| `x_kernel<float, float>` | a.cu | 256 | 32 | 0 | 0 | 0 |" in text
+    assert "| k_kernel | float32 | BN=64 BW=8 w4 | 40 | 0 | 512 | 40 | 0 | 512 |" in text
+    assert "| `x_kernel` | 256 | 32 / - / - / - | 0 | 0 |" in text
+    assert "| proof | `tests/test_native_ops.py -k cuda` |" in text  # the GPU-only tests

@@ -1,5 +1,5 @@
 """Write docs/gpu-resources.md from the JSON of ``tools/triton_aot.py`` and
-``tools/cuda_resources.py``: registers per thread, spill bytes, stack and shared memory per
+``tools/cuda_resources.py``: registers per thread, spill bytes and shared memory per
 kernel and architecture, for the Triton cubins and the CUDA kernels.
 
 Usage: ``python tools/gpu_report.py --triton T.json --cuda C.json [--out docs/gpu-resources.md]``
@@ -62,7 +62,7 @@ def triton_section(results: list[dict[str, Any]]) -> list[str]:
         "the benchmarks' shapes launched on the meta device (`tools/triton_record.py`), each "
         f"compiled for {', '.join(f'sm_{a}' for a in archs)}. Per kernel and data type, the "
         "specialisation with the most registers (ties: the largest tile), and over all its "
-        "specialisations the most spill bytes (stores/loads), stack and shared memory.",
+        "specialisations the most spill bytes (stores/loads) and shared memory.",
         "",
         "| kernel | data | most registers at | "
         + " | ".join(
@@ -82,12 +82,8 @@ def triton_section(results: list[dict[str, Any]]) -> list[str]:
             ra = [r for r in rs if r["arch"] == a]
             at = [r for r in ra if r["desc"] == worst["desc"]]
             spill = max(ra, key=lambda r: (r["spill_stores"], r["spill_loads"]))
-            cells += [
-                str(at[0]["regs"]) if at else "-",
-                _spill(spill),
-                str(max(r["stack"] for r in ra)),
-                str(max(r["smem"] for r in ra)),
-            ]
+            cells += [str(at[0]["regs"]) if at else "-", _spill(spill)]
+            cells.append(str(max(r["smem"] for r in ra)))
         lines.append("| " + " | ".join(cells) + " |")
     spilled = sorted(
         (r for r in ok if r["spill_stores"]), key=lambda r: (r["dtype"] != "float64", r["desc"])
@@ -109,33 +105,34 @@ def triton_section(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+ELEMENTS = ("float", "double", "__half", "__nv_bfloat16")
+
+
 def cuda_section(results: list[dict[str, Any]]) -> list[str]:
     archs = sorted({r["arch"] for r in results})
+    sources = sorted({r["source"] for r in results})
     lines = [
         "## CUDA kernels",
         "",
-        "`nvcc -Xptxas -v` over the CUDA sources with the flags of torch's build "
-        "(`tools/cuda_resources.py`, `.ci/compile_cuda.sh`); threads: the block size of the "
-        "kernel's launch in the source.",
+        f"`nvcc -Xptxas -v` over {', '.join(f'`{x}`' for x in sources)} with the flags of "
+        "torch's build (`tools/cuda_resources.py`, `.ci/compile_cuda.sh`). Registers per "
+        "element type (float / double / half / bfloat16); spill and shared memory: the most "
+        "over the types and architectures; threads: the block size of the kernel's launch.",
         "",
-        "| kernel | source | threads | "
-        + " | ".join(
-            f"sm_{a} regs | sm_{a} spill B | sm_{a} stack B | sm_{a} smem B" for a in archs
-        )
-        + " |",
-        "|" + " --- |" * (3 + 4 * len(archs)),
-    ]
-    rows: dict[tuple[str, str], dict[int, dict]] = defaultdict(dict)
+        "| kernel | threads | " + " | ".join(f"sm_{a} registers" for a in archs)
+        + " | spill B | smem B |",
+        "|" + " --- |" * (4 + len(archs)),
+    ]  # fmt: skip
+    rows: dict[str, list[dict]] = defaultdict(list)
     for r in results:
-        rows[(r["kernel"], r["source"])][r["arch"]] = r
-    for (kernel, source), per in sorted(rows.items()):
-        any_r = next(iter(per.values()))
-        cells = [f"`{kernel}`", source, str(any_r["threads"])]
+        rows[r["kernel"].split("<")[0]].append(r)
+    for kernel, rs in sorted(rows.items()):
+        cells = [f"`{kernel}`", str(rs[0]["threads"])]
         for a in archs:
-            r = per.get(a)
-            cells += (
-                [str(r["regs"]), _spill(r), str(r["stack"]), str(r["smem"])] if r else ["-"] * 4
-            )
+            regs = {r["element"]: r["regs"] for r in rs if r["arch"] == a}
+            cells.append(" / ".join(str(regs.get(e, "-")) for e in ELEMENTS))
+        worst = max(rs, key=lambda r: (r["spill_stores"], r["spill_loads"]))
+        cells += [_spill(worst), str(max(r["smem"] for r in rs))]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
