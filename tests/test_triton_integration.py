@@ -78,7 +78,7 @@ def test_torch_compile_fullgraph():
 
 
 # ---------------------------------------------------------------------------------------------
-# Edge-case numerics (shared/docs/ntm-math.md): no NaN/inf, forward or backward.
+# Edge-case numerics (docs/math.md#numerics): no NaN/inf, forward or backward.
 # ---------------------------------------------------------------------------------------------
 
 
