@@ -20,8 +20,9 @@ import hashlib
 import os
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -93,10 +94,21 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Pa
     data = {**payload, "format": FORMAT}
     data.pop("checksum", None)
     data["checksum"] = content_checksum(data)
+    return atomic_write(path, lambda f: torch.save(data, f), binary=True)
+
+
+def atomic_write(
+    path: str | os.PathLike[str], write: Callable[[IO], None], *, binary: bool = False
+) -> Path:
+    """Call ``write(f)`` on a temporary file beside ``path``, flush it to disk, then
+    ``os.replace`` it onto ``path``: readers see the old file or the whole new one. Any
+    exception (``OSError`` from a full or read-only disk, an interrupt) leaves the previous file
+    untouched and no temporary file behind."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(data, f)
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": ""})) as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -20,6 +20,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from .checkpoint import atomic_write
 from .train_config import UserError
 
 LOCK_NAME = ".lock"
@@ -124,18 +125,7 @@ def dumps(obj: Any, **kwargs: Any) -> str:
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` to ``path`` atomically (a temporary file, then ``os.replace``); an
     ``OSError`` leaves any previous file untouched and no temporary file behind."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: f.write(text))
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
