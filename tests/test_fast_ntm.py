@@ -65,9 +65,7 @@ def _compare(ref, fast, x, y, tol, lengths=None):
 
 
 F64 = dict(atol=1e-9, rtol=1e-7)
-# The autograd nodes of the whole-sequence fast path: the native one-call op (CPU) and the
-# Python loop over the fused kernels (Triton, CUDA).
-FUSED_NODES = ("NativeSequenceBackward", "NTMSequenceBackward")
+FUSED_NODES = ("NativeSequenceBackward", "NTMSequenceBackward")  # native op; Python loop
 
 
 def _f32():
@@ -235,8 +233,8 @@ def test_autocast_keeps_memory_in_float32(backend, dtype):
 @pytest.mark.parametrize("backend", _backends())
 @pytest.mark.parametrize("controller", ["lstm", "feedforward"])
 def test_fused_sequence_path_matches_per_step_path_across_chunks(backend, controller):
-    """Two chunks with the state carried between them: gradients flow through the returned
-    state into the first chunk, exercising every state input and output of NTMSequence."""
+    """Two chunks, the state carried between them: gradients flow through every state
+    input and output of the fused path."""
     _, fused = _pair(backend, input_size=3, output_size=2, memory_slots=8, memory_width=4,
                      controller_size=6, controller_layers=2, read_heads=2,
                      controller=controller)  # fmt: skip
