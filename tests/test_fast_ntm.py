@@ -65,7 +65,7 @@ def _compare(ref, fast, x, y, tol, lengths=None):
 
 
 F64 = dict(atol=1e-9, rtol=1e-7)
-FUSED_NODES = ("NativeSequenceBackward", "NTMSequenceBackward")  # native op; Python loop
+FUSED_NODES = ("NativeSequenceBackward", "NTMSequenceBackward")
 
 
 def _f32():
