@@ -1,6 +1,6 @@
 // Op schemas of the `ntm_fast` namespace (declared once; CPU and CUDA implementations are
-// registered in csrc/cpu/*_ops.cpp, csrc/cpu/sequence_*.cpp and csrc/cuda/ops_cuda.cpp), the shared argument checks,
-// and the Python module `ntm_fast._C` (importing it registers the ops).
+// registered in csrc/cpu/*_ops.cpp, csrc/cpu/sequence_*.cpp and csrc/cuda/ops_cuda.cpp), the
+// shared argument checks, and the Python module `ntm_fast._C` (importing it registers the ops).
 #include <Python.h>
 
 #include <ATen/ops/empty.h>

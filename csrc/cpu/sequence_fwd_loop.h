@@ -76,7 +76,8 @@ void sequence_forward(const SeqConfig& c, const at::Tensor& x, const at::Tensor&
   for (int64_t t = 0; t < Ts; ++t) {
     const int64_t ts = save ? t : 0;  // index of this step's saved slot
     const T* M_prev = ptr(mem_hist) + (save ? t : t % 2) * B * N * W;
-    T* M_next = t + 1 == Ts ? ptr(mem_out) : ptr(mem_hist) + (save ? t + 1 : (t + 1) % 2) * B * N * W;
+    T* M_next = t + 1 == Ts ? ptr(mem_out)
+                            : ptr(mem_hist) + (save ? t + 1 : (t + 1) % 2) * B * N * W;
     const T* w_prev = ptr(w_hist) + (save ? t : t % 2) * B * H * N;
     T* w_new = ptr(w_hist) + (save ? t + 1 : (t + 1) % 2) * B * H * N;
 
@@ -114,7 +115,9 @@ void sequence_forward(const SeqConfig& c, const at::Tensor& x, const at::Tensor&
               std::copy_n(cp, C, cn);
               continue;
             }
-            for (int64_t j = 0; j < C; ++j) cn[j] = lstm_cell(gb[j], gb[C + j], gb[2 * C + j], cp[j]);
+            for (int64_t j = 0; j < C; ++j) {
+              cn[j] = lstm_cell(gb[j], gb[C + j], gb[2 * C + j], cp[j]);
+            }
             tanh_row(cn, tc, C);
             for (int64_t j = 0; j < C; ++j) hb[j] = gb[3 * C + j] * tc[j];
           }
