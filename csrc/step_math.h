@@ -64,20 +64,6 @@ NTM_HD A lstm_cell(A i, A f, A g, A c_prev) {
   return f * c_prev + i * g;
 }
 
-// Activates the pre-activations in place and returns (c', h') for unit j.
-template <typename A>
-NTM_HD void lstm_unit_fwd(A* gates, int64_t C, int64_t j, A c_prev, A* c_new, A* h_new) {
-  const A i = sigmoid(gates[j]), f = sigmoid(gates[C + j]), g = ntm_tanh(gates[2 * C + j]),
-          o = sigmoid(gates[3 * C + j]);
-  gates[j] = i;
-  gates[C + j] = f;
-  gates[2 * C + j] = g;
-  gates[3 * C + j] = o;
-  const A c = lstm_cell(i, f, g, c_prev);
-  *c_new = c;
-  *h_new = o * ntm_tanh(c);
-}
-
 // From the activated gates `act`, c_prev, tanh(c') and dL/dh', dL/dc' (carried): writes
 // dL/d(pre-activations) into d_pre and returns dL/dc_prev.
 template <typename A>

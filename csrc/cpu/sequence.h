@@ -86,9 +86,6 @@ void heads_grad_row(const SeqConfig& c, const T* raw, int64_t b, const HeadBufs<
 constexpr int64_t kSavedFixed = 4;
 inline int64_t saved_per_layer(const SeqConfig& c) { return c.lstm ? 3 : 2; }
 
-// Work per item below which parallel_for stays on the calling thread (see vec.h).
-inline int64_t rows_grain(int64_t work) { return grain_for(work); }
-
 // One parallel_for over batches with a scratch block per thread, allocated once per call.
 template <typename A>
 struct ThreadScratch {

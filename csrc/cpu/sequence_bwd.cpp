@@ -64,14 +64,12 @@ std::vector<at::Tensor> sequence_bwd_cpu(const c10::List<c10::optional<at::Tenso
                          "grads[3] (weightings)", "grads[4] (h)", "grads[5] (c)"};
   const char* specs[] = {"(T, B, O)", "(B, N, W)", "(B, R, W)", "(B, H, N)", "(layers, B, C)",
                          "(layers, B, C)"};
-  const std::vector<std::vector<int64_t>> shapes = {
-      {T, B, c.O}, {B, N, W}, {B, c.R, W}, {B, c.H, N}, {c.L, B, c.C}, {c.L, B, c.C}};
+  const int64_t shapes[][3] = {{T, B, c.O}, {B, N, W},       {B, c.R, W},
+                                {B, c.H, N}, {c.L, B, c.C}, {c.L, B, c.C}};
   for (size_t i = 0; i < gr.size(); ++i) {
     if (!gr[i].has_value() || !gr[i]->defined()) continue;
-    const auto& sh = shapes[i];
-    if (sh.size() == 3) {
-      check_arg(op, names[i], *gr[i], specs[i], {sh[0], sh[1], sh[2]}, x, "x");
-    }
+    const int64_t* sh = shapes[i];
+    check_arg(op, names[i], *gr[i], specs[i], {sh[0], sh[1], sh[2]}, x, "x");
   }
   at::Tensor len;
   if (lengths.has_value() && lengths->defined()) len = lengths->contiguous();

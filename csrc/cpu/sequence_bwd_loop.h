@@ -116,7 +116,7 @@ void sequence_backward(const SeqConfig& c, const std::vector<c10::optional<at::T
       std::copy_n(w_t + (b * H + R) * N, Hw * N, w_write.data() + b * Hw * N);
     }
     // -- write, read and addressing backwards, one batch per task -------------------------------
-    at::parallel_for(0, B, rows_grain(4 * H * N * W), [&](int64_t b0, int64_t b1) {
+    at::parallel_for(0, B, grain_for(4 * H * N * W), [&](int64_t b0, int64_t b1) {
       write_bwd_batches<T, T>(dM, M_prev, w_write.data(), p.erase.data(), p.add.data(),
                               dm_write.data(), dw_write.data(), g.erase.data(), g.add.data(), mw,
                               b0, b1, write_scratch.get());
@@ -168,7 +168,7 @@ void sequence_backward(const SeqConfig& c, const std::vector<c10::optional<at::T
         const T* cp = ptr(cells[l]) + t * B * C;
         const T* cn = ptr(cells[l]) + (t + 1) * B * C;
         T *dh = dH + l * B * C, *dc = dC + l * B * C;
-        at::parallel_for(0, B, rows_grain(40 * C), [&](int64_t b0, int64_t b1) {
+        at::parallel_for(0, B, grain_for(40 * C), [&](int64_t b0, int64_t b1) {
           T* tc = row_scratch.get();  // tanh(c')
           for (int64_t b = b0; b < b1; ++b) {
             tanh_row(cn + b * C, tc, C);

@@ -102,7 +102,7 @@ void sequence_forward(const SeqConfig& c, const at::Tensor& x, const at::Tensor&
         T* cell_prev = ptr(cells[l]) + (save ? t : t % 2) * B * C;
         T* cell_new = ptr(cells[l]) + (save ? t + 1 : (t + 1) % 2) * B * C;
         T* h = h_cur + l * B * C;
-        at::parallel_for(0, B, rows_grain(40 * C), [&](int64_t b0, int64_t b1) {
+        at::parallel_for(0, B, grain_for(40 * C), [&](int64_t b0, int64_t b1) {
           T* tc = row_scratch.get();  // tanh(c')
           for (int64_t b = b0; b < b1; ++b) {
             T* gb = a + b * G;  // [i | f | g | o]: sigmoid, sigmoid, tanh, sigmoid
@@ -136,7 +136,7 @@ void sequence_forward(const SeqConfig& c, const at::Tensor& x, const at::Tensor&
     for (int64_t b = 0; b < B; ++b) std::copy_n(ptr(b_heads), P, raw_t + b * P);
     gemm<T>(false, true, B, P, C, T(1), out_row, CR, ptr(w_heads), C, T(1), raw_t, P);
     for (int64_t b = 0; b < B; ++b) heads_activate_row(c, raw_t + b * P, b, p);
-    at::parallel_for(0, B, rows_grain(H * N * (W + c.S)), [&](int64_t b0, int64_t b1) {
+    at::parallel_for(0, B, grain_for(H * N * (W + c.S)), [&](int64_t b0, int64_t b1) {
       address_fwd_batches<T, T>(M_prev, p.key.data(), p.beta.data(), p.gate.data(),
                                 p.shift.data(), p.gamma.data(), w_prev, w_new, md, b0, b1,
                                 addr_scratch.get());
@@ -156,7 +156,7 @@ void sequence_forward(const SeqConfig& c, const at::Tensor& x, const at::Tensor&
         }
       }
     });
-    at::parallel_for(0, B * N, rows_grain(2 * c.Hw * W), [&](int64_t i0, int64_t i1) {
+    at::parallel_for(0, B * N, grain_for(2 * c.Hw * W), [&](int64_t i0, int64_t i1) {
       write_fwd_rows<T, T>(M_prev, w_write.data(), p.erase.data(), p.add.data(), M_next, mw, i0,
                            i1, write_scratch.get());
     });
