@@ -85,7 +85,7 @@ def _native_extensions():
 ext_modules, cmdclass = _native_extensions()
 
 setup(
-    packages=["ntm_fast", "ntm_fast._kernels", "ntm_fast.tasks"],
+    packages=["ntm_fast", "ntm_fast._kernels", "ntm_fast.train", "ntm_fast.train.tasks"],
     package_dir={"ntm_fast": "ntm_fast", "ntm_fast._kernels": "kernels"},
     ext_modules=ext_modules,
     cmdclass=cmdclass,

@@ -37,7 +37,6 @@ from .heads import HeadLayout
 __all__ = [
     "InsufficientMemoryError",
     "available_bytes",
-    "check_task_fits",
     "check_training_fits",
     "estimate_training_bytes",
 ]
@@ -205,21 +204,4 @@ def check_training_fits(
         f"size at most ~{max_steps} steps fit), memory_slots or memory_width, or train in "
         f"shorter chunks (truncated BPTT / checkpointing). Set NTM_FAST_SKIP_MEMORY_CHECK=1 to "
         f"skip this check."
-    )
-
-
-def check_task_fits(model_config: Mapping[str, Any], config: Any, device: torch.device) -> None:
-    """:func:`check_training_fits` for a training run (a :class:`ntm_fast.train.TrainConfig`):
-    the longest episode is estimated from a separately seeded copy of the task (64 x 8
-    samples), so the training stream is untouched."""
-    from .tasks import make_task
-
-    probe = make_task(config.task, 0, **config.task_overrides)
-    steps = max(probe.sample(64).inputs.shape[0] for _ in range(8))
-    check_training_fits(
-        model_config,
-        batch_size=config.batch_size,
-        steps=steps,
-        device=device,
-        optimizer_states=3 if config.optimizer == "rmsprop" else 2,
     )

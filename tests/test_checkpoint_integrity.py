@@ -12,10 +12,10 @@ import pytest
 import torch
 from tiny_run import CLI, flip_bytes_in_largest_tensor, tiny
 
-from ntm_fast import checkpoint as ckpt
-from ntm_fast.cli import main
-from ntm_fast.evaluate import evaluate
 from ntm_fast.train import Trainer
+from ntm_fast.train import checkpoint as ckpt
+from ntm_fast.train.cli import main
+from ntm_fast.train.evaluate import evaluate
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pickle
 import pytest
 import torch
 
-from ntm_fast import checkpoint as ckpt
+from ntm_fast.train import checkpoint as ckpt
 
 
 def _payload(step: int) -> dict:

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from ntm_fast.cli import main
+from ntm_fast.train.cli import main
 
 TINY = ["--memory-slots", "8", "--memory-width", "4", "--controller-size", "8",
         "--task-arg", "max_length=3", "--batch-size", "2", "--log-every", "2",

@@ -18,10 +18,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from ntm_fast import distributed
-from ntm_fast.checkpoint import load_checkpoint
-from ntm_fast.tasks import Batch, make_task
-from ntm_fast.train import TrainConfig, Trainer
+from ntm_fast.train import TrainConfig, Trainer, distributed
+from ntm_fast.train.checkpoint import load_checkpoint
+from ntm_fast.train.tasks import Batch, make_task
 
 TINY = dict(memory_slots=8, memory_width=6, controller_size=16)
 B = 3  # per rank
@@ -55,7 +54,7 @@ def _worker(rank: int, port: int, root: str) -> None:
     """Rank ``rank`` of every 2-process job; records which rank wrote files."""
     faulthandler.dump_traceback_later(100, exit=True)  # a hang fails with its stack
     os.environ.update(_env(rank, port))
-    import ntm_fast.train as train_mod
+    import ntm_fast.train.trainer as train_mod
 
     calls = open(os.path.join(root, f"calls-{rank}.txt"), "w")
     real_save, real_logger = train_mod.save_checkpoint, train_mod._Logger
@@ -205,7 +204,7 @@ def test_torchrun_cli_and_checkpoint_world_size_guard(tmp_path):
     lines = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
     assert len(lines) == 1 and lines[0]["step"] == 2 and lines[0]["sequences"] == 8
     assert proc.stderr.count("batch 2 per rank x 2 ranks") == 1
-    from ntm_fast.checkpoint import CheckpointError
+    from ntm_fast.train.checkpoint import CheckpointError
 
     with pytest.raises(CheckpointError, match="2 process"):
         Trainer(TrainConfig(task="copy", out=str(run)), resume=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ntm_fast import ops
-from ntm_fast.cli import build_parser
+from ntm_fast.train.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from ntm_fast.optim import GravesRMSprop
+from ntm_fast.train.optim import GravesRMSprop
 
 
 def _by_hand(w, grads, lr, alpha=0.95, mom=0.9, eps=1e-4):

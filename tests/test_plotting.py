@@ -7,8 +7,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 from tiny_run import CLI
 
-from ntm_fast import plotting
-from ntm_fast.cli import main
+from ntm_fast.train import plotting
+from ntm_fast.train.cli import main
 
 
 def test_learning_curve_cost_axis_is_logarithmic(tmp_path):

@@ -15,10 +15,9 @@ import pytest
 import torch
 from tiny_run import CLI, log_rows, tiny
 
-from ntm_fast import checkpoint as ckpt
-from ntm_fast import rundir
-from ntm_fast.cli import main
-from ntm_fast.train import NonFiniteError, Trainer, UserError
+from ntm_fast.train import NonFiniteError, Trainer, UserError, rundir
+from ntm_fast.train import checkpoint as ckpt
+from ntm_fast.train.cli import main
 
 
 def test_log_after_a_crash_is_cut_back_to_the_checkpoint(tmp_path):
@@ -110,7 +109,7 @@ def test_nan_cost_stops_the_run_and_keeps_the_last_good_checkpoint(
     """From step ``nan_at`` on the cost is NaN (and so are the weights after that step's
     update). The run stops at the next log (NaN cost) or save (NaN weights) with a one-line
     message; the checkpoint on disk is the last good one; no NaN reaches log.csv or JSON."""
-    import ntm_fast.train as train_mod
+    import ntm_fast.train.trainer as train_mod
 
     real = train_mod.sequence_cost
     step = {"n": 0}

@@ -1,6 +1,6 @@
 """No NaN or inf from valid inputs, over real training.
 
-FastNTM on the native backend learns the copy task (``ntm_fast.tasks.CopyTask``) with the
+FastNTM on the native backend learns the copy task (``ntm_fast.train.tasks.CopyTask``) with the
 training recipe's optimiser (Graves's RMSProp, gradients clipped element-wise to ±10) at a
 deliberately high learning rate, so weights, key strengths β and sharpenings γ drift far from
 their initial values. Every loss, every logit and every parameter gradient must be finite;
@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from ntm_fast import FastNTM, backends
-from ntm_fast.optim import GravesRMSprop
-from ntm_fast.tasks.copy import CopyTask
+from ntm_fast.train.optim import GravesRMSprop
+from ntm_fast.train.tasks.copy import CopyTask
 
 needs_native = pytest.mark.skipif(
     backends.unavailable_reason("native", torch.device("cpu")) is not None,

@@ -100,7 +100,7 @@ def test_estimate_bounds_what_the_fused_path_saves():
 
 
 def test_training_command_refuses_a_step_that_cannot_fit(tmp_path, capsys):
-    from ntm_fast.cli import main
+    from ntm_fast.train.cli import main
 
     rc = main(["train", "copy", "--steps", "1", "--batch-size", "40000000", "--out",
                str(tmp_path / "run"), "--no-plots", "--no-progress"])  # fmt: skip

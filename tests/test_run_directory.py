@@ -15,9 +15,9 @@ import pytest
 import torch
 from tiny_run import CLI, log_rows, tiny
 
-from ntm_fast import checkpoint as ckpt
-from ntm_fast.cli import main
 from ntm_fast.train import Trainer, UserError
+from ntm_fast.train import checkpoint as ckpt
+from ntm_fast.train.cli import main
 
 
 def test_a_second_trainer_on_the_same_directory_is_refused(tmp_path):
@@ -36,7 +36,7 @@ def test_a_second_trainer_on_the_same_directory_is_refused(tmp_path):
 
 _HOLD = """
 import sys, time
-from ntm_fast.rundir import RunDir
+from ntm_fast.train.rundir import RunDir
 held = RunDir.open(sys.argv[1])
 print("locked", flush=True)
 time.sleep(120)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from ntm_fast.tasks import (
+from ntm_fast.train.tasks import (
     TASKS,
     AssociativeRecallTask,
     CopyTask,

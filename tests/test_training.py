@@ -6,10 +6,7 @@ import itertools
 import pytest
 import torch
 
-from ntm_fast.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ntm_fast.presets import build_model, preset
 from ntm_fast.train import (
-    Batch,
     TrainConfig,
     Trainer,
     UserError,
@@ -17,6 +14,9 @@ from ntm_fast.train import (
     learning_rate,
     sequence_cost,
 )
+from ntm_fast.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ntm_fast.train.presets import build_model, preset
+from ntm_fast.train.tasks import Batch
 
 TINY = dict(memory_slots=8, memory_width=6, controller_size=16)
 
@@ -192,7 +192,7 @@ def test_mismatched_checkpoint_is_reported(tmp_path):
     save_checkpoint(tmp_path / "checkpoint.pt", state)
     with pytest.raises(CheckpointError, match="does not match"):
         Trainer(tiny(tmp_path), resume=True)
-    from ntm_fast.evaluate import evaluate
+    from ntm_fast.train.evaluate import evaluate
 
     with pytest.raises(CheckpointError, match=r"checkpoint\.pt: model weights do not match"):
         evaluate(tmp_path, batches=1, batch_size=1, backend="reference")

@@ -1,37 +1,45 @@
-"""The loop of :meth:`ntm_fast.train.Trainer.run`: stop conditions and signals, the log, the
+"""The loop of :meth:`ntm_fast.train.trainer.Trainer.run`: stop conditions and signals, the log, the
 checkpoints, the final save and the figures.
 
 Stops: ``steps`` reached, ``--minutes``, ``--stop-cost``, SIGINT (Ctrl-C) or SIGTERM at the
-next step boundary (:mod:`ntm_fast.stopping`; the summary's reason is "interrupted" or
+next step boundary (:mod:`ntm_fast.train.stopping`; the summary's reason is "interrupted" or
 "terminated"), SIGUSR1 saves a checkpoint and carries on. Errors: a NaN/inf cost at a log, or
-NaN/inf weights at a save, raise :class:`ntm_fast.train.NonFiniteError` without saving (the
+NaN/inf weights at a save, raise :class:`NonFiniteError` without saving (the
 last good checkpoint stays); a failed write raises :class:`UserError` naming the file, after
 trying to save the checkpoint of the last whole step (single process).
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from tqdm import tqdm
+
 from . import distributed
+from .config import TrainConfig, UserError
+from .objective import LN2
+from .plotting import write_run_figures
 from .rundir import file_error
 from .stopping import REASON_CODES, StopFlag
-from .train_config import TrainConfig, UserError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: the trainer imports this module
     from .runlog import Logger
-    from .train import Trainer
+    from .trainer import Trainer
 
 _CODE_REASONS = {code: reason for reason, code in REASON_CODES.items()}
+
+
+class NonFiniteError(UserError):
+    """The training cost or the weights became NaN or inf: the run stopped without saving
+    them (the last good checkpoint stays)."""
 
 
 def run(t: Trainer) -> dict[str, Any]:
     """Train ``t`` until it stops; the summary dict (run_dir, reason, step, sequences,
     seconds, and the last log row's cost_bits, bit_errors, seq_per_s)."""
-    from .train import NonFiniteError
-
     c = t.config
     logger = t.open_logger()
     bar = progress_bar(c, t.step)
@@ -88,8 +96,6 @@ def run(t: Trainer) -> dict[str, Any]:
     }  # fmt: skip
     summary.update({k: last.get(k) for k in ("cost_bits", "bit_errors", "seq_per_s")})
     if c.plots and reason not in ("interrupted", "terminated") and distributed.is_main():
-        from .plotting import write_run_figures
-
         try:
             figs = write_run_figures(t.out, t.model, t.task, t.device)
         except OSError as exc:
@@ -111,10 +117,6 @@ def final_save(t: Trainer, failing: bool) -> None:
 
 def log_row(t: Trainer, logger: Logger, bar: Any, rate: float) -> dict[str, Any]:
     """Average the accumulated cost and errors (over ranks too), write one log row."""
-    import math
-
-    from .train import LN2, NonFiniteError
-
     distributed.average_(t.acc)  # under torchrun: the global batch's means
     cost, errors, n = t.acc.tolist()  # the one host sync per log interval
     if not math.isfinite(cost):
@@ -138,8 +140,6 @@ def log_row(t: Trainer, logger: Logger, bar: Any, rate: float) -> dict[str, Any]
 
 
 def progress_bar(c: TrainConfig, initial: int) -> Any:
-    from tqdm import tqdm
-
     return tqdm(total=c.steps, initial=initial, unit="step",
                 disable=not c.progress or not distributed.is_main(),
                 dynamic_ncols=True, desc=f"{c.task}/{c.controller}")  # fmt: skip

@@ -22,6 +22,9 @@ import matplotlib.pyplot as plt
 import torch
 from torch import Tensor, nn
 
+from .checkpoint import load_checkpoint, load_model
+from .config import UserError
+from .evaluate import build_task, generalisation_settings
 from .tasks import NGramTask, Task
 
 DPI = 80  # keeps each PNG well under 200 KB
@@ -29,8 +32,6 @@ DPI = 80  # keeps each PNG well under 200 KB
 
 def read_log(path: str | Path) -> dict[str, list[float]]:
     """Columns of a run's log.csv as float lists; a malformed log is a UserError naming it."""
-    from .train_config import UserError
-
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     try:
@@ -132,8 +133,6 @@ def write_run_figures(
     """The figures of the run in ``out`` into ``fig_dir`` (default ``out/figures``): learning
     curve, outputs on the generalisation settings, and memory use (NTM only). Uses fresh
     sequences (seed 4321), never the training stream."""
-    from .evaluate import build_task, generalisation_settings
-
     out = Path(out)
     fig_dir = Path(fig_dir) if fig_dir is not None else out / "figures"
     paths = []
@@ -176,10 +175,6 @@ def plot_runs(
     checkpoint, all written to ``out`` (default: the first run's figures/ directory; with
     several runs, each run's figures go to a subdirectory named by its label). Returns every
     path written; nothing is written anywhere else."""
-    from .checkpoint import load_model
-    from .evaluate import build_task
-    from .train_config import UserError
-
     dirs = [Path(r) for r in runs]
     for d in dirs:
         if not (d / "log.csv").is_file():
@@ -202,8 +197,6 @@ def plot_runs(
 
 def _label(d: Path) -> str:
     try:
-        from .checkpoint import load_checkpoint
-
         with warnings.catch_warnings():  # a legacy checkpoint's warning comes with the figures
             warnings.simplefilter("ignore")
             c = load_checkpoint(d / "checkpoint.pt")["config"]

@@ -63,7 +63,7 @@ class Logger:
 
     ``resume_step``: the step of the checkpoint a resumed run starts from (None for a new
     run); the log is truncated to it and appended to. A failed write raises
-    :class:`ntm_fast.train_config.UserError` naming the file.
+    :class:`ntm_fast.train.config.UserError` naming the file.
     """
 
     def __init__(self, out: Path, resume_step: int | None, resume_sequences: int = 0) -> None:

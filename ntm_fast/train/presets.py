@@ -16,6 +16,7 @@ from typing import Any
 
 from torch import nn
 
+from ..fast import FastNTM
 from .baseline import DeepLSTM
 from .tasks import TASKS
 
@@ -102,8 +103,6 @@ def build_model(model: dict[str, Any], backend: str = "auto") -> nn.Module:
     NTMs are :class:`ntm_fast.FastNTM` (``backend="auto"`` runs the fastest available kernels,
     the reference ops until a native build exists); ``kind == "lstm"`` is :class:`DeepLSTM`.
     """
-    from .fast import FastNTM
-
     kwargs = dict(model)
     kind = kwargs.pop("kind", "ntm")
     if kind == "lstm":

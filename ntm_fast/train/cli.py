@@ -17,11 +17,14 @@ from typing import Any
 
 from . import distributed
 from .checkpoint import CheckpointError
+from .config import LR_SCHEDULES, TrainConfig, UserError
+from .evaluate import default_json_path, evaluate, format_table, write_result
+from .plotting import plot_runs
 from .presets import CONTROLLERS
-from .rundir import describe_os_error
+from .rundir import describe_os_error, dumps
 from .stopping import EXIT_CODES
 from .tasks import TASKS
-from .train_config import LR_SCHEDULES, TrainConfig, UserError
+from .trainer import train
 
 _MODEL_FLAGS = {  # CLI flag -> model config key (for small or custom models)
     "memory_slots": "memory_slots",
@@ -218,9 +221,6 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .rundir import dumps
-    from .train import train
-
     given = _given(args)
     flags = dict(plots=not args.no_plots, progress=not args.no_progress)
     config = TrainConfig(task=args.task, controller=args.controller, out=args.out, **given,
@@ -237,8 +237,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from .evaluate import default_json_path, evaluate, format_table, write_result
-
     json_path = default_json_path(args.checkpoint, args.out)
     result = evaluate(
         args.checkpoint, batches=args.batches, batch_size=args.batch_size, seed=args.seed,
@@ -252,8 +250,6 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from .plotting import plot_runs
-
     if args.labels and len(args.labels) != len(args.runs):
         raise UserError(f"--labels: expected {len(args.runs)} labels, got {len(args.labels)}")
     for path in plot_runs(args.runs, out=args.out, labels=args.labels):

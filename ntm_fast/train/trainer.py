@@ -6,12 +6,12 @@ The loop keeps the cost and bit errors as tensors and reads them (one sync) only
 ``log_every`` steps. Resume is bit-identical: the checkpoint holds the model, the optimiser,
 the task's generator (the data stream), the global torch RNG and the logging accumulators.
 
-Nothing fails silently: the run directory is locked (:mod:`ntm_fast.rundir`), checkpoints are
-checksummed (:mod:`ntm_fast.checkpoint`), the log is cut back to the checkpoint on resume
-(:mod:`ntm_fast.runlog`), SIGTERM saves like Ctrl-C (:mod:`ntm_fast.stopping`), a NaN/inf
-cost or weight stops the run without overwriting the last good checkpoint
-(:class:`NonFiniteError`), and a failed write names its file. The loop itself is
-:mod:`ntm_fast.train_loop`; the configuration :mod:`ntm_fast.train_config`.
+Nothing fails silently: the run directory is locked (:mod:`ntm_fast.train.rundir`),
+checkpoints are checksummed (:mod:`ntm_fast.train.checkpoint`), the log is cut back to the
+checkpoint on resume (:mod:`ntm_fast.train.runlog`), SIGTERM saves like Ctrl-C
+(:mod:`ntm_fast.train.stopping`), a NaN/inf cost or weight stops the run without overwriting
+the last good checkpoint (:class:`NonFiniteError`), and a failed write names its file. The loop
+itself is :mod:`ntm_fast.train.loop`; the configuration :mod:`ntm_fast.train.config`.
 """
 
 from __future__ import annotations
@@ -25,16 +25,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import distributed, resources
+from ..resources import InsufficientMemoryError
+from . import distributed, loop
 from .checkpoint import CheckpointError, load_checkpoint, load_for_resume, save_checkpoint
-from .objective import LN2, make_optimizer, sequence_cost
-from .presets import build_model, parameter_table, preset
-from .rundir import RunDir, describe_os_error
-from .runlog import CSV_FIELDS
-from .runlog import Logger as _Logger
-from .runlog import NullLogger as _NullLogger
-from .tasks import Batch, make_task
-from .train_config import (
+from .config import (
     LR_SCHEDULES,
     TrainConfig,
     UserError,
@@ -43,6 +37,14 @@ from .train_config import (
     describe_schedule,
     learning_rate,
 )
+from .loop import NonFiniteError
+from .objective import LN2, check_task_fits, make_optimizer, sequence_cost
+from .presets import build_model, parameter_table, preset
+from .rundir import RunDir, describe_os_error
+from .runlog import CSV_FIELDS
+from .runlog import Logger as _Logger
+from .runlog import NullLogger as _NullLogger
+from .tasks import Batch, make_task
 
 __all__ = [
     "CSV_FIELDS", "LN2", "LR_SCHEDULES", "NonFiniteError", "TrainConfig", "Trainer",
@@ -50,11 +52,6 @@ __all__ = [
 ]  # fmt: skip
 
 CHECKPOINT = "checkpoint.pt"
-
-
-class NonFiniteError(UserError):
-    """The training cost or the weights became NaN or inf: the run stopped without saving
-    them (the last good checkpoint stays)."""
 
 
 class Trainer:
@@ -72,7 +69,7 @@ class Trainer:
         resume_overrides: dict[str, Any] | None = None,
     ) -> None:
         """With ``resume``, the run in ``config.out`` continues under its stored configuration,
-        except for ``resume_overrides`` (see :func:`ntm_fast.train_config.apply_resume_overrides`:
+        except for ``resume_overrides`` (see :func:`ntm_fast.train.config.apply_resume_overrides`:
         e.g. more ``steps``; a setting that cannot change raises :class:`UserError`)."""
         if resume and not config.out:
             raise UserError("--resume needs --out RUN_DIR (the run to continue)")
@@ -137,8 +134,8 @@ class Trainer:
         self.paper_parameters = p.paper_parameters
         if c.controller != "baseline":
             try:
-                resources.check_task_fits(self.model_config, c, self.device)
-            except resources.InsufficientMemoryError as exc:
+                check_task_fits(self.model_config, c, self.device)
+            except InsufficientMemoryError as exc:
                 raise UserError(str(exc)) from None
         torch.manual_seed(c.seed)  # parameter initialisation
         try:
@@ -256,12 +253,10 @@ class Trainer:
 
     def run(self) -> dict[str, Any]:
         """Train until steps, minutes or stop_cost is reached, or a stop signal (SIGINT,
-        SIGTERM; SIGUSR1 only checkpoints); checkpoint; plot (:func:`ntm_fast.train_loop.run`).
+        SIGTERM; SIGUSR1 only checkpoints); checkpoint; plot (:func:`ntm_fast.train.loop.run`).
         Releases the run directory."""
-        from . import train_loop
-
         try:
-            return train_loop.run(self)
+            return loop.run(self)
         finally:
             self.close()
 
@@ -292,7 +287,7 @@ def train(
 ) -> dict[str, Any]:
     """Train (or resume) a run and return its summary; prints the parameter table.
 
-    Under ``torchrun`` this is data-parallel training (see :mod:`ntm_fast.distributed`):
+    Under ``torchrun`` this is data-parallel training (see :mod:`ntm_fast.train.distributed`):
     ``config.batch_size`` is per rank, and ``dist_backend`` overrides the process group's
     backend (default: nccl for CUDA tensors, gloo for CPU tensors).
     """
@@ -316,9 +311,3 @@ def train(
         summary = trainer.run()
         del trainer  # free DDP's reducer before its process group is destroyed
     return summary
-
-
-if __name__ == "__main__":
-    from .cli import main
-
-    sys.exit(main(["train", *sys.argv[1:]]))

@@ -22,10 +22,10 @@ import torch
 from torch import Tensor
 
 from .checkpoint import CheckpointError, load_model
+from .config import UserError
 from .objective import LN2
 from .rundir import file_error, write_json
 from .tasks import Batch, NGramTask, Task, make_task
-from .train_config import UserError
 
 _ASSOC_ITEMS = (6, 8, 10, 12, 15, 20)
 

@@ -21,7 +21,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from .checkpoint import atomic_write
-from .train_config import UserError
+from .config import UserError
 
 LOCK_NAME = ".lock"
 #: temporary files of an interrupted save (``checkpoint.save_checkpoint``, :func:`write_text`)

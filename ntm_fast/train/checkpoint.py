@@ -26,6 +26,9 @@ from typing import IO, Any
 
 import torch
 
+from .config import config_from_dict
+from .presets import build_model
+
 FORMAT = "ntm_fast-checkpoint-v2"
 LEGACY_FORMATS = ("ntm_fast-checkpoint-v1",)  # no checksum
 _REQUIRED = ("format", "config", "model_config", "model", "optimizer", "task", "step")
@@ -209,8 +212,6 @@ def check_finite(data: dict[str, Any], path: str | os.PathLike[str]) -> None:
 def load_for_resume(path: str | os.PathLike[str], task: str, controller: str) -> dict[str, Any]:
     """A checkpoint to continue training from: every field a run reads present and typed,
     weights and optimiser state finite, and trained on ``task`` with ``controller``."""
-    from .train_config import config_from_dict
-
     state = load_checkpoint(path)
     check_fields(state, path, RESUME_FIELDS)
     try:
@@ -227,11 +228,9 @@ def load_for_resume(path: str | os.PathLike[str], task: str, controller: str) ->
 
 
 def load_model(path: str | os.PathLike[str], backend: str = "auto") -> tuple[dict[str, Any], Any]:
-    """The checkpoint and its model (built by :func:`ntm_fast.presets.build_model`, weights
+    """The checkpoint and its model (built by :func:`ntm_fast.train.presets.build_model`, weights
     loaded, on the CPU); a configuration/weights mismatch, a mistyped field or non-finite
     weights are a :class:`CheckpointError`."""
-    from .presets import build_model
-
     state = load_checkpoint(path)
     check_fields(state, path, ("config", "model_config", "task_config", "step", "sequences"))
     check_finite({"model": state["model"]}, path)
