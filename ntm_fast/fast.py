@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from . import backends, native_sequence, validation
+from . import backends, native_sequence, resources, validation
 from .model import NTMState, NTMTrace, ReferenceNTM
 from .native_sequence import NativeSequenceConfig
 from .sequence import NTMSequence, SequenceConfig, controller_weights
@@ -176,28 +176,15 @@ class FastNTM(ReferenceNTM):
 
     def saved_bytes_per_step(self, batch_size: int, dtype: torch.dtype | None = None) -> int:
         """Bytes the fused path keeps for backward per time step (without checkpointing):
-        ``B × (F + N·W + H·N + P [+ A] + Σ_layers(in_l + 4C + 2C | in_l + C) + C + R·W)``
-        elements - the step's input, the memory before the write (the dominant term), the
-        previous weightings, the heads' raw outputs P (and their activations A, which only
-        the Python loop keeps; the native op recomputes them), each controller layer's input
-        (LSTM: with h_prev), gate activations and previous cell state, and the output
-        layer's input. With ``checkpoint_steps=K`` only each chunk's start state is kept,
-        and one chunk (K steps) is live at a time during backward."""
-        L = self.layout
-        H, R, W, C = L.heads, L.read_heads, L.width, self.controller_size
+        ``batch_size`` × :func:`ntm_fast.resources.saved_elements_per_step` elements (the
+        memory before the write dominates; the heads' activations count only on the Python
+        loop, the native op recomputes them). With ``checkpoint_steps=K`` only each chunk's
+        start state is kept, and one chunk (K steps) is live at a time during backward."""
         device = self.memory_bias.device
         whole = backends.resolve_name(
             self.requested_backend, device
         ) == "native" and native_sequence.available(device)
-        p_act = 0 if whole else H * W + 3 * H + H * L.shifts + 2 * L.write_heads * W
-        per_layer = 0
-        for layer in range(self.controller_layers):
-            in_l = R * W if layer == 0 else C
-            per_layer += in_l + 6 * C if self.controller_kind == "lstm" else in_l + C
-        per_row = (
-            self.input_size + self.memory_slots * W + H * self.memory_slots
-            + L.total + p_act + per_layer + C + R * W
-        )  # fmt: skip
+        per_row = resources.saved_elements_per_step(self, head_activations=not whole)
         element = torch.finfo(dtype or self.memory_bias.dtype).bits // 8
         return batch_size * per_row * element
 

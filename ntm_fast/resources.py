@@ -5,23 +5,26 @@ allocator error: :func:`check_training_fits` compares :func:`estimate_training_b
 device's available memory and raises :class:`InsufficientMemoryError` naming both numbers and
 what to reduce. Nothing is allocated: the estimate works from the configuration alone.
 
-The formula (elements; times the element size of the dtype). Per time step and sequence, the
+This module is the one home of the training-memory formula (:func:`saved_elements_per_step`,
+which :meth:`ntm_fast.FastNTM.saved_bytes_per_step` uses too). Per time step and sequence, the
 backward keeps what :mod:`ntm_fast.sequence` saves (the per-step eager path keeps at least as
-much, in ~60 autograd nodes per step):
+much, in ~60 autograd nodes per step), in elements (times the element size of the dtype):
 
-* the memory before the step, ``N·W`` - the dominant term;
+* the input ``F`` and the memory before the step, ``N·W`` - the dominant term;
 * the weightings, ``H·N`` (H = read_heads + write_heads);
-* the heads' raw outputs ``P`` (:attr:`ntm_fast.heads.HeadLayout.total`);
+* the heads' raw outputs ``P`` (:attr:`ntm_fast.heads.HeadLayout.total`) and, on the Python
+  per-step loop only, their activations ``A`` (the native whole-sequence op recomputes them);
 * per controller layer: its input (``R·W`` or ``C``, plus ``C`` for the LSTM's h_prev), its
   activations (``4C`` LSTM, ``C`` feedforward) and, for the LSTM, the previous cell ``C``;
-* the output layer's input ``C + R·W``, the input ``F`` and the logits ``O``;
-* during backward, one gradient per saved step for the heads' raw outputs (``P``) and each
-  layer's pre-activations (``4C`` or ``C``), collected for the weight-gradient matmuls.
+* the output layer's input ``C + R·W``.
 
-``activations = B · T · per_step`` plus ``2·B·N·W`` for the live memory and its gradient;
-``parameters = n_params · (2 + optimizer_states)`` (weights, gradients and the optimiser's
-buffers: 3 for Graves's RMSProp, 2 for Adam). The estimate is a lower bound on the peak (the
-allocator's caching and framework workspaces come on top), so the check also keeps a margin.
+A training step adds the logits ``O`` and, during backward, one gradient per saved step for
+the heads' raw outputs (``P``) and each layer's pre-activations (``4C`` or ``C``), collected
+for the weight-gradient matmuls. ``activations = B · T · per_step`` plus ``2·B·N·W`` for the
+live memory and its gradient; ``parameters = n_params · (2 + optimizer_states)`` (weights,
+gradients and the optimiser's buffers: 3 for Graves's RMSProp, 2 for Adam). The estimate is a
+lower bound on the peak (the allocator's caching and framework workspaces come on top), so
+the check also keeps a margin.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ __all__ = [
     "available_bytes",
     "check_training_fits",
     "estimate_training_bytes",
+    "saved_elements_per_step",
 ]
 
 _DEFAULTS = dict(
@@ -72,6 +76,22 @@ def _config(model_or_config: Any) -> dict[str, Any]:
         if key not in cfg:
             raise ValueError(f"model_or_config: missing {key!r}")
     return {**_DEFAULTS, **cfg}
+
+
+def saved_elements_per_step(model_or_config: Any, *, head_activations: bool = False) -> int:
+    """Elements per sequence that backward keeps for one time step (the formula above):
+    ``F + N·W + H·N + P [+ A] + Σ_layers(in_l + 6C | in_l + C) + C + R·W``; ``A``, the
+    heads' activations, only with ``head_activations`` (the Python per-step loop)."""
+    c = _config(model_or_config)
+    N, W, R, C = c["memory_slots"], c["memory_width"], c["read_heads"], c["controller_size"]
+    L = HeadLayout(R, c["write_heads"], W, c["shift_range"], c["shift_mode"])
+    acts = L.heads * W + 3 * L.heads + L.heads * L.shifts + 2 * L.write_heads * W
+    per_layer = 0
+    for layer in range(c["controller_layers"]):
+        in_l = R * W if layer == 0 else C
+        per_layer += in_l + 6 * C if c["controller"] == "lstm" else in_l + C
+    return (c["input_size"] + N * W + L.heads * N + L.total + (acts if head_activations else 0)
+            + per_layer + C + R * W)  # fmt: skip
 
 
 def estimate_training_bytes(
@@ -111,17 +131,15 @@ def estimate_training_bytes(
     P, H = layout.total, layout.heads
     elem = torch.finfo(dtype).bits // 8
 
-    per_layer = 0
+    # saved tensors, plus the logits and backward's gradients of P and the pre-activations
+    per_seq_step = saved_elements_per_step(c) + n_out + P + layers * (4 * C if lstm else C)
     params = 0
     for layer in range(layers):
         in_l = R * W if layer == 0 else C
         if lstm:
-            per_layer += (in_l + C) + 4 * C + C + 4 * C  # input+h, gates, c_prev, d_pre
             params += 4 * C * ((F if layer == 0 else 0) + in_l + C) + 8 * C
         else:
-            per_layer += in_l + C + C  # input, activation, d_pre
             params += C * ((F if layer == 0 else 0) + in_l) + C
-    per_seq_step = N * W + H * N + 2 * P + per_layer + (C + R * W) + F + n_out
     params += C * P + P + (C + R * W) * n_out + n_out  # heads, output
     params += N * W + R * W + H * N + (2 * layers * C if lstm else 0)  # initial state
 
