@@ -4,6 +4,9 @@
 * :mod:`ntm_fast.ops` - the same ops with a ``backend=`` switch (reference, triton, native).
 * :class:`ReferenceNTM` - the recurrent module on the reference ops.
 * :class:`FastNTM` - the drop-in on the fused kernels.
+
+This core needs torch only. The training application (``ntm-fast``, the paper's tasks,
+evaluation, figures, checkpoints) is :mod:`ntm_fast.train`, built on it; nothing here imports it.
 """
 
 from . import ops, reference

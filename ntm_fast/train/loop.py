@@ -4,9 +4,9 @@ checkpoints, the final save and the figures.
 Stops: ``steps`` reached, ``--minutes``, ``--stop-cost``, SIGINT (Ctrl-C) or SIGTERM at the
 next step boundary (:mod:`ntm_fast.train.stopping`; the summary's reason is "interrupted" or
 "terminated"), SIGUSR1 saves a checkpoint and carries on. Errors: a NaN/inf cost at a log, or
-NaN/inf weights at a save, raise :class:`NonFiniteError` without saving (the
-last good checkpoint stays); a failed write raises :class:`UserError` naming the file, after
-trying to save the checkpoint of the last whole step (single process).
+NaN/inf weights at a save, raise :class:`NonFiniteError` without saving (the last good
+checkpoint stays); a failed write raises :class:`UserError` naming the file, after trying to
+save the checkpoint of the last whole step (single process).
 """
 
 from __future__ import annotations
