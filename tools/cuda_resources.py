@@ -65,6 +65,7 @@ def setup_extension() -> dict[str, Any]:
     args = ext.extra_compile_args
     return {
         "sources": [s for s in ext.sources if s.endswith(".cu")],
+        "all_sources": list(ext.sources),
         "nvcc": list(args.get("nvcc", [])) if isinstance(args, dict) else [],
         "macros": [f"-D{k}" if v is None else f"-D{k}={v}" for k, v in ext.define_macros],
         "name": ext.name.split(".")[-1],
