@@ -19,7 +19,7 @@ template <typename T>
 struct BwdWork {
   HeadPtrs<T> p, g;  // activations (recomputed) and their gradients
   T *d_out_in, *d_raw, *dm_write, *dm_read, *dm_addr, *dw_write, *dw_read, *dw_total;
-  T *w_write, *w_read, *d_read, *d_top, *d_inp, *stash, *addr;
+  T *w_write, *w_read, *d_read, *d_top, *d_inp, *stash, *addr, *col;
   std::vector<T*> d_pre;  // per layer (T, B, G): dL/d(pre-activations)
   int64_t elems;
   BwdWork(const SeqConfig& c, T* base) {
@@ -46,6 +46,7 @@ struct BwdWork {
     // Carried gradients of finished rows (carry_finished's layout).
     stash = w.take(B * (N * W + H * N + R * W + (c.lstm ? 2 * c.L * c.C : 0)));
     addr = w.take(address_bwd_workspace_bytes(dtype_for(T()), B, H, N) / sizeof(T));
+    col = w.take(column_scratch(TB, std::max({c.gate_width(), c.P, c.O})));  // bias gradients
     elems = w.used;
   }
 };
@@ -133,16 +134,16 @@ cudaError_t sequence_backward(const SeqConfig& c, const SeqBwdArgs<T>& a, cudaSt
     if (l == 0) seq_gemm<T>(true, false, G, F, TB, dp, G, a.x, F, false, a.d_wi[0], in_full);
     const int64_t off = l == 0 ? F : 0;
     seq_gemm<T>(true, false, G, in_l, TB, dp, G, a.inp[l], IW, false, a.d_wi[l] + off, in_full);
-    NTM_SEQ_TRY(K::column_sums(dp, TB, G, a.d_b[l], st));
+    NTM_SEQ_TRY(K::column_sums(dp, TB, G, a.d_b[l], wk.col, st));
     if (c.lstm) {
       seq_gemm<T>(true, false, G, C, TB, dp, G, a.inp[l] + in_l, IW, false, a.d_whh[l], C);
       NTM_SEQ_TRY(copy_n(a.d_b2[l], a.d_b[l], G, st));
     }
   }
   seq_gemm<T>(true, false, P, C, TB, wk.d_raw, P, a.out_in, CR, false, a.d_wheads, C);
-  NTM_SEQ_TRY(K::column_sums(wk.d_raw, TB, P, a.d_bheads, st));
+  NTM_SEQ_TRY(K::column_sums(wk.d_raw, TB, P, a.d_bheads, wk.col, st));
   seq_gemm<T>(true, false, O, CR, TB, a.d_logits, O, a.out_in, CR, false, a.d_wout, CR);
-  NTM_SEQ_TRY(K::column_sums(a.d_logits, TB, O, a.d_bout, st));
+  NTM_SEQ_TRY(K::column_sums(a.d_logits, TB, O, a.d_bout, wk.col, st));
   return cudaSuccess;
 }
 

@@ -2,8 +2,8 @@
 // controller's and the heads' activations and their derivatives, written with the
 // __host__ __device__ functions of csrc/step_math.h (one definition with the CPU loop), and the
 // small row kernels of the step (bias rows, sums, the lengths mask). Elementwise kernels use one
-// thread per output element in grid-stride loops; column sums loop over rows in order, so every
-// result is deterministic.
+// thread per output element in grid-stride loops; column sums add fixed chunks of rows in order,
+// then the chunks in order, so every result is deterministic.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -49,12 +49,15 @@ __global__ void sum3_kernel(T* dst, const T* a, const T* b, const T* c, int64_t 
   NTM_GRID_LOOP(i, n) { dst[i] = a[i] + b[i] + c[i]; }
 }
 
+// out[q, j] = sum of a[r, j] over the rows r of chunk q (`chunk` rows), in order.
 template <typename T>
-__global__ void column_sums_kernel(const T* a, int64_t rows, int64_t n, T* out) {
-  NTM_GRID_LOOP(j, n) {
+__global__ void column_sums_kernel(const T* a, int64_t rows, int64_t n, int64_t chunk, T* out) {
+  const int64_t chunks = (rows + chunk - 1) / chunk;
+  NTM_GRID_LOOP(i, chunks * n) {
+    const int64_t q = i / n, j = i % n, end = rows < (q + 1) * chunk ? rows : (q + 1) * chunk;
     T acc = 0;
-    for (int64_t r = 0; r < rows; ++r) acc += a[r * n + j];
-    out[j] = acc;
+    for (int64_t r = q * chunk; r < end; ++r) acc += a[r * n + j];
+    out[i] = acc;
   }
 }
 
@@ -245,8 +248,14 @@ cudaError_t Steps<T>::sum3(T* dst, const T* a, const T* b, const T* c, int64_t n
 }
 
 template <typename T>
-cudaError_t Steps<T>::column_sums(const T* a, int64_t rows, int64_t n, T* out, cudaStream_t s) {
-  column_sums_kernel<T><<<blocks(n), kThreads, 0, s>>>(a, rows, n, out);
+cudaError_t Steps<T>::column_sums(const T* a, int64_t rows, int64_t n, T* out, T* scratch,
+                                  cudaStream_t s) {
+  const int64_t chunks = (rows + kColumnChunk - 1) / kColumnChunk;
+  column_sums_kernel<T><<<blocks(chunks * n), kThreads, 0, s>>>(a, rows, n, kColumnChunk,
+                                                                 scratch);
+  const cudaError_t err = launched();
+  if (err != cudaSuccess) return err;
+  column_sums_kernel<T><<<blocks(n), kThreads, 0, s>>>(scratch, chunks, n, chunks, out);
   return launched();
 }
 

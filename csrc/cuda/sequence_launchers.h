@@ -58,6 +58,11 @@ struct HeadPtrs {
   }
 };
 
+constexpr int64_t kColumnChunk = 256;
+inline int64_t column_scratch(int64_t rows, int64_t n) {
+  return (rows + kColumnChunk - 1) / kColumnChunk * n;
+}
+
 // ---- the step kernels (sequence_kernels.cu); `len` is the (B,) lengths or null --------------
 template <typename T>
 struct Steps {
@@ -68,8 +73,10 @@ struct Steps {
                               int64_t ldb, int64_t rows, int64_t n, cudaStream_t s);
   // dst = a + b + c over n elements.
   static cudaError_t sum3(T* dst, const T* a, const T* b, const T* c, int64_t n, cudaStream_t s);
-  // out[j] = sum over rows of a[r, j], rows in order (deterministic).
-  static cudaError_t column_sums(const T* a, int64_t rows, int64_t n, T* out, cudaStream_t s);
+  // out[j] = sum over rows of a[r, j]: per chunk of kColumnChunk rows in order into scratch
+  // (column_scratch elements), then over the chunks in order (deterministic).
+  static cudaError_t column_sums(const T* a, int64_t rows, int64_t n, T* out, T* scratch,
+                                 cudaStream_t s);
   // Zeroes the rows (t, b) of a (T, B, n) tensor with t >= len[b].
   static cudaError_t zero_finished(T* a, const int64_t* len, int64_t steps, int64_t B, int64_t n,
                                    cudaStream_t s);

@@ -70,3 +70,13 @@ def test_float64_matches_the_cpu_op(c, unused):
 @given(c=configs(), unused=st.integers(0, 63))
 def test_float32_matches_the_cpu_op(c, unused):
     check(c, torch.float32, unused)
+
+
+def test_bias_gradients_over_several_row_chunks():
+    """T*B = 550 rows: the column sums of the bias gradients add three chunks of 256 rows (the
+    last one partial); the hypothesis sizes stay within one."""
+    lengths = [(7 * b) % 12 for b in range(50)]
+    for ctrl in ("lstm", "feedforward"):
+        c = dict(ctrl=ctrl, layers=2, R=1, Wh=1, N=4, k=1, mode="softmax", W=2, C=3, F=2, O=2,
+                 T=11, B=50, lengths=lengths, prev=0, seed=1)  # fmt: skip
+        check(c, torch.float64, 0)
