@@ -68,7 +68,9 @@ def _native_extensions():
             f"building ntm_fast._C with CUDA {torch.version.cuda} for "
             f"TORCH_CUDA_ARCH_LIST={os.environ['TORCH_CUDA_ARCH_LIST']}"
         )
-        cuda_sources = [rel(CSRC / "cuda" / "ops_cuda.cpp"), rel(CSRC / "cuda" / "kernels.cu")]
+        # Every C++ binding and CUDA source under csrc/cuda/ (per-op and whole-sequence ops).
+        cuda_files = sorted((CSRC / "cuda").glob("*.cpp")) + sorted((CSRC / "cuda").glob("*.cu"))
+        cuda_sources = [rel(p) for p in cuda_files]
         ext = cpp_extension.CUDAExtension(
             "ntm_fast._C",
             cpp_sources + cuda_sources,

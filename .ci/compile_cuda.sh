@@ -4,8 +4,9 @@
 # -D__CUDA_NO_HALF_CONVERSIONS__, -D__CUDA_NO_BFLOAT16_CONVERSIONS__,
 # -D__CUDA_NO_HALF2_OPERATORS__, --expt-relaxed-constexpr; -fPIC; setup.py's own nvcc arguments
 # and macros; -std=c++17), for sm_80 and sm_90, warnings as errors. The sources are the .cu
-# files of setup.py's CUDA extension plus any other .cu under csrc/; the torch binding
-# (csrc/cuda/ops_cuda.cpp) needs a CUDA torch and is built by setup.py.
+# files of setup.py's CUDA extension plus any other .cu under csrc/; the torch bindings
+# (csrc/cuda/*.cpp) need a CUDA torch to build and get a host syntax check (c++ -fsyntax-only
+# against this torch's headers and the CUDA toolkit's).
 # ptxas' report (-Xptxas -v) gives each kernel's registers, spills and shared memory:
 # build/gpu-resources/cuda.json (docs/gpu-resources.md). Fails on a compile error, on spills
 # in a kernel whose element type is not double, and on a launch that cannot fit an SM.

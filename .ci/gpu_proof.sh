@@ -66,6 +66,9 @@ out = ops.read(m, w, backend="native")
 torch.cuda.synchronize()
 torch.testing.assert_close(out, reference.read(m, w))
 print("CUDA kernels built and ran: native read on", torch.cuda.get_device_name())
+from ntm_fast import native_sequence
+assert native_sequence.available(torch.device("cuda")), "sequence_fwd/bwd not registered for CUDA"
+print("the whole-sequence op is registered for CUDA")
 EOF
 }
 

@@ -1,5 +1,5 @@
 // Op schemas of the `ntm_fast` namespace (declared once; CPU and CUDA implementations are
-// registered in csrc/cpu/*_ops.cpp, csrc/cpu/sequence_*.cpp and csrc/cuda/ops_cuda.cpp), the
+// registered in csrc/cpu/*_ops.cpp, csrc/cpu/sequence_*.cpp, csrc/cuda/*ops_cuda.cpp), the
 // shared argument checks, and the Python module `ntm_fast._C` (importing it registers the ops).
 #include <Python.h>
 
@@ -107,8 +107,8 @@ TORCH_LIBRARY(ntm_fast, m) {
   m.def(
       "write_bwd(Tensor grad, Tensor memory, Tensor w, Tensor erase, Tensor add)"
       " -> (Tensor, Tensor, Tensor, Tensor)");
-  // The whole sequence in one call each way (csrc/sequence_checks.h: argument order and
-  // sizes; csrc/cpu/sequence.h: what `save` adds to the outputs for the backward).
+  // The whole sequence in one call each way (csrc/sequence_config.h: argument order, sizes
+  // and what `save` adds to the outputs for the backward); CPU and CUDA implementations.
   m.def(
       "sequence_fwd(Tensor x, Tensor memory, Tensor reads, Tensor weightings, Tensor[] state,"
       " Tensor[] params, Tensor? lengths, int read_heads, int shift_range, bool uniform_shift,"

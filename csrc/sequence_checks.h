@@ -1,39 +1,18 @@
-// Sizes and argument checks of the whole-sequence ops (sequence_fwd / sequence_bwd), shared by
-// every device's implementation. The parameter list is the module's, in this order:
-//   per controller layer l (in_l = F + R*W for l = 0, else C):
-//     LSTM:        weight_ih (4C, in_l), weight_hh (4C, C), bias_ih (4C), bias_hh (4C)
-//     feedforward: weight (C, in_l), bias (C)
-//   heads.weight (P, C), heads.bias (P), output.weight (O, C + R*W), output.bias (O)
-// with P the heads' raw parameter count (ntm_fast/heads.py, HeadLayout.total).
+// Argument checks of the whole-sequence ops (sequence_fwd / sequence_bwd), shared by every
+// device's implementation (the parameter order and the saved layout: sequence_config.h).
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
 
 #include <string>
 #include <vector>
 
 #include "common.h"
+#include "sequence_config.h"
 
 namespace ntm_fast {
-
-struct SeqConfig {
-  int64_t T, B, F, N, W, R, Hw, H, S, Sraw, C, L, O, P;
-  bool lstm, uniform;
-  int64_t layer_in(int64_t l) const { return l == 0 ? R * W : C; }  // without x
-  int64_t inp_width(int64_t l) const { return layer_in(l) + (lstm ? C : 0); }
-  int64_t gate_width() const { return lstm ? 4 * C : C; }
-  int64_t per_layer() const { return lstm ? 4 : 2; }
-  int64_t n_state() const { return lstm ? 2 : 0; }
-  // Offsets of each group in a row of raw head parameters (HeadLayout.groups order).
-  int64_t off_beta() const { return H * W; }
-  int64_t off_gate() const { return H * W + H; }
-  int64_t off_shift() const { return H * W + 2 * H; }
-  int64_t off_gamma() const { return off_shift() + H * Sraw; }
-  int64_t off_erase() const { return off_gamma() + H; }
-  int64_t off_add() const { return off_erase() + Hw * W; }
-  int64_t raw_total() const { return off_add() + Hw * W; }
-};
 
 // Checks every argument and returns the sizes; errors name the argument, what it got
 // (shape, dtype, device) and what was expected.
@@ -116,9 +95,71 @@ inline SeqConfig check_sequence_args(const char* op, const at::Tensor& x,
                           len.device() == x.device(),
                       op, ": lengths: expected shape (B,) = (", c.B, ") int64 on ", x.device(),
                       ", got ", describe(len));
-    const int64_t lo = len.min().item<int64_t>(), hi = len.max().item<int64_t>();
-    TORCH_CHECK_VALUE(lo >= 0 && hi <= c.T, op, ": lengths: expected values in [0, T = ", c.T,
-                      "], got values in [", lo, ", ", hi, "]");
+    // Values are checked where they can be read without a host sync. On CUDA the call must
+    // stay capturable in a CUDA graph, so they are not read back: the kernels compare t >=
+    // length, so a length below 0 acts as 0 and one above T as T (FastNTM checks the range).
+    if (len.is_cpu()) {
+      const int64_t lo = len.min().item<int64_t>(), hi = len.max().item<int64_t>();
+      TORCH_CHECK_VALUE(lo >= 0 && hi <= c.T, op, ": lengths: expected values in [0, T = ", c.T,
+                        "], got values in [", lo, ", ", hi, "]");
+    }
+  }
+  return c;
+}
+
+// The checks of sequence_bwd: x first (its sizes define the rest), then the saved history,
+// then those of check_sequence_args with the saved initial memory and weightings standing for
+// the state, then each upstream gradient given (None for an unused output).
+inline SeqConfig check_sequence_bwd_args(const char* op,
+                                         const std::vector<c10::optional<at::Tensor>>& gr,
+                                         const at::Tensor& x, const std::vector<at::Tensor>& st,
+                                         const std::vector<at::Tensor>& pr,
+                                         const std::vector<at::Tensor>& sv,
+                                         const c10::optional<at::Tensor>& lengths,
+                                         int64_t read_heads, int64_t shift_range, bool uniform,
+                                         bool lstm) {
+  check_arg(op, "x", x, "(T, B, F)", {-1, -1, -1}, x, "x");
+  const int64_t T = x.size(0), B = x.size(1);
+  TORCH_CHECK_VALUE(sv.size() >= 4, op, ": saved: expected the tensors sequence_fwd saved, got ",
+                    sv.size());
+  check_arg(op, "saved[0] (memory history)", sv[0], "(T, B, N, W)", {T, B, -1, -1}, x, "x");
+  const int64_t N = sv[0].size(2), W = sv[0].size(3);
+  check_arg(op, "saved[1] (weightings history)", sv[1], "(T + 1, B, H, N)", {T + 1, B, -1, N}, x,
+            "x");
+  TORCH_CHECK_VALUE(read_heads >= 1, op, ": read_heads: expected >= 1, got ", read_heads);
+  const at::Tensor reads_like = at::empty({B, read_heads, W}, x.options());
+  const SeqConfig c = check_sequence_args(op, x, sv[0][0], reads_like, sv[1][0], st, pr, lengths,
+                                          read_heads, shift_range, uniform, lstm);
+  const int64_t want = kSavedFixed + c.L * saved_per_layer(c);
+  TORCH_CHECK_VALUE(static_cast<int64_t>(sv.size()) == want, op, ": saved: expected ", want,
+                    " tensors from sequence_fwd(save=True), got ", sv.size());
+  check_arg(op, "saved[2] (raw head parameters)", sv[2], "(T, B, P)", {T, B, c.P}, x, "x");
+  check_arg(op, "saved[3] (output layer input)", sv[3], "(T, B, C + R*W)", {T, B, c.C + c.R * W},
+            x, "x");
+  for (int64_t l = 0; l < c.L; ++l) {
+    const int64_t s = kSavedFixed + l * saved_per_layer(c);
+    check_arg(op, "saved (layer input)", sv[s], "(T, B, in)", {T, B, c.inp_width(l)}, x, "x");
+    check_arg(op, "saved (layer activations)", sv[s + 1], "(T, B, G)", {T, B, c.gate_width()}, x,
+              "x");
+    if (lstm) check_arg(op, "saved (cells)", sv[s + 2], "(T + 1, B, C)", {T + 1, B, c.C}, x, "x");
+  }
+  for (const auto& t : sv) {
+    TORCH_CHECK_VALUE(t.is_contiguous(), op, ": saved: expected contiguous tensors, got ",
+                      describe(t));
+  }
+  TORCH_CHECK_VALUE(static_cast<int64_t>(gr.size()) == 4 + c.n_state(), op, ": grads: expected ",
+                    4 + c.n_state(), " (logits, memory, reads, weightings",
+                    lstm ? ", h, c)" : ")", ", got ", gr.size());
+  const char* names[] = {"grads[0] (logits)", "grads[1] (memory)", "grads[2] (reads)",
+                         "grads[3] (weightings)", "grads[4] (h)", "grads[5] (c)"};
+  const char* specs[] = {"(T, B, O)", "(B, N, W)", "(B, R, W)", "(B, H, N)", "(layers, B, C)",
+                         "(layers, B, C)"};
+  const int64_t shapes[][3] = {{T, B, c.O}, {B, N, W},       {B, c.R, W},
+                                {B, c.H, N}, {c.L, B, c.C}, {c.L, B, c.C}};
+  for (size_t i = 0; i < gr.size(); ++i) {
+    if (!gr[i].has_value() || !gr[i]->defined()) continue;
+    const int64_t* sh = shapes[i];
+    check_arg(op, names[i], *gr[i], specs[i], {sh[0], sh[1], sh[2]}, x, "x");
   }
   return c;
 }

@@ -27,8 +27,9 @@ class FastNTM(ReferenceNTM):
             :attr:`backend` names the backend that ran.
         fused_sequence: run whole sequences as one autograd node per call with
             hand-written backpropagation through time when the backend is native or triton.
-            On the CPU with the native backend the whole loop, forward and backward, is one
-            C++ call each way (:mod:`ntm_fast.native_sequence`), ``lengths`` included;
+            With the native backend (on the CPU, and on CUDA in a CUDA build) the whole loop,
+            forward and backward, is one native call each way
+            (:mod:`ntm_fast.native_sequence`), ``lengths`` included;
             otherwise :class:`ntm_fast.sequence.NTMSequence` loops over the fused kernels
             from Python. Calls with ``trace=True``, autocast, under ``torch.compile``, or with
             ``lengths`` where the native op does not run take the per-step path, which uses

@@ -1,14 +1,17 @@
 """The whole sequence in one native call each way: ``torch.ops.ntm_fast.sequence_fwd`` runs all
 T steps of the NTM (controller, heads, addressing, read, write) in C++, and
-``sequence_bwd`` the whole backpropagation through time (``csrc/cpu/sequence_*.cpp``), the
-way cuDNN runs an LSTM. :class:`NativeSequence` makes the pair one autograd node.
+``sequence_bwd`` the whole backpropagation through time, the way cuDNN runs an LSTM: on the
+CPU (``csrc/cpu/sequence_*.cpp``) and, in a CUDA build, on CUDA (``csrc/cuda/sequence_*``: one
+host call issues every kernel and cuBLAS product of the sequence on the current stream, without
+host synchronisation, so it can be captured in a CUDA graph). :class:`NativeSequence` makes the
+pair one autograd node.
 
 It takes the same arguments as :class:`ntm_fast.sequence.NTMSequence` (the Python step loop
-over the per-op kernels, still used by the Triton backend and on CUDA) plus ``lengths``:
+over the per-op kernels, still used by the Triton backend) plus ``lengths``:
 steps at or past a sequence's length keep its state and give zero logits, as
 :meth:`ntm_fast.ReferenceNTM.forward` does, so padded batches take the fast path too.
 
-Parameters are ordered as in ``csrc/sequence_checks.h`` (:func:`controller_weights`, then
+Parameters are ordered as in ``csrc/sequence_config.h`` (:func:`controller_weights`, then
 the heads' and output layer's weight and bias). float32 and float64 run natively; half
 types are computed in float32 and cast back (the memory ops compute half inputs in float32
 anyway).
@@ -44,15 +47,24 @@ class NativeSequenceConfig:
         return self.layout.shift_mode == "uniform"
 
 
+_DISPATCH_KEYS = {"cpu": "CPU", "cuda": "CUDA"}
+
+
 def available(device: torch.device) -> bool:
-    """Whether the native whole-sequence op runs on ``device`` (CPU builds of the extension)."""
-    if device.type != "cpu" or native_backend.unavailable_reason(device) is not None:
+    """Whether the native whole-sequence op runs on ``device``: the extension runs there
+    (:func:`ntm_fast.native_backend.unavailable_reason`) and registers ``sequence_fwd`` and
+    ``sequence_bwd`` for its dispatch key (CPU: every build; CUDA: a CUDA build)."""
+    device = torch.device(device)
+    key = _DISPATCH_KEYS.get(device.type)
+    if key is None or native_backend.unavailable_reason(device) is not None:
         return False
     try:
-        torch.ops.ntm_fast.sequence_fwd  # noqa: B018  (raises when the op is not registered)
-    except (AttributeError, RuntimeError):
+        return all(
+            torch._C._dispatch_has_kernel_for_dispatch_key(f"ntm_fast::{op}", key)
+            for op in ("sequence_fwd", "sequence_bwd")
+        )
+    except RuntimeError:  # the op is not defined at all
         return False
-    return True
 
 
 class NativeSequence(torch.autograd.Function):

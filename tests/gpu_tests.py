@@ -57,6 +57,11 @@ GPU_TESTS = [
     GpuTest("proof", "tests/test_native_ops.py", keyword="cuda",
             proves="every native CUDA kernel, forward and backward, every dtype, matches the "
                    "reference (NaN-poisoned outputs: an unwritten element fails)"),
+    GpuTest("proof", "tests/test_native_sequence_cuda.py",
+            proves="the CUDA whole-sequence op (FastNTM's native path on CUDA) matches "
+                   "ReferenceNTM, outputs and all gradients, over the CPU op's hypothesis "
+                   "configurations (float32, float64); float64 gradcheck; forward and backward "
+                   "captured in one CUDA graph replay the eager results; lengths"),
     GpuTest("proof", "tests/test_fast_ntm.py::test_training_step_matches_reference_on_cuda",
             proves="FastNTM trains like ReferenceNTM on CUDA (120 steps, B 1 and 64) with the "
                    "native and the Triton backend"),
@@ -77,6 +82,9 @@ GPU_TESTS = [
     GpuTest("sanitize", "tests/test_native_ops.py", keyword="cuda",
             proves="no out-of-bounds access (memcheck) and no shared-memory race (racecheck) "
                    "in the native CUDA kernels"),
+    GpuTest("sanitize", "tests/test_native_sequence_cuda.py", keyword="lengths",
+            proves="no out-of-bounds access or race in the CUDA whole-sequence op's kernels "
+                   "and drivers (LSTM and feedforward, lengths, saving on and off)"),
 ]  # fmt: skip
 
 

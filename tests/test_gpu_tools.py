@@ -115,6 +115,26 @@ def test_setup_extension_is_read_from_setup_py():
     assert "csrc/cuda/kernels.cu" in ext["sources"] and "-DNTM_FAST_WITH_CUDA=1" in ext["macros"]
 
 
+def test_every_cuda_source_is_built_and_compile_checked():
+    """setup.py's CUDA extension takes every .cu and .cpp under csrc/cuda/ (the per-op and the
+    whole-sequence kernels, drivers and bindings), and the CI compile check every .cu."""
+    if cuda_resources.shutil.which("nvcc") is None and "NVCC" not in os.environ:
+        pytest.skip("nvcc not installed")
+    ext = cuda_resources.setup_extension()
+    cuda_dir = cuda_resources.ROOT / "csrc" / "cuda"
+    files = sorted(cuda_dir.glob("*.cu")) + sorted(cuda_dir.glob("*.cpp"))
+    wanted = {str(f.relative_to(cuda_resources.ROOT)) for f in files}
+    assert {
+        "csrc/cuda/sequence_fwd.cu",
+        "csrc/cuda/sequence_bwd.cu",
+        "csrc/cuda/sequence_kernels.cu",
+        "csrc/cuda/sequence_ops_cuda.cpp",
+    } <= wanted
+    assert wanted <= set(ext["all_sources"]), wanted - set(ext["all_sources"])
+    cu = {w for w in wanted if w.endswith(".cu")}
+    assert cu <= set(cuda_resources.sources(ext))
+
+
 def test_report_renders_both_sections():
     tr = [{"kernel": "m:k_kernel", "arch": a, "desc": "k_kernel[*fp32 BN=64 BW=8 num_warps=4]",
            "dtype": "float32", "regs": 40, "spill_stores": 0, "spill_loads": 0, "stack": 0,

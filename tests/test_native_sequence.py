@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def op_params(m: ReferenceNTM) -> list[torch.Tensor]:  # csrc/sequence_checks.h's order
+def op_params(m: ReferenceNTM) -> list[torch.Tensor]:  # csrc/sequence_config.h's order
     return [*controller_weights(m), m.heads.weight, m.heads.bias, m.output.weight, m.output.bias]
 
 
@@ -78,7 +78,8 @@ def start_state(ref: ReferenceNTM, c: dict, dtype: torch.dtype) -> NTMState | No
     with torch.no_grad():
         g = torch.Generator().manual_seed(c["seed"])
         shape = (c["B"], c["prev"]) if c.get("bf") else (c["prev"], c["B"])
-        return ref(torch.rand(*shape, c["F"], generator=g).to(dtype))[1]
+        x = torch.rand(*shape, c["F"], generator=g)
+        return ref(x.to(dtype=dtype, device=ref.memory_bias.device))[1]
 
 
 def leaves(s: NTMState | None, dtype=None) -> NTMState | None:  # fresh leaf copies
@@ -106,24 +107,26 @@ def flat(logits, s: NTMState) -> list[torch.Tensor]:
     return [logits, s.memory, s.read_vectors, s.weightings, *s.controller]
 
 
-def check_against_reference(c: dict, dtype: torch.dtype) -> None:
+def check_against_reference(c: dict, dtype: torch.dtype, device: str = "cpu") -> None:
     isa = os.environ.get("NTM_FAST_CPU_ISA")
     if c["isa"] == "baseline":
         os.environ["NTM_FAST_CPU_ISA"] = "baseline"
     try:
-        _check_against_reference(c, dtype)
+        _check_against_reference(c, dtype, device)
     finally:
         os.environ.pop("NTM_FAST_CPU_ISA", None)
         if isa is not None:
             os.environ["NTM_FAST_CPU_ISA"] = isa
 
 
-def _check_against_reference(c: dict, dtype: torch.dtype) -> None:
-    ref = make_ref(c, dtype)
+def _check_against_reference(c: dict, dtype: torch.dtype, device: str) -> None:
+    ref = make_ref(c, dtype).to(device)
     fast = FastNTM.from_reference(ref, backend="native")
     shape = (c["B"], c["T"]) if c["bf"] else (c["T"], c["B"])
-    x = torch.rand(*shape, c["F"], dtype=dtype, requires_grad=True)
-    lengths = None if c["lengths"] is None else torch.tensor(c["lengths"], dtype=c["len_dtype"])
+    x = torch.rand(*shape, c["F"], dtype=dtype).to(device).requires_grad_()
+    lengths = None
+    if c["lengths"] is not None:
+        lengths = torch.tensor(c["lengths"], dtype=c["len_dtype"], device=device)
     out_names = ["logits", "memory", "read_vectors", "weightings", "h", "c"]
     s_start = start_state(ref, c, dtype)
     s_ref = leaves(s_start)
@@ -202,22 +205,27 @@ GRADCHECK_CASES = [
 
 @pytest.mark.parametrize("case", GRADCHECK_CASES, ids=lambda c: "-".join(map(str, c.values())))
 def test_gradcheck(case):
+    gradcheck_case(case, "cpu")
+
+
+def gradcheck_case(case: dict, device: str) -> None:
     c = dict(case, N=4, W=2, C=3, F=2, O=2, T=3, B=2, seed=3)
-    ref = make_ref(c)
+    ref = make_ref(c).to(device)
     cfg = NativeSequenceConfig(ref.layout, c["ctrl"] == "lstm")
     s = ref.initial_state(2)
     g = torch.Generator().manual_seed(0)
 
     def leaf(t):  # off the initial point, so no input sits at a special value
         return (
-            t.detach() + 0.1 * torch.randn(t.shape, generator=g, dtype=t.dtype)
+            t.detach() + 0.1 * torch.randn(t.shape, generator=g, dtype=t.dtype).to(t.device)
         ).requires_grad_()
 
-    x = torch.rand(3, 2, 2, dtype=torch.float64, generator=g).requires_grad_()
+    x = torch.rand(3, 2, 2, dtype=torch.float64, generator=g).to(device).requires_grad_()
     state = [leaf(t) for t in s.controller]
     params = [leaf(p) for p in op_params(ref)]
-    lengths = None if c["lengths"] is None else torch.tensor(c["lengths"])
+    lengths = None if c["lengths"] is None else torch.tensor(c["lengths"], device=device)
     w0 = torch.softmax(torch.randn(2, c["R"] + c["Wh"], 4, generator=g, dtype=torch.float64), -1)
+    w0 = w0.to(device)
 
     def fn(x, memory, reads, weightings, *rest):
         return NativeSequence.apply(cfg, True, x, memory, reads, weightings, lengths,

@@ -12,8 +12,10 @@ torch), torch's extension macros and ``-std=c++17``. Sources: the ``.cu`` files 
 Each source is compiled (``-c``, ``-Xptxas -v``, warnings as errors) per architecture; ptxas'
 report gives registers, spill bytes, stack and shared memory per kernel instantiation. The
 block size of each launch (``<<<grid, block, ...>>>``) is read from the source to check that
-registers x threads fit an SM. Exit status 1 on a compile error, on spills in a kernel whose
-element type is not double, or on a launch that cannot fit.
+registers x threads fit an SM. The torch bindings (``csrc/cuda/*.cpp``, plain C++ that needs a
+CUDA torch to build) get a host-compiler syntax check against this torch's headers
+(``check_bindings``). Exit status 1 on a compile error, on spills in a kernel whose element
+type is not double, or on a launch that cannot fit.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def setup_extension() -> dict[str, Any]:
     args = ext.extra_compile_args
     return {
         "sources": [s for s in ext.sources if s.endswith(".cu")],
+        "all_sources": list(ext.sources),
         "nvcc": list(args.get("nvcc", [])) if isinstance(args, dict) else [],
         "macros": [f"-D{k}" if v is None else f"-D{k}={v}" for k, v in ext.define_macros],
         "name": ext.name.split(".")[-1],
@@ -102,6 +105,52 @@ def torch_nvcc_flags(ext: dict[str, Any]) -> list[str]:
 def sources(ext: dict[str, Any]) -> list[str]:
     extra = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "csrc").rglob("*.cu"))
     return list(dict.fromkeys([*ext["sources"], *extra]))
+
+
+def cuda_include() -> Path:
+    """The CUDA toolkit's include directory (CUDA_HOME, nvcc's installation, /usr/local/cuda)."""
+    homes = [os.environ.get("CUDA_HOME"), Path(nvcc()).resolve().parent.parent, "/usr/local/cuda"]
+    for home in filter(None, homes):
+        if (Path(home) / "include" / "cuda_runtime_api.h").exists():
+            return Path(home) / "include"
+    raise RuntimeError("no CUDA include directory with cuda_runtime_api.h (set CUDA_HOME)")
+
+
+def check_bindings(ext: dict[str, Any], tmp: str) -> list[str]:
+    """Host-compiler syntax check (``-fsyntax-only``) of the torch bindings ``csrc/cuda/*.cpp``
+    with this torch's headers, the C++ standard its BuildExtension uses and the CUDA toolkit's
+    headers. A CPU torch ships the c10/cuda headers but not the generated
+    ``c10/cuda/impl/cuda_cmake_macros.h``; a stand-in (shared-library build) is written then."""
+    import inspect
+
+    import torch
+    from torch.utils import cpp_extension
+
+    incs = [Path(p) for p in cpp_extension.include_paths()]
+    macros = Path(tmp) / "stub" / "c10" / "cuda" / "impl" / "cuda_cmake_macros.h"
+    if not any((p / "c10/cuda/impl/cuda_cmake_macros.h").exists() for p in incs):
+        macros.parent.mkdir(parents=True, exist_ok=True)
+        macros.write_text("#pragma once\n#define C10_CUDA_BUILD_SHARED_LIBS\n")
+    std = re.findall(r"cpp_flag_prefix \+ '(c\+\+\d+)'", inspect.getsource(cpp_extension))
+    abi = int(bool(torch._C._GLIBCXX_USE_CXX11_ABI))
+    flags = [
+        f"-std={std[0] if std else 'c++17'}",
+        *ext["macros"],
+        "-DTORCH_API_INCLUDE_EXTENSION_H",
+        f"-DTORCH_EXTENSION_NAME={ext['name']}",
+        f"-D_GLIBCXX_USE_CXX11_ABI={abi}",
+        f"-I{macros.parents[3]}",
+        *(f"-I{p}" for p in incs),
+        f"-I{cuda_include()}",
+    ]
+    problems = []
+    for src in [s for s in ext["all_sources"] if s.startswith("csrc/cuda/") and s.endswith(".cpp")]:
+        cmd = [os.environ.get("CXX", "c++"), "-fsyntax-only", *flags, src]
+        p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        print(f"c++ -fsyntax-only {src}: exit {p.returncode}", flush=True)
+        if p.returncode != 0:
+            problems.append(f"COMPILE ERROR {src} (host syntax check):\n{p.stderr[-4000:]}")
+    return problems
 
 
 def demangle(names: list[str]) -> list[str]:
@@ -206,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write every kernel's resources here")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel nvcc runs")
     ap.add_argument("--print-flags", action="store_true", help="print the nvcc flags and exit")
+    ap.add_argument(
+        "--no-bindings", action="store_true", help="skip the host syntax check of csrc/cuda/*.cpp"
+    )
     args = ap.parse_args(argv)
     try:
         nvcc()
@@ -232,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
                 r.update(source=src, threads=threads.get(r["kernel"].split("<")[0]))
                 results.append(r)
                 problems += check(r)
+        if not args.no_bindings:
+            problems += check_bindings(ext, tmp)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1))

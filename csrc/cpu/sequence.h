@@ -1,6 +1,6 @@
 // Shared pieces of the CPU whole-sequence loop (sequence_fwd.cpp, sequence_bwd.cpp): the
 // activated head parameters of one step, per-batch-row head activations and their backward
-// (csrc/step_math.h), and the tensors the forward saves for the backward.
+// (csrc/step_math.h); what the forward saves for the backward: csrc/sequence_config.h.
 #pragma once
 
 #include <ATen/Parallel.h>
@@ -74,17 +74,6 @@ void heads_grad_row(const SeqConfig& c, const T* raw, int64_t b, const HeadBufs<
     d_raw[c.off_add() + i] = tanh_grad(g.add[b * E + i], p.add[b * E + i]);
   }
 }
-
-// What sequence_fwd saves for sequence_bwd, in this order after its state outputs:
-//   memory_before (T, B, N, W): M_{t-1} for each step
-//   weightings_all (T + 1, B, H, N): w_0 (the input state) .. w_T
-//   raw (T, B, P): the heads' raw parameters
-//   out_in (T, B, C + R*W): the output layer's input [top layer output, reads]
-//   per layer l: inp (T, B, inp_width(l)): the layer's input (with h_{t-1} for an LSTM),
-//     act (T, B, gate_width): activated gates (LSTM) or tanh output (feedforward),
-//     LSTM only: cells (T + 1, B, C): c_0 .. c_T
-constexpr int64_t kSavedFixed = 4;
-inline int64_t saved_per_layer(const SeqConfig& c) { return c.lstm ? 3 : 2; }
 
 // One parallel_for over batches with a scratch block per thread, allocated once per call.
 template <typename A>
