@@ -2,8 +2,9 @@
 
 The backward runs in two launches: one program per (batch, head) computes ∂L/∂k, ∂L/∂β and
 per-slot coefficients (A, C) of ∂L/∂M; then one program per (batch, N tile, W tile) sums the
-heads' contributions ``Σ_h A_hi k_h - (Σ_h C_hi) M_i`` in a fixed order (deterministic, no
-atomics).
+heads' contributions ``Σ_h A_hi k~_h - (Σ_h C_hi) M~_i`` in a fixed order (deterministic, no
+atomics). Norms and dots are scale-safe: vectors whose plain squared norm is out of range are
+rescaled by an exact power of two first (k~, M~; docs/math.md#scale-safe-norms).
 """
 
 from __future__ import annotations

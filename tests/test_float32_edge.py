@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
 from test_fast_ntm import _backends
 from tolerances import OP_ARGS, forward_tol, grad_tol
 
@@ -108,6 +110,20 @@ def test_content_addressing_at_extreme_scales(backend, op, m_scale, k_scale):
     _skip_unavailable(backend)
     for seed in range(2):
         _check_op(backend, op, _inputs(op, m_scale, k_scale, seed), seed)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_content_address_rows_of_random_scales(backend, seed):
+    """Fresh inputs whose every row and key has its own scale 10^e, e uniform in [-30, 37]:
+    rescaled and plain vectors side by side, in one tile."""
+    _skip_unavailable(backend)
+    g = torch.Generator().manual_seed(seed)
+    args = _inputs("content_address", 1.0, 1.0, seed)
+    for t in args[:2]:
+        e = torch.randint(-30, 38, (*t.shape[:-1], 1), generator=g).double()
+        t.copy_((t.double() * 10.0**e).float())
+    _check_op(backend, "content_address", args, seed)
 
 
 @pytest.mark.parametrize("op", ["content_address", "address"])
