@@ -12,12 +12,14 @@ before multiplying by (ḡ - ⟨w, ḡ⟩), which overflows for a subnormal maxi
 from __future__ import annotations
 
 import copy
+import os
 import re
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import CUDA
 from hypothesis import given
 from hypothesis import strategies as st
 from test_fast_ntm import _backends
@@ -26,7 +28,14 @@ from tolerances import OP_ARGS, forward_tol, grad_tol
 from ntm_fast import FastNTM, ReferenceNTM, backends, numerics
 
 F32, F64 = torch.float32, torch.float64
-BACKENDS = [pytest.param("reference"), *_backends()]
+#: The native CUDA kernels (csrc/cuda) where a GPU is present; Triton runs on CUDA tensors when
+#: compiled (NTM_FAST_TRITON_COMPILED=1), on CPU tensors under the interpreter.
+BACKENDS = [
+    pytest.param("reference"),
+    *_backends(),
+    pytest.param("native-cuda", marks=pytest.mark.skipif(not CUDA, reason="no CUDA device")),
+]
+TRITON_DEVICE = "cpu" if os.environ.get("TRITON_INTERPRET") == "1" else "cuda"
 #: A result below float32's smallest normal number (2^-126 ≈ 1.2e-38) has spacing 2^-149, so
 #: it has no relative precision left; such entries may differ from float64 by a few of those.
 SUBNORMAL = 16 * torch.finfo(F32).tiny
@@ -47,8 +56,16 @@ pytestmark = [
 ]
 
 
+def _where(backend: str) -> tuple[str, str]:
+    """(backends.module name, device) of a BACKENDS entry."""
+    if backend == "native-cuda":
+        return "native", "cuda"
+    return backend, TRITON_DEVICE if backend == "triton" else "cpu"
+
+
 def _skip_unavailable(backend: str) -> None:
-    if backend != "reference" and backends.unavailable_reason(backend, torch.device("cpu")):
+    name, device = _where(backend)
+    if name != "reference" and backends.unavailable_reason(name, torch.device(device)):
         pytest.skip(f"{backend} unavailable")
 
 
@@ -66,10 +83,11 @@ def _assert_close(actual, expected, tol: dict, what: str) -> None:
 
 
 def _run(backend: str, op: str, args: list, upstream):
-    leaves = [t.clone().requires_grad_() for t in args]
-    out = getattr(backends.module(backend), op)(*leaves)
-    grads = torch.autograd.grad(out, leaves, upstream.to(out.dtype))
-    return out.detach(), grads
+    name, device = _where(backend)
+    leaves = [t.detach().clone().to(device).requires_grad_() for t in args]
+    out = getattr(backends.module(name), op)(*leaves)
+    grads = torch.autograd.grad(out, leaves, upstream.to(out))
+    return out.detach().cpu(), [t.cpu() for t in grads]
 
 
 def _inputs(op: str, m_scale: float, k_scale: float, seed: int) -> list:
