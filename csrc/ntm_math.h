@@ -3,8 +3,9 @@
 //
 // Conventions are those of ntm_fast/reference.py (the contract), written out in docs/math.md
 // (forward) and docs/math-backward.md (the gradients below):
-//   * cosine K = u / (|k| |M_i| + eps), eps = NTM_COSINE_EPS (ntm_fast.numerics.COSINE_EPS);
-//     the unit vector of a zero vector is taken as 0, so zero norms give finite gradients;
+//   * cosine K = u / (|k| |M_i| + eps), eps = NTM_COSINE_EPS (ntm_fast.numerics.COSINE_EPS),
+//     computed on power-of-two-rescaled vectors (scale-safe for any finite input); the unit
+//     vector of a zero vector is taken as 0, so zero norms give finite gradients;
 //   * shift index j means offset d = j - k; w~_i = sum_d s_d w_{(i - d) mod N};
 //   * sharpening is scale-free: r = w~ / max(w~) (1 for an all-zero row, see sharpen_scale),
 //     w = r^gamma / max(sum r^gamma, NTM_SHARPEN_TINY);
@@ -26,6 +27,10 @@ namespace ntm_fast {
 // Must equal ntm_fast.numerics.COSINE_EPS and SHARPEN_TINY (checked by the tests).
 constexpr double NTM_COSINE_EPS = 1e-8;
 constexpr double NTM_SHARPEN_TINY = 1e-30;
+// Must equal ntm_fast.numerics.NORM_SQ_LO / NORM_SQ_HI (tested): the fast-path range of a
+// plain squared norm, docs/math.md#scale-safe-norms.
+constexpr double NTM_NORM_SQ_LO = 0x1p-60;
+constexpr double NTM_NORM_SQ_HI = 0x1p60;
 
 // Float and double overloads that resolve the same way in host and device code.
 NTM_HD float ntm_exp(float x) { return expf(x); }
@@ -36,6 +41,10 @@ NTM_HD float ntm_pow(float x, float y) { return powf(x, y); }
 NTM_HD double ntm_pow(double x, double y) { return pow(x, y); }
 NTM_HD float ntm_sqrt(float x) { return sqrtf(x); }
 NTM_HD double ntm_sqrt(double x) { return sqrt(x); }
+NTM_HD float ntm_frexp(float x, int* e) { return frexpf(x, e); }
+NTM_HD double ntm_frexp(double x, int* e) { return frexp(x, e); }
+NTM_HD float ntm_ldexp(float x, int e) { return ldexpf(x, e); }
+NTM_HD double ntm_ldexp(double x, int e) { return ldexp(x, e); }
 
 template <typename A>
 NTM_HD A sharpen_tiny() {
@@ -67,10 +76,41 @@ NTM_HD A saturate_grad(A x) {
 // ---- cosine similarity (eq. 6) -------------------------------------------------------------
 // docs/math.md#content-addressing, docs/math-backward.md#cosine-backward
 
-// Denominator D = |k| |M_i| + eps.
+// Scale-safe norms (docs/math.md#scale-safe-norms). Every key and row carries its norm n and
+// an exact power-of-two inverse scale s^-1 (1 on the fast path): the kernels work on
+// x~ = x s^-1, n = |x~|, so no square, norm or dot product overflows or underflows.
+
+// True if a plain squared norm can be used as is (false for 0, NaN, inf and far out of range).
 template <typename A>
-NTM_HD A cosine_denominator(A key_norm, A row_norm) {
-  return key_norm * row_norm + static_cast<A>(NTM_COSINE_EPS);
+NTM_HD bool norm_sq_plain(A sq) {
+  return sq >= static_cast<A>(NTM_NORM_SQ_LO) && sq <= static_cast<A>(NTM_NORM_SQ_HI);
+}
+
+// 2^-e for absmax = m 2^e (m in [0.5, 1)), e clamped so that 2^e and 2^-e are normal; 1 for
+// 0, inf and NaN (ntm_fast.numerics.inverse_pow2_scale). Multiplying by it is exact.
+template <typename A>
+NTM_HD A inverse_pow2_scale(A absmax) {
+  if (!(absmax > A(0)) || !(absmax - absmax == A(0))) return A(1);
+  int e = 0;
+  ntm_frexp(absmax, &e);
+  const int emax = sizeof(A) == sizeof(float) ? 126 : 1022;
+  e = e < -emax ? -emax : (e > emax ? emax : e);
+  return ntm_ldexp(A(1), -e);
+}
+
+// Smallest normal number of A: the floor of the cosine denominator.
+template <typename A>
+NTM_HD A smallest_normal() {
+  return sizeof(A) == sizeof(float) ? static_cast<A>(0x1p-126) : static_cast<A>(0x1p-1022);
+}
+
+// Scaled denominator D~ = |k~| |M~_i| + eps s_k^-1 s_i^-1 = D / (s_k s_i) (D = |k||M_i| + eps
+// on the fast path), floored at the smallest normal number (only a zero vector against a huge
+// one gets there, where K = 0). K_i = (k~ . M~_i) / D~. NaN stays NaN.
+template <typename A>
+NTM_HD A cosine_denominator(A key_norm, A row_norm, A key_inv, A row_inv) {
+  const A d = key_norm * row_norm + static_cast<A>(NTM_COSINE_EPS) * key_inv * row_inv;
+  return d < smallest_normal<A>() ? smallest_normal<A>() : d;
 }
 
 // 1 / |x|, or 0 for a zero vector (its unit vector is taken as 0, as torch's norm backward does).
@@ -79,12 +119,25 @@ NTM_HD A safe_inverse_norm(A norm) {
   return norm > A(0) ? A(1) / norm : A(0);
 }
 
-// dK/dk = c_row * M_i - c_key * k with c_row = 1/D and c_key = u |M_i| / (|k| D^2)
-// (and symmetrically for dK/dM_i). Returns the coefficient of the "other" vector's
-// self-term: u * |other| / (|self| * D^2), 0 when |self| = 0.
+// The gradient scale of one side of the cosine: 1 / (s_self D~) = s_other / D, written
+// 1 / (|k~||M~_i| s_self + eps s_other^-1) so that no step overflows or underflows (a true
+// norm beyond the float range gives 0); capped at the largest finite value so that a zero
+// vector against a huge one cannot give inf * 0.
+//   dK/dk   = P_i (M~_i - K_i (|M~_i| / |k~|) k~),    P_i = cosine_grad_scale(kn, rn, kinv, rinv)
+//   dK/dM_i = Q_i (k~ - K_i (|k~| / |M~_i|) M~_i),    Q_i = cosine_grad_scale(kn, rn, rinv, kinv)
 template <typename A>
-NTM_HD A cosine_self_coef(A dot, A other_norm, A self_norm, A denom) {
-  return dot * other_norm * safe_inverse_norm(self_norm) / (denom * denom);
+NTM_HD A cosine_grad_scale(A key_norm, A row_norm, A self_inv, A other_inv) {
+  const A big = sizeof(A) == sizeof(float) ? static_cast<A>(0x1.fffffep127)
+                                           : static_cast<A>(0x1.fffffffffffffp1023);
+  const A p = A(1) / (key_norm * row_norm / self_inv + static_cast<A>(NTM_COSINE_EPS) * other_inv);
+  return p > big ? big : p;
+}
+
+// Coefficient of the self-term of one side: K_i |other~| / |self~| times that side's scale,
+// 0 when |self~| = 0.
+template <typename A>
+NTM_HD A cosine_self_coef(A K, A other_norm, A self_norm, A scale) {
+  return K * other_norm * safe_inverse_norm(self_norm) * scale;
 }
 
 // ---- softmax (eq. 5) -----------------------------------------------------------------------

@@ -19,6 +19,7 @@ import triton.language as tl
 
 from ntm_fast._buffers import empty
 
+from . import content as C
 from . import utils as U
 from .content import content_mem_bwd, scratch
 
@@ -39,9 +40,9 @@ def address_fwd_kernel(
     gamma = tl.load(p_gamma + i_bh).to(CDT)
     o_n = tl.arange(0, BN)
     m_n = o_n < N
-    nk = U.key_norm(p_k, W, BW, CDT)
-    dot, nm = U.cosine_tile(p_m, p_k, o_n, N, W, BN, BW, CDT)
-    b_z = tl.where(m_n, beta * (dot / (nk * nm + U.EPS)), float("-inf"))
+    nk, kinv = C.key_norm(p_k, W, BW, CDT)
+    dot, nm, rinv = C.cosine_tile(p_m, p_k, kinv, o_n, N, W, BN, BW, CDT)
+    b_z = tl.where(m_n, beta * (dot / U.cos_denom(nk, nm, kinv, rinv, CDT)), float("-inf"))
     b_e = tl.exp(b_z - tl.max(b_z, 0))
     b_wc = b_e / tl.sum(b_e, 0)
     b_wp = tl.load(p_wp + i_bh * N + o_n, mask=m_n, other=0).to(CDT)
@@ -54,7 +55,7 @@ def address_fwd_kernel(
     mx = tl.max(tl.where(m_n, b_wt, float("-inf")), 0)
     mx = tl.where(mx > 0, mx, 1.0)
     b_p = tl.where(m_n, U.spow(b_wt / mx, gamma), 0.0)
-    b_w = b_p / tl.maximum(tl.sum(b_p, 0), U.TINY)
+    b_w = b_p / U.floor(tl.sum(b_p, 0), U.TINY)  # keeps a NaN sum (docs/math.md#nan-in-nan-out)
     tl.store(p_out + i_bh * N + o_n, b_w.to(p_out.dtype.element_ty), mask=m_n)
 
 
@@ -90,7 +91,7 @@ def address_fwd_tiled_kernel(
     beta = tl.load(p_beta + i_bh).to(CDT)
     g = tl.load(p_gate + i_bh).to(CDT)
     gamma = tl.load(p_gamma + i_bh).to(CDT)
-    _, m, s = U.content_stats(p_m + i_b * N * W, p_k + i_bh * W, p_sa, beta, N, W, BN, BW, CDT)
+    _, _, m, s = C.content_stats(p_m + i_b * N * W, p_k + i_bh * W, p_sa, beta, N, W, BN, BW, CDT)
     tl.debug_barrier()
     _interp_row(p_sa, p_wp + i_bh * N, p_sb, beta, g, m, s, N, BN, CDT)
     tl.debug_barrier()
@@ -103,7 +104,7 @@ def address_fwd_tiled_kernel(
 @triton.jit
 def address_bwd_kernel(
     p_m, p_k, p_beta, p_gate, p_s, p_gamma, p_wp, p_g,
-    p_sa, p_sb, p_sc, p_sd, p_a, p_c,
+    p_sa, p_sb, p_sc, p_sd, p_a, p_c, p_ri, p_ki,
     p_dk, p_dbeta, p_dgate, p_ds, p_dgamma, p_dwp, H, N, W, S,
     BN: tl.constexpr, BW: tl.constexpr, CDT: tl.constexpr,
 ):  # fmt: skip
@@ -122,7 +123,8 @@ def address_bwd_kernel(
     g = tl.load(p_gate + i_bh).to(CDT)
     gamma = tl.load(p_gamma + i_bh).to(CDT)
     # recompute: K -> sa, w^g -> sb, w̃ -> sc
-    nk, m, s = U.content_stats(p_m, p_k, p_sa, beta, N, W, BN, BW, CDT)
+    nk, kinv, m, s = C.content_stats(p_m, p_k, p_sa, beta, N, W, BN, BW, CDT)
+    tl.store(p_ki + i_bh, kinv)
     tl.debug_barrier()
     _interp_row(p_sa, p_wp, p_sb, beta, g, m, s, N, BN, CDT)
     tl.debug_barrier()
@@ -149,9 +151,9 @@ def address_bwd_kernel(
         acc += (b_wc - b_wp) * b_gg
         tl.store(p_dwp + i_bh * N + o_n, U.to_grad(((1 - g) * b_gg), p_dwp), mask=m_n)
     tl.store(p_dgate + i_bh, U.to_grad(tl.sum(acc, 0), p_dgate))
-    d_beta = U.content_bwd_row(
-        p_m, p_k, p_sa, p_sc, p_a + i_bh * N, p_c + i_bh * N, p_dk + i_bh * W,
-        beta, nk, m, s, g, N, W, BN, BW, CDT,
+    d_beta = C.content_bwd_row(
+        p_m, p_k, p_sa, p_sc, p_a + i_bh * N, p_c + i_bh * N, p_ri + i_bh * N, p_dk + i_bh * W,
+        beta, nk, kinv, m, s, g, N, W, BN, BW, CDT,
     )  # fmt: skip
     tl.store(p_dbeta + i_bh, U.to_grad(d_beta, p_dbeta))
 
@@ -190,15 +192,16 @@ def address_bwd(grad, memory, key, beta, gate, shift, gamma, w_prev):
     # it, and the full tile spilled registers at BN = 1024 (docs/gpu-resources.md).
     bw = U.block_w(W, 2 * bn)
     dev, dt = memory.device, memory.dtype
-    sa, sb, sc, sd, a, c = (scratch(B * H, N, dt, dev) for _ in range(6))
+    sa, sb, sc, sd, a, c, ri = (scratch(B * H, N, dt, dev) for _ in range(7))
+    ki = scratch(B * H, 1, dt, dev)
     dk = empty((B, H, W), dtype=dt, device=dev)
     dbeta, dgate, dgamma = (empty((B, H), dtype=dt, device=dev) for _ in range(3))
     ds = empty((B, H, S), dtype=dt, device=dev)
     dwp = empty((B, H, N), dtype=dt, device=dev)
     address_bwd_kernel[(B * H,)](
-        memory, key, beta, gate, shift, gamma, w_prev, grad, sa, sb, sc, sd, a, c,
+        memory, key, beta, gate, shift, gamma, w_prev, grad, sa, sb, sc, sd, a, c, ri, ki,
         dk, dbeta, dgate, ds, dgamma, dwp, H, N, W, S, BN=bn, BW=bw,
         CDT=U.tl_compute_dtype(dt), num_warps=U.num_warps(bn * bw),
     )  # fmt: skip
-    dm = content_mem_bwd(memory, key, a, c)
+    dm = content_mem_bwd(memory, key, a, c, ri, ki)
     return dm, dk, dbeta, dgate, ds, dgamma, dwp

@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ntm_fast.numerics import COSINE_EPS, SHARPEN_TINY
+from ntm_fast.numerics import COSINE_EPS, NORM_SQ_HI, NORM_SQ_LO, SHARPEN_TINY
 
 #: Largest tile over N. Rows longer than this are walked in several tiles; tests lower it
 #: (``set_max_block_n``) to exercise the tiled path with small N under the interpreter.
@@ -22,6 +22,8 @@ TILE_ELEMS = 8192
 
 EPS = tl.constexpr(COSINE_EPS)
 TINY = tl.constexpr(SHARPEN_TINY)
+NORM_SQ_LO = tl.constexpr(NORM_SQ_LO)
+NORM_SQ_HI = tl.constexpr(NORM_SQ_HI)
 #: Every clamp here propagates NaN (NaN in, NaN out on every backend, as in the reference):
 #: the default of tl.maximum/minimum/clamp (maxnum/minnum) silently drops it.
 NAN = tl.constexpr(tl.PropagateNan.ALL)
@@ -69,53 +71,42 @@ def to_grad(x, p):
 
 
 @triton.jit
-def key_norm(p_k, W, BW: tl.constexpr, CDT: tl.constexpr):
-    """‖k‖ of one key of length W."""
-    acc = tl.zeros([BW], dtype=CDT)
-    for w0 in range(0, W, BW):
-        o_w = w0 + tl.arange(0, BW)
-        b_k = tl.load(p_k + o_w, mask=o_w < W, other=0).to(CDT)
-        acc += b_k * b_k
-    return tl.sqrt(tl.sum(acc, 0))
+def inverse_pow2_scale(x, CDT: tl.constexpr):
+    """2^-e for x = m 2^e (m in [0.5, 1)), e clamped so 2^±e are normal; 1 for x = 0, inf or
+    NaN (ntm_fast.numerics.inverse_pow2_scale): read off the exponent bits, so it is exact."""
+    if CDT == tl.float64:
+        e = ((x.to(tl.int64, bitcast=True) >> 52) & 0x7FF) - 1022
+        e = tl.minimum(tl.maximum(e, -1022), 1022)
+        inv = ((1023 - e) << 52).to(tl.float64, bitcast=True)
+    else:
+        e = ((x.to(tl.int32, bitcast=True) >> 23) & 0xFF) - 126
+        e = tl.minimum(tl.maximum(e, -126), 126)
+        inv = ((127 - e) << 23).to(tl.float32, bitcast=True)
+    return tl.where((x > 0) & (x - x == 0), inv, 1.0)
 
 
 @triton.jit
-def cosine_tile(p_m, p_k, o_n, N, W, BN: tl.constexpr, BW: tl.constexpr, CDT: tl.constexpr):
-    """``(k·M_i, ‖M_i‖)`` for the rows ``o_n`` of one memory ``p_m`` (N, W)."""
-    m_n = o_n < N
-    dot = tl.zeros([BN], dtype=CDT)
-    sq = tl.zeros([BN], dtype=CDT)
-    for w0 in range(0, W, BW):
-        o_w = w0 + tl.arange(0, BW)
-        m_w = o_w < W
-        b_k = tl.load(p_k + o_w, mask=m_w, other=0).to(CDT)
-        p = p_m + o_n[:, None] * W + o_w[None, :]
-        b_m = tl.load(p, mask=m_n[:, None] & m_w[None, :], other=0).to(CDT)
-        dot += tl.sum(b_m * b_k[None, :], 1)
-        sq += tl.sum(b_m * b_m, 1)
-    return dot, tl.sqrt(sq)
+def plain_sq(sq):
+    """The plain squared norm is in the fast-path range (docs/math.md#scale-safe-norms)."""
+    return (sq >= NORM_SQ_LO) & (sq <= NORM_SQ_HI)
 
 
 @triton.jit
-def content_stats(
-    p_m, p_k, p_sk, beta, N, W, BN: tl.constexpr, BW: tl.constexpr, CDT: tl.constexpr
-):
-    """Cosine similarities K of one key against all rows, stored to ``p_sk`` (N,), and the
-    softmax statistics of ``β K``: returns ``(‖k‖, max_i βK_i, Σ_i exp(βK_i - max))``."""
-    nk = key_norm(p_k, W, BW, CDT)
-    m = tl.full([], float("-inf"), CDT)
-    s = tl.zeros([], dtype=CDT)
-    for n0 in range(0, N, BN):
-        o_n = n0 + tl.arange(0, BN)
-        m_n = o_n < N
-        dot, nm = cosine_tile(p_m, p_k, o_n, N, W, BN, BW, CDT)
-        b_K = dot / (nk * nm + EPS)
-        tl.store(p_sk + o_n, b_K, mask=m_n)
-        b_z = tl.where(m_n, beta * b_K, float("-inf"))
-        m_new = tl.maximum(m, tl.max(b_z, 0))
-        s = s * tl.exp(m - m_new) + tl.sum(tl.exp(b_z - m_new), 0)
-        m = m_new
-    return nk, m, s
+def cos_denom(nk, nm, kinv, rinv, CDT: tl.constexpr):
+    """D~ = ‖k~‖‖M~_i‖ + ε s_k^-1 s_i^-1, floored at the smallest normal number (a zero
+    vector against a huge one; NaN stays NaN). K = k~·M~_i / D~ (ntm_math.h)."""
+    lo = 2.2250738585072014e-308 if CDT == tl.float64 else 1.1754943508222875e-38
+    d = nk * nm + EPS * kinv * rinv
+    return tl.where(d < lo, lo, d)
+
+
+@triton.jit
+def grad_scale(nk, nm, self_inv, other_inv, CDT: tl.constexpr):
+    """1 / (s_self D~), capped at the largest finite value (cosine_grad_scale in ntm_math.h):
+    ∂K/∂k = P (M~ - K ‖M~‖/‖k~‖ k~), P = grad_scale(.., kinv, rinv); Q likewise for M."""
+    big = 1.7976931348623157e308 if CDT == tl.float64 else 3.4028234663852886e38
+    p = 1.0 / (nk * nm / self_inv + EPS * other_inv)
+    return tl.where(p > big, big, p)
 
 
 @triton.jit
@@ -234,77 +225,8 @@ def sharpen_bwd_row(p_x, p_g, p_dx, gamma, N, BN: tl.constexpr, CDT: tl.constexp
         b_r = tl.load(p_x + o_n, mask=m_n, other=0).to(CDT) / mx
         b_g = tl.load(p_g + o_n, mask=m_n, other=0).to(CDT)
         b_p = tl.where(b_r > 0, spow(b_r, gamma - 1), tl.where(gamma == 1, 1.0, 0.0))
-        b_dx = gamma * b_p / ssum / mx * (b_g - wg)
+        # divide by the row maximum last: 1/max overflows for a subnormal maximum, while the
+        # gradient itself may be finite (docs/math.md#scale-safe-norms)
+        b_dx = gamma * b_p * (b_g - wg) / ssum / mx
         tl.store(p_dx + o_n, to_grad(b_dx, p_dx), mask=m_n)
     return d_gamma
-
-
-@triton.jit
-def content_bwd_row(
-    p_m,
-    p_k,
-    p_sk,
-    p_gw,
-    p_a,
-    p_c,
-    p_dk,
-    beta,
-    nk,
-    m,
-    s,
-    gscale,
-    N,
-    W,
-    BN: tl.constexpr,
-    BW: tl.constexpr,
-    CDT: tl.constexpr,
-):
-    """Backward of content addressing for one head, given K at ``p_sk`` and ∂L/∂w^c at
-    ``gscale * p_gw`` (the interpolation gate folds in here). Stores ∂L/∂k to ``p_dk`` and
-    the per-slot coefficients of ∂L/∂M_i (``A_i = ∂L/∂K_i / D_i``,
-    ``C_i = ∂L/∂K_i u_i ‖k‖ / (‖M_i‖ D_i²)``; this head adds ``A_i k - C_i M_i`` to ∂L/∂M_i)
-    to ``p_a``, ``p_c``; returns ∂L/∂β."""
-    # ⟨w^c, ḡ⟩
-    acc = tl.zeros([BN], dtype=CDT)
-    for n0 in range(0, N, BN):
-        o_n = n0 + tl.arange(0, BN)
-        m_n = o_n < N
-        b_K = tl.load(p_sk + o_n, mask=m_n, other=0).to(CDT)
-        b_w = tl.where(m_n, tl.exp(beta * b_K - m) / s, 0.0)
-        acc += b_w * (gscale * tl.load(p_gw + o_n, mask=m_n, other=0).to(CDT))
-    wg = tl.sum(acc, 0)
-    a_db = tl.zeros([BN], dtype=CDT)
-    a_c2 = tl.zeros([BN], dtype=CDT)
-    for n0 in range(0, N, BN):
-        o_n = n0 + tl.arange(0, BN)
-        m_n = o_n < N
-        b_K = tl.load(p_sk + o_n, mask=m_n, other=0).to(CDT)
-        b_w = tl.where(m_n, tl.exp(beta * b_K - m) / s, 0.0)
-        b_gz = b_w * (gscale * tl.load(p_gw + o_n, mask=m_n, other=0).to(CDT) - wg)
-        a_db += b_gz * b_K
-        b_gK = beta * b_gz
-        dot, nm = cosine_tile(p_m, p_k, o_n, N, W, BN, BW, CDT)
-        b_D = nk * nm + EPS
-        tl.store(p_a + o_n, b_gK / b_D, mask=m_n)
-        b_t = b_gK * dot / (b_D * b_D)
-        tl.store(p_c + o_n, tl.where(nm > 0, b_t * nk / tl.where(nm > 0, nm, 1.0), 0.0), mask=m_n)
-        a_c2 += b_t * nm
-    c2 = tl.sum(a_c2, 0)
-    inv_nk = tl.where(nk > 0, 1.0 / tl.where(nk > 0, nk, 1.0), 0.0)
-    tl.debug_barrier()
-    # ∂L/∂k = Σ_i A_i M_i - (k / ‖k‖) Σ_i ∂L/∂K_i u_i ‖M_i‖ / D_i²
-    for w0 in range(0, W, BW):
-        o_w = w0 + tl.arange(0, BW)
-        m_w = o_w < W
-        acc_w = tl.zeros([BW], dtype=CDT)
-        for n0 in range(0, N, BN):
-            o_n = n0 + tl.arange(0, BN)
-            m_n = o_n < N
-            b_a = tl.load(p_a + o_n, mask=m_n, other=0).to(CDT)
-            p = p_m + o_n[:, None] * W + o_w[None, :]
-            b_m = tl.load(p, mask=m_n[:, None] & m_w[None, :], other=0).to(CDT)
-            acc_w += tl.sum(b_a[:, None] * b_m, 0)
-        b_k = tl.load(p_k + o_w, mask=m_w, other=0).to(CDT)
-        b_dk = acc_w - b_k * (inv_nk * c2)
-        tl.store(p_dk + o_w, to_grad(b_dk, p_dk), mask=m_w)
-    return tl.sum(a_db, 0)

@@ -6,6 +6,8 @@ rounding error, not just "roughly".
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 #: ε in the cosine similarity K = k·M / (‖k‖‖M‖ + ε) (eq. 6). It keeps a zero-norm key or
@@ -18,6 +20,13 @@ COSINE_EPS: float = 1e-8
 #: the bound only matters for invalid all-zero rows, where it yields zeros instead of NaN
 #: (docs/math.md#sharpening, docs/math.md#all-zero-rows-in-sharpening).
 SHARPEN_TINY: float = 1e-30
+
+#: Fast-path range of a plain squared norm Σx² in the native and Triton kernels: inside it the
+#: plain sums cannot overflow or lose bits to underflow, outside it (or at 0) the vector is
+#: rescaled by a power of two first (docs/math.md#scale-safe-norms). The C++ copies are
+#: NTM_NORM_SQ_LO/HI in csrc/ntm_math.h (tested equal).
+NORM_SQ_LO: float = 2.0**-60
+NORM_SQ_HI: float = 2.0**60
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -41,3 +50,17 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype the ops compute in (all arithmetic, reductions included): float64 stays
     float64, everything else uses float32 (docs/math.md#compute-dtypes)."""
     return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def inverse_pow2_scale(absmax: torch.Tensor) -> torch.Tensor:
+    """2^-e with 2^e ≈ ``absmax`` (its binary exponent, clamped so that both 2^e and 2^-e are
+    normal numbers of the dtype), or 1 where ``absmax`` is 0, inf or NaN. Multiplying a vector
+    by it is exact and brings its largest entry into [0.5, 1) (into (0, 4) at the two ends of
+    the range), so its squared norm and dot products can neither overflow nor lose bits to
+    underflow (docs/math.md#scale-safe-norms)."""
+    # 2^emax and 2^-emax are normal: 126 for float32, 1022 for float64
+    emax = int(math.log2(torch.finfo(absmax.dtype).max)) - 1
+    _, e = torch.frexp(absmax)  # absmax = m 2^e, m in [0.5, 1)
+    inv = torch.ldexp(torch.ones_like(absmax), -e.clamp(-emax, emax))
+    ok = (absmax > 0) & torch.isfinite(absmax)
+    return torch.where(ok, inv, torch.ones_like(absmax))

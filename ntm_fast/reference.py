@@ -8,7 +8,9 @@ Conventions (shared with every backend):
 
 * Cosine similarity ``K_i = k·M_i / (‖k‖‖M_i‖ + ε)`` with ε = :data:`COSINE_EPS`; a zero-norm
   key or row gives K = 0 and a finite gradient (the unit vector of a zero vector is taken as 0):
-  docs/math.md#content-addressing, docs/math.md#zero-norm-keys-and-rows.
+  docs/math.md#content-addressing, docs/math.md#zero-norm-keys-and-rows. Norms and dot
+  products are computed on power-of-two-rescaled vectors, so any finite input works
+  (docs/math.md#scale-safe-norms).
 * Shift direction: ``shift[..., j]`` is the weight of offset ``d = j - k``, and
   ``w̃_i = Σ_d s_d · w_{(i-d) mod N}``: a weight of 1 on offset +1 moves a focus at slot j to
   slot j+1 (eq. 8; docs/math.md#circular-shift).
@@ -28,7 +30,7 @@ import torch
 from torch import Tensor
 
 from . import validation
-from .numerics import COSINE_EPS, SHARPEN_TINY, compute_dtype, saturate
+from .numerics import COSINE_EPS, SHARPEN_TINY, compute_dtype, inverse_pow2_scale, saturate
 
 __all__ = [
     "address",
@@ -61,10 +63,21 @@ def _up(*tensors: Tensor) -> list[Tensor]:
 
 
 def _content_address(memory: Tensor, key: Tensor, beta: Tensor) -> Tensor:
-    dot = torch.einsum("bhw,bnw->bhn", key, memory)
-    key_norm = torch.linalg.vector_norm(key, dim=-1).unsqueeze(-1)  # (B, H, 1)
-    row_norm = torch.linalg.vector_norm(memory, dim=-1).unsqueeze(1)  # (B, 1, N)
-    similarity = dot / (key_norm * row_norm + COSINE_EPS)
+    # Scale-safe (docs/math.md#scale-safe-norms): the cosine runs in float64 (every square and
+    # product of float32 values is in its range), on vectors multiplied by an exact, detached
+    # power of two s^-1, so K = k̃·M̃ / (‖k̃‖‖M̃‖ + ε s_k^-1 s_M^-1) equals eq. (6) exactly and
+    # no norm or dot product overflows. The denominator is floored at the smallest normal
+    # number: it is below that only for a zero vector against a huge one (where K = 0).
+    wide = torch.float64
+    inv_k = inverse_pow2_scale(key.detach().abs().amax(-1, keepdim=True).to(wide))  # (B, H, 1)
+    inv_m = inverse_pow2_scale(memory.detach().abs().amax(-1, keepdim=True).to(wide))
+    k, m = key.to(wide) * inv_k, memory.to(wide) * inv_m
+    dot = torch.einsum("bhw,bnw->bhn", k, m)
+    key_norm = torch.linalg.vector_norm(k, dim=-1).unsqueeze(-1)  # (B, H, 1)
+    row_norm = torch.linalg.vector_norm(m, dim=-1).unsqueeze(1)  # (B, 1, N)
+    eps = COSINE_EPS * inv_k * inv_m.transpose(1, 2)  # (B, H, N)
+    denom = (key_norm * row_norm + eps).clamp_min(torch.finfo(wide).tiny)
+    similarity = (dot / denom).to(beta.dtype)
     return torch.softmax(beta.unsqueeze(-1) * similarity, dim=-1)  # softmax subtracts the max
 
 

@@ -64,13 +64,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:Runtim
 
 @pytest.mark.parametrize("backend", _fast_backends())
 @pytest.mark.parametrize(("op", "arg"), CASES, ids=[f"{o}-{a}" for o, a in CASES])
-def test_nan_input_gives_the_reference_nan_pattern(backend, op, arg, request):
+def test_nan_input_gives_the_reference_nan_pattern(backend, op, arg):
     if backend == "triton" and os.environ.get("TRITON_INTERPRET") != "1":
         pytest.skip("Triton on CPU tensors needs TRITON_INTERPRET=1")
-    if backend == "triton" and op == "address" and arg == "w_prev":
-        # kernels/address.py's single-tile kernel normalises with tl.maximum(sum, TINY),
-        # which drops a NaN sum; its fix is kernels.utils.floor (issue 16 item 6).
-        request.applymarker(pytest.mark.xfail(strict=True, reason="kernels/address.py:57"))
     args = _inputs(op, torch.float32)
     ref_out, ref_grads = _nan_patterns("reference", op, args, arg)
     assert ref_out.any(), "the reference propagates the NaN"

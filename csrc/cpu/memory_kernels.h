@@ -18,7 +18,7 @@ struct MemDims {
 // ---- fused addressing (eqs. 5-9), one batch per item: the row norms are shared by its heads --
 
 inline int64_t address_fwd_scratch(const MemDims& d) {
-  return (d.H + 5) * d.N + d.H * d.W + d.H + d.S + d.W;
+  return (d.H + 6) * d.N + d.H * d.W + 2 * d.H + d.S + d.W;
 }
 
 template <typename T, typename A>
@@ -26,13 +26,16 @@ void address_fwd_batches(const T* M, const T* K, const T* be, const T* ga, const
                          const T* gm, const T* wp, T* out, const MemDims& d, int64_t b0,
                          int64_t b1, A* buf) {
   const int64_t H = d.H, N = d.N, W = d.W, S = d.S;
-  A *dot = buf, *rn = dot + H * N, *wc = rn + N, *wg = wc + N, *wt = wg + N, *r = wt + N,
-    *kacc = r + N, *kn = kacc + H * W, *s = kn + H, *mrow = s + S;
+  A *dot = buf, *rn = dot + H * N, *rinv = rn + N, *wc = rinv + N, *wg = wc + N, *wt = wg + N,
+    *r = wt + N, *kacc = r + N, *kn = kacc + H * W, *kinv = kn + H, *s = kinv + H,
+    *mrow = s + S;
   for (int64_t b = b0; b < b1; ++b) {
-    content_batch_dots<T, A>(M + b * N * W, K + b * H * W, H, N, W, kacc, kn, dot, rn, mrow);
+    content_batch_dots<T, A>(M + b * N * W, K + b * H * W, H, N, W, kacc, kn, kinv, dot, rn,
+                             rinv, mrow);
     for (int64_t h = 0; h < H; ++h) {
       const int64_t bh = b * H + h;
-      content_row_softmax(dot + h * N, rn, kn[h], static_cast<A>(be[bh]), N, wc);
+      const CosineRow<A> cr{dot + h * N, rn, rinv, kn[h], kinv[h]};
+      content_row_softmax(cr, static_cast<A>(be[bh]), N, wc);
       const A g = static_cast<A>(ga[bh]);
       const T* wpr = wp + bh * N;
       for (int64_t i = 0; i < N; ++i) wg[i] = interpolate(wc[i], static_cast<A>(wpr[i]), g);
@@ -47,7 +50,7 @@ void address_fwd_batches(const T* M, const T* K, const T* be, const T* ga, const
 
 inline int64_t address_bwd_scratch(const MemDims& d) {
   const int64_t H = d.H, N = d.N, W = d.W, S = d.S;
-  return 8 * N + 3 * H * N + 2 * S + 2 * H + 2 * H * W + 2 * W;
+  return 9 * N + 4 * H * N + 2 * S + 3 * H + 2 * H * W + 2 * W;
 }
 
 // Gradients of every addressing input from dL/dw (G); dL/dM summed over heads in head order.
@@ -56,21 +59,23 @@ void address_bwd_batches(const T* G, const T* M, const T* K, const T* be, const 
                          const T* sh, const T* gm, const T* wp, T* gM, T* gK, T* gB, T* gG,
                          T* gS, T* gY, T* gP, const MemDims& d, int64_t b0, int64_t b1, A* buf) {
   const int64_t H = d.H, N = d.N, W = d.W, S = d.S;
-  // dots (H*N), rn, then per head: wc, wg, r(sharpen), w, buffer; ck, cm for every head.
-  A *dot = buf, *rn = dot + H * N, *wc = rn + N, *wg = wc + N, *r = wg + N, *w = r + N,
-    *tmp = w + N, *ck = tmp + N, *cm = ck + H * N, *s = cm + H * N, *gs = s + S,
-    *coef_key = gs + S, *kn = coef_key + H, *kacc = kn + H, *gkacc = kacc + H * W,
-    *gmacc = gkacc + H * W, *mrow = gmacc + W, *sc = mrow + W;
+  // dots (H*N), rn, rinv, then per head: wc, wg, r(sharpen), w, buffer; ck, cq, cm for every
+  // head.
+  A *dot = buf, *rn = dot + H * N, *rinv = rn + N, *wc = rinv + N, *wg = wc + N, *r = wg + N,
+    *w = r + N, *tmp = w + N, *ck = tmp + N, *cq = ck + H * N, *cm = cq + H * N,
+    *s = cm + H * N, *gs = s + S, *coef_key = gs + S, *kn = coef_key + H, *kinv = kn + H,
+    *kacc = kinv + H, *gkacc = kacc + H * W, *gmacc = gkacc + H * W, *mrow = gmacc + W,
+    *sc = mrow + W;
   for (int64_t b = b0; b < b1; ++b) {
     const T* Mb = M + b * N * W;
-    content_batch_dots<T, A>(Mb, K + b * H * W, H, N, W, kacc, kn, dot, rn, mrow);
+    content_batch_dots<T, A>(Mb, K + b * H * W, H, N, W, kacc, kn, kinv, dot, rn, rinv, mrow);
     for (int64_t h = 0; h < H; ++h) {
       const int64_t bh = b * H + h;
-      const A* doth = dot + h * N;
+      const CosineRow<A> cr{dot + h * N, rn, rinv, kn[h], kinv[h]};
       // ---- recompute the forward
       const A beta_v = static_cast<A>(be[bh]), g = static_cast<A>(ga[bh]),
               gamma_v = static_cast<A>(gm[bh]);
-      content_row_softmax(doth, rn, kn[h], beta_v, N, wc);
+      content_row_softmax(cr, beta_v, N, wc);
       const T* wpr = wp + bh * N;
       for (int64_t i = 0; i < N; ++i) wg[i] = interpolate(wc[i], static_cast<A>(wpr[i]), g);
       load_row(sh + bh * S, S, s);
@@ -92,10 +97,10 @@ void address_bwd_batches(const T* G, const T* M, const T* K, const T* be, const 
         gwc[i] = g * gwg;  // dL/dwc
       }
       gG[bh] = store_grad<T>(vsum(sc, N));
-      gB[bh] = store_grad<T>(content_row_softmax_bwd(wc, doth, rn, kn[h], beta_v, N, gwc, sc));
-      coef_key[h] = cosine_row_coefs(doth, rn, kn[h], N, gwc, cm + h * N, sc);
+      gB[bh] = store_grad<T>(content_row_softmax_bwd(wc, cr, beta_v, N, gwc, sc));
+      coef_key[h] = cosine_row_coefs(cr, N, gwc, cq + h * N, cm + h * N, sc);
     }
-    cosine_batch_grads<T, A>(Mb, kacc, ck, cm, coef_key, H, N, W, gM + b * N * W,
+    cosine_batch_grads<T, A>(Mb, rinv, kacc, ck, cq, cm, coef_key, H, N, W, gM + b * N * W,
                              gK + b * H * W, gkacc, gmacc);
   }
 }

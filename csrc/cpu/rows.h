@@ -13,16 +13,48 @@
 namespace ntm_fast {
 namespace NTM_CPU_NS {
 
-// Content addressing, the part shared by all heads of one batch (eq. 6): rn_i = |M_i| once
-// and dot[h*N + i] = k_h.M_i for every head. Loads the keys (H x W) into kacc and writes
-// kn[h] = |k_h|. Each dot runs in 4 lanes over the width (a fixed order).
+// Max |x_m| over a row (NaN entries may be skipped: a NaN row's norm is NaN anyway).
+template <typename A>
+A absmax(const A* x, int64_t W) {
+  A mx = 0;
+  for (int64_t m = 0; m < W; ++m) mx = std::max(mx, std::abs(x[m]));
+  return mx;
+}
+
+// The scale-safe norm of x (docs/math.md#scale-safe-norms): |x| from the plain squared norm
+// when it is in range (inverse scale 1, x untouched), else x is rescaled in place by an exact
+// power of two (in `dst`, which may be x) and the norm is that of the rescaled vector.
+// Returns {norm, inverse scale}; `*out` points to the vector the dots must use.
+template <typename A>
+void scaled_norm(const A* x, int64_t W, A* dst, const A** out, A* norm, A* inv) {
+  const A sq = vdot(x, x, W);
+  *out = x;
+  *inv = A(1);
+  if (norm_sq_plain(sq)) {
+    *norm = ntm_sqrt(sq);
+    return;
+  }
+  const A s = inverse_pow2_scale(absmax(x, W));
+  if (s != A(1)) {
+    for (int64_t m = 0; m < W; ++m) dst[m] = x[m] * s;
+    *out = dst;
+    *inv = s;
+  }
+  *norm = ntm_sqrt(vdot(*out, *out, W));
+}
+
+// Content addressing, the part shared by all heads of one batch (eq. 6), scale-safe: loads the
+// keys (H x W) into kacc, rescaled where needed (kn[h] = |k~_h|, kinv[h] = its inverse scale),
+// and for every row rn[i] = |M~_i|, rinv[i] and dot[h*N + i] = k~_h . M~_i. Each dot runs in 4
+// lanes over the width (a fixed order).
 template <typename T, typename A>
 void content_batch_dots(const T* M, const T* key, int64_t H, int64_t N, int64_t W, A* kacc,
-                        A* kn, A* dot, A* rn, A* mrow) {
+                        A* kn, A* kinv, A* dot, A* rn, A* rinv, A* mrow) {
   for (int64_t h = 0; h < H; ++h) {
     A* kh = kacc + h * W;
     for (int64_t m = 0; m < W; ++m) kh[m] = static_cast<A>(key[h * W + m]);
-    kn[h] = ntm_sqrt(vdot(kh, kh, W));
+    const A* unused;
+    scaled_norm(kh, W, kh, &unused, kn + h, kinv + h);
   }
   for (int64_t i = 0; i < N; ++i) {
     const A* Mi;
@@ -32,17 +64,26 @@ void content_batch_dots(const T* M, const T* key, int64_t H, int64_t N, int64_t 
       for (int64_t m = 0; m < W; ++m) mrow[m] = static_cast<A>(M[i * W + m]);
       Mi = mrow;
     }
-    rn[i] = ntm_sqrt(vdot(Mi, Mi, W));
+    scaled_norm(Mi, W, mrow, &Mi, rn + i, rinv + i);
     for (int64_t h = 0; h < H; ++h) dot[h * N + i] = vdot(kacc + h * W, Mi, W);
   }
 }
 
-// Content weighting of one head (eq. 5) from its dots, the row norms and |k|: the stable
-// softmax of beta K_i, K_i = dot_i / (|k| |M_i| + eps), written to wc.
+// Per-head view of the cosine's inputs: dots and row norms/scales of one head, |k~|, s_k^-1.
 template <typename A>
-void content_row_softmax(const A* __restrict__ dot, const A* __restrict__ rn, A kn, A beta,
-                         int64_t N, A* __restrict__ wc) {
-  for (int64_t i = 0; i < N; ++i) wc[i] = beta * (dot[i] / cosine_denominator(kn, rn[i]));
+struct CosineRow {
+  const A* dot;
+  const A* rn;
+  const A* rinv;
+  A kn, kinv;
+  A K(int64_t i) const { return dot[i] / cosine_denominator(kn, rn[i], kinv, rinv[i]); }
+};
+
+// Content weighting of one head (eq. 5) from its dots, the row norms and |k|: the stable
+// softmax of beta K_i, written to wc.
+template <typename A>
+void content_row_softmax(const CosineRow<A>& c, A beta, int64_t N, A* __restrict__ wc) {
+  for (int64_t i = 0; i < N; ++i) wc[i] = beta * c.K(i);
   const A zmax = vmax(wc, N);
   for (int64_t i = 0; i < N; ++i) wc[i] -= zmax;
   exp_row(wc, A(1), N);
@@ -53,35 +94,35 @@ void content_row_softmax(const A* __restrict__ dot, const A* __restrict__ rn, A 
 // Content addressing backward through the softmax: from dL/dwc (gwc) to dL/dK (written into
 // gwc), returns dL/dbeta. `tmp` is N scratch.
 template <typename A>
-A content_row_softmax_bwd(const A* __restrict__ wc, const A* __restrict__ dot,
-                          const A* __restrict__ rn, A kn, A beta, int64_t N, A* __restrict__ gwc,
-                          A* __restrict__ tmp) {
+A content_row_softmax_bwd(const A* __restrict__ wc, const CosineRow<A>& c, A beta, int64_t N,
+                          A* __restrict__ gwc, A* __restrict__ tmp) {
   const A wdg = vdot8(wc, gwc, N);
   for (int64_t i = 0; i < N; ++i) {
     const A dz = softmax_grad(wc[i], gwc[i], wdg);
-    const A K = dot[i] / cosine_denominator(kn, rn[i]);
-    tmp[i] = dz * K;
+    tmp[i] = dz * c.K(i);
     gwc[i] = beta * dz;  // dL/dK_i
   }
   return vsum(tmp, N);
 }
 
-// Cosine backward coefficients for one head: with dK = dL/dK,
-//   dL/dk   = sum_i c_k[i] M_i - coef_key * k,      c_k[i] = dK_i / D_i
-//   dL/dM_i = c_k[i] k - c_m[i] M_i,                c_m[i] = dK_i u_i |k| / (|M_i| D_i^2)
-// Overwrites dK with c_k, writes c_m, returns coef_key = sum_i dK_i u_i |M_i| / (|k| D_i^2).
+// Cosine backward coefficients for one head (scale-safe, docs/math-backward.md#cosine-backward):
+// with dK = dL/dK and P_i, Q_i from cosine_grad_scale,
+//   dL/dk   = sum_i c_k[i] M~_i - coef_key * k~,    c_k[i] = dK_i P_i
+//   dL/dM_i = c_q[i] k~ - c_m[i] M~_i,              c_q[i] = dK_i Q_i,
+//             c_m[i] = dK_i Q_i K_i |k~| / |M~_i|
+// Overwrites dK with c_k, writes c_q and c_m, returns coef_key = sum_i dK_i P_i K_i |M~_i|/|k~|.
 // `tmp` is N scratch.
 template <typename A>
-A cosine_row_coefs(const A* __restrict__ dot, const A* __restrict__ rn, A kn, int64_t N,
-                   A* __restrict__ dK_to_ck, A* __restrict__ cm, A* __restrict__ tmp) {
-  const A inv_kn = safe_inverse_norm(kn);
+A cosine_row_coefs(const CosineRow<A>& c, int64_t N, A* __restrict__ dK_to_ck,
+                   A* __restrict__ cq, A* __restrict__ cm, A* __restrict__ tmp) {
   for (int64_t i = 0; i < N; ++i) {
-    const A D = cosine_denominator(kn, rn[i]);
-    const A dK = dK_to_ck[i];
-    const A q = dK * (dot[i] / (D * D));
-    tmp[i] = q * rn[i] * inv_kn;
-    cm[i] = q * kn * safe_inverse_norm(rn[i]);
-    dK_to_ck[i] = dK / D;
+    const A K = c.K(i), dK = dK_to_ck[i];
+    const A P = dK * cosine_grad_scale(c.kn, c.rn[i], c.kinv, c.rinv[i]);
+    const A Q = dK * cosine_grad_scale(c.kn, c.rn[i], c.rinv[i], c.kinv);
+    tmp[i] = cosine_self_coef(K, c.rn[i], c.kn, P);
+    cm[i] = cosine_self_coef(K, c.kn, c.rn[i], Q);
+    cq[i] = Q;
+    dK_to_ck[i] = P;
   }
   return vsum(tmp, N);
 }
@@ -225,25 +266,27 @@ void store_grad_row(const A* src, int64_t n, T* dst) {
   for (int64_t i = 0; i < n; ++i) dst[i] = store_grad<T>(src[i]);
 }
 
-// Memory and key gradients of content addressing for one batch: given per-head ck, cm (N each,
-// from cosine_row_coefs) and coef_key, writes dL/dM (N, W) summed over heads in head order and
-// dL/dk (H, W). `kacc` holds the keys (H*W, from content_batch_dots), `gkacc` is H*W
-// scratch, `gmacc` W scratch.
+// Memory and key gradients of content addressing for one batch: given per-head ck, cq, cm (N
+// each, from cosine_row_coefs) and coef_key, writes dL/dM (N, W) summed over heads in head
+// order and dL/dk (H, W). `kacc` holds the rescaled keys k~ and `rinv` the rows' inverse
+// scales (from content_batch_dots), `gkacc` is H*W scratch, `gmacc` W scratch.
 template <typename T, typename A>
-void cosine_batch_grads(const T* M, const A* kacc, const A* ck, const A* cm, const A* coef_key,
-                        int64_t H, int64_t N, int64_t W, T* gM, T* gk, A* gkacc, A* gmacc) {
+void cosine_batch_grads(const T* M, const A* rinv, const A* kacc, const A* ck, const A* cq,
+                        const A* cm, const A* coef_key, int64_t H, int64_t N, int64_t W, T* gM,
+                        T* gk, A* gkacc, A* gmacc) {
   std::fill(gkacc, gkacc + H * W, A(0));
   for (int64_t i = 0; i < N; ++i) {
     const T* Mi = M + i * W;
+    const A ri = rinv[i];
     std::fill(gmacc, gmacc + W, A(0));
     for (int64_t h = 0; h < H; ++h) {
-      const A c1 = ck[h * N + i];
+      const A c1 = ck[h * N + i], cq1 = cq[h * N + i];
       const A c2 = cm[h * N + i];
       const A* kh = kacc + h * W;
       A* gkh = gkacc + h * W;
       for (int64_t m = 0; m < W; ++m) {
-        const A x = static_cast<A>(Mi[m]);
-        gmacc[m] += c1 * kh[m] - c2 * x;
+        const A x = static_cast<A>(Mi[m]) * ri;  // M~_i (exact: ri is a power of two)
+        gmacc[m] += cq1 * kh[m] - c2 * x;
         gkh[m] += c1 * x;
       }
     }

@@ -20,13 +20,15 @@ at::Tensor content_address_fwd_cpu(const at::Tensor& memory_, const at::Tensor& 
             *be = beta.const_data_ptr<T>();
     T* o = out.mutable_data_ptr<T>();
     at::parallel_for(0, d.B, grain_for(H * N * W), [&](int64_t begin, int64_t end) {
-      std::vector<A> buf(static_cast<size_t>((H + 2) * N + H * W + H + W));
-      A *dot = buf.data(), *rn = dot + H * N, *wc = rn + N, *kacc = wc + N, *kn = kacc + H * W,
-        *mrow = kn + H;
+      std::vector<A> buf(static_cast<size_t>((H + 3) * N + H * W + 2 * H + W));
+      A *dot = buf.data(), *rn = dot + H * N, *rinv = rn + N, *wc = rinv + N, *kacc = wc + N,
+        *kn = kacc + H * W, *kinv = kn + H, *mrow = kinv + H;
       for (int64_t b = begin; b < end; ++b) {
-        content_batch_dots<T, A>(M + b * N * W, K + b * H * W, H, N, W, kacc, kn, dot, rn, mrow);
+        content_batch_dots<T, A>(M + b * N * W, K + b * H * W, H, N, W, kacc, kn, kinv, dot, rn,
+                                 rinv, mrow);
         for (int64_t h = 0; h < H; ++h) {
-          content_row_softmax(dot + h * N, rn, kn[h], static_cast<A>(be[b * H + h]), N, wc);
+          const CosineRow<A> cr{dot + h * N, rn, rinv, kn[h], kinv[h]};
+          content_row_softmax(cr, static_cast<A>(be[b * H + h]), N, wc);
           store_row(wc, N, o + (b * H + h) * N);
         }
       }
@@ -56,24 +58,26 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> content_address_bwd_cpu(const at:
     T *gM = g_memory.mutable_data_ptr<T>(), *gK = g_key.mutable_data_ptr<T>(),
       *gB = g_beta.mutable_data_ptr<T>();
     at::parallel_for(0, B, grain_for(H * N * 2 * W), [&](int64_t begin, int64_t end) {
-      std::vector<A> buf(static_cast<size_t>(4 * N + 3 * H * N + 2 * H + 2 * H * W + 2 * W));
-      A *dot = buf.data(), *rn = dot + H * N, *wc = rn + N, *tmp = wc + N, *ck = tmp + N,
-        *cm = ck + H * N, *coef_key = cm + H * N, *kn = coef_key + H, *kacc = kn + H,
-        *gkacc = kacc + H * W, *gmacc = gkacc + H * W, *mrow = gmacc + W, *sc = mrow + W;
+      std::vector<A> buf(static_cast<size_t>(5 * N + 4 * H * N + 3 * H + 2 * H * W + 2 * W));
+      A *dot = buf.data(), *rn = dot + H * N, *rinv = rn + N, *wc = rinv + N, *tmp = wc + N,
+        *ck = tmp + N, *cq = ck + H * N, *cm = cq + H * N, *coef_key = cm + H * N,
+        *kn = coef_key + H, *kinv = kn + H, *kacc = kinv + H, *gkacc = kacc + H * W,
+        *gmacc = gkacc + H * W, *mrow = gmacc + W, *sc = mrow + W;
       for (int64_t b = begin; b < end; ++b) {
         const T* Mb = M + b * N * W;
-        content_batch_dots<T, A>(Mb, K + b * H * W, H, N, W, kacc, kn, dot, rn, mrow);
+        content_batch_dots<T, A>(Mb, K + b * H * W, H, N, W, kacc, kn, kinv, dot, rn, rinv,
+                                 mrow);
         for (int64_t h = 0; h < H; ++h) {
           const int64_t bh = b * H + h;
           const A beta_v = static_cast<A>(be[bh]);
-          const A* doth = dot + h * N;
-          content_row_softmax(doth, rn, kn[h], beta_v, N, wc);
+          const CosineRow<A> cr{dot + h * N, rn, rinv, kn[h], kinv[h]};
+          content_row_softmax(cr, beta_v, N, wc);
           load_row(G + bh * N, N, tmp);
-          gB[bh] = store_grad<T>(content_row_softmax_bwd(wc, doth, rn, kn[h], beta_v, N, tmp, sc));
-          coef_key[h] = cosine_row_coefs(doth, rn, kn[h], N, tmp, cm + h * N, sc);
+          gB[bh] = store_grad<T>(content_row_softmax_bwd(wc, cr, beta_v, N, tmp, sc));
+          coef_key[h] = cosine_row_coefs(cr, N, tmp, cq + h * N, cm + h * N, sc);
           std::copy(tmp, tmp + N, ck + h * N);
         }
-        cosine_batch_grads<T, A>(Mb, kacc, ck, cm, coef_key, H, N, W, gM + b * N * W,
+        cosine_batch_grads<T, A>(Mb, rinv, kacc, ck, cq, cm, coef_key, H, N, W, gM + b * N * W,
                                  gK + b * H * W, gkacc, gmacc);
       }
     });

@@ -122,34 +122,66 @@ __device__ __forceinline__ A block_max(A v) {
 
 // ---- block-level row functions (all threads of the block call them) --------------------------
 
-// Content addressing (eqs. 5-6) of one head. Writes the content weighting to wc (A) and,
-// when non-null, dot_i = k.M_i and rn_i = |M_i|. Returns |k|.
+template <typename A>
+struct Pair {
+  A x, y;
+};
+
+// Content addressing (eqs. 5-6) of one head, scale-safe (docs/math.md#scale-safe-norms): plain
+// sums, redone on power-of-two-rescaled vectors when a squared norm is out of range. Writes the
+// content weighting to wc (A) and, when non-null, dot_i = k~.M~_i, rn_i = |M~_i| and
+// rinv_i = s_i^-1. Returns {|k~|, s_k^-1}.
 template <typename T, typename A>
-__device__ A content_row_fwd(const T* M, const T* key, A beta, int64_t N, int64_t W, A* dot,
-                             A* rn, A* wc) {
+__device__ Pair<A> content_row_fwd(const T* M, const T* key, A beta, int64_t N, int64_t W,
+                                   A* dot, A* rn, A* rinv, A* wc) {
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  A kk = 0;
+  A kk = 0, ka = 0;
   for (int64_t m = tid; m < W; m += kThreads) {
     const A x = to_acc(key[m]);
     kk += x * x;
+    ka = fmax(ka, fabs(x));
   }
-  const A kn = ntm_sqrt(block_sum(kk));
+  kk = block_sum(kk);
+  const A ks = norm_sq_plain(kk) ? A(1) : inverse_pow2_scale(block_max(ka));  // block-uniform
+  if (ks != A(1)) {
+    kk = 0;
+    for (int64_t m = tid; m < W; m += kThreads) {
+      const A x = A(to_acc(key[m])) * ks;
+      kk += x * x;
+    }
+    kk = block_sum(kk);
+  }
+  const A kn = ntm_sqrt(kk);
   A zmax = -INFINITY;
   for (int64_t i = warp; i < N; i += kWarps) {
     const T* Mi = M + i * W;
-    A u = 0, r2 = 0;
+    A u = 0, r2 = 0, ra = 0;
     for (int64_t m = lane; m < W; m += 32) {
       const A x = to_acc(Mi[m]);
       u += to_acc(key[m]) * x;
       r2 += x * x;
+      ra = fmax(ra, fabs(x));
     }
     u = warp_sum(u);
     r2 = warp_sum(r2);
+    const A rs = norm_sq_plain(r2) ? A(1) : inverse_pow2_scale(warp_max(ra));  // warp-uniform
+    if (ks != A(1) || rs != A(1)) {
+      u = 0;
+      r2 = 0;
+      for (int64_t m = lane; m < W; m += 32) {
+        const A x = A(to_acc(Mi[m])) * rs;
+        u += A(to_acc(key[m])) * ks * x;
+        r2 += x * x;
+      }
+      u = warp_sum(u);
+      r2 = warp_sum(r2);
+    }
     const A r = ntm_sqrt(r2);
-    const A z = beta * (u / cosine_denominator(kn, r));
+    const A z = beta * (u / cosine_denominator(kn, r, ks, rs));
     if (lane == 0) {
       if (dot) dot[i] = u;
       if (rn) rn[i] = r;
+      if (rinv) rinv[i] = rs;
       wc[i] = z;
     }
     zmax = fmax(zmax, z);
@@ -164,58 +196,62 @@ __device__ A content_row_fwd(const T* M, const T* key, A beta, int64_t N, int64_
   const A inv = A(1) / block_sum(s);
   for (int64_t i = tid; i < N; i += kThreads) wc[i] *= inv;
   __syncthreads();
-  return kn;
+  Pair<A> res;
+  res.x = kn;
+  res.y = ks;
+  return res;
 }
 
 // Backward of content addressing through the softmax and the cosine for one head. Reads
-// dL/dwc from gwc (may alias cm), writes ck = dL/dK / D and cm (see cosine_row_coefs in the CPU
-// code). Returns dL/dbeta in .x and coef_key in .y.
-template <typename A>
-struct Pair {
-  A x, y;
-};
+// dL/dwc from gwc (may alias cm), writes ck = dL/dK P, cq = dL/dK Q and cm (see
+// cosine_row_coefs in the CPU code). Returns dL/dbeta in .x and coef_key in .y.
 template <typename G, typename A>
-__device__ Pair<A> content_row_bwd(const G* gwc, const A* wc, const A* dot, const A* rn, A kn,
-                                   A beta, int64_t N, A* ck, A* cm) {
+__device__ Pair<A> content_row_bwd(const G* gwc, const A* wc, const A* dot, const A* rn,
+                                   const A* rinv, Pair<A> key, A beta, int64_t N, A* ck, A* cq,
+                                   A* cm) {
   const int tid = threadIdx.x;
+  const A kn = key.x, kinv = key.y;
   A wdg = 0;
   for (int64_t i = tid; i < N; i += kThreads) wdg += wc[i] * to_acc(gwc[i]);
   wdg = block_sum(wdg);
   A gbeta = 0, coef_key = 0;
   for (int64_t i = tid; i < N; i += kThreads) {
     const A dz = softmax_grad(wc[i], A(to_acc(gwc[i])), wdg);
-    const A D = cosine_denominator(kn, rn[i]);
-    gbeta += dz * (dot[i] / D);
+    const A K = dot[i] / cosine_denominator(kn, rn[i], kinv, rinv[i]);
+    gbeta += dz * K;
     const A dK = beta * dz;
-    coef_key += dK * cosine_self_coef(dot[i], rn[i], kn, D);
-    cm[i] = dK * cosine_self_coef(dot[i], kn, rn[i], D);
-    ck[i] = dK / D;
+    const A P = dK * cosine_grad_scale(kn, rn[i], kinv, rinv[i]);
+    const A Q = dK * cosine_grad_scale(kn, rn[i], rinv[i], kinv);
+    coef_key += cosine_self_coef(K, rn[i], kn, P);
+    cm[i] = cosine_self_coef(K, kn, rn[i], Q);
+    cq[i] = Q;
+    ck[i] = P;
   }
   Pair<A> res;
   res.x = block_sum(gbeta);
-  res.y = block_sum(coef_key);  // also synchronises ck, cm
+  res.y = block_sum(coef_key);  // also synchronises ck, cq, cm
   return res;
 }
 
-// dL/dk_m = sum_i ck_i M_im - coef_key k_m: lanes over columns, warps over rows, warps summed
-// in order.
+// dL/dk_m = sum_i ck_i M~_im - coef_key k~_m (M~_i = M_i rinv_i, k~ = k kinv): lanes over
+// columns, warps over rows, warps summed in order.
 template <typename T, typename A>
-__device__ void key_grad_row(const T* M, const T* key, const A* ck, A coef_key, int64_t N,
-                             int64_t W, T* gk) {
+__device__ void key_grad_row(const T* M, const T* key, const A* rinv, A kinv, const A* ck,
+                             A coef_key, int64_t N, int64_t W, T* gk) {
   __shared__ A part[kWarps][32];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   for (int64_t m0 = 0; m0 < W; m0 += 32) {
     const int64_t m = m0 + lane;
     A acc = 0;
     if (m < W) {
-      for (int64_t i = warp; i < N; i += kWarps) acc += ck[i] * to_acc(M[i * W + m]);
+      for (int64_t i = warp; i < N; i += kWarps) acc += ck[i] * (A(to_acc(M[i * W + m])) * rinv[i]);
     }
     part[warp][lane] = acc;
     __syncthreads();
     if (warp == 0 && m < W) {
       A s = 0;
       for (int w = 0; w < kWarps; ++w) s += part[w][lane];
-      gk[m] = grad_from_acc<T>(s - coef_key * A(to_acc(key[m])));
+      gk[m] = grad_from_acc<T>(s - coef_key * (A(to_acc(key[m])) * kinv));
     }
     __syncthreads();
   }
@@ -321,25 +357,28 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t bh = blockIdx.x, b = bh / H;
   A* wc = ws + bh * N;
   content_row_fwd<T, A>(M + b * N * W, key + bh * W, A(to_acc(beta[bh])), N, W, nullptr,
-                        nullptr, wc);
+                        nullptr, nullptr, wc);
   for (int64_t i = threadIdx.x; i < N; i += kThreads) out[bh * N + i] = from_acc<T>(wc[i]);
 }
 
-// dL/dM_im = sum_h (ck_h,i k_h,m - cm_h,i M_im), heads in order. ck/cm of (b, h) at
-// ws + (b*H + h) * stride + {ck_off, cm_off}.
+// dL/dM_im = sum_h (cq_h,i k~_h,m - cm_h,i M~_im), heads in order (k~ = k s_k^-1,
+// M~_i = M_i s_i^-1). Per (b, h) at ws + (b*H + h) * stride: cq at cq_off, cm at cm_off, the rows'
+// s_i^-1 at rinv_off (head 0's copy is read) and s_k^-1 at kinv_off.
 template <typename T, typename A>
 __global__ void cosine_memory_grad_kernel(const T* M, const T* key, const A* ws, int64_t stride,
-                                          int64_t ck_off, int64_t cm_off, T* gM, int64_t B,
-                                          int64_t H, int64_t N, int64_t W) {
+                                          int64_t cq_off, int64_t cm_off, int64_t rinv_off,
+                                          int64_t kinv_off, T* gM, int64_t B, int64_t H, int64_t N,
+                                          int64_t W) {
   const int64_t total = B * N * W;
   for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < total;
        idx += int64_t(gridDim.x) * blockDim.x) {
     const int64_t m = idx % W, i = (idx / W) % N, b = idx / (N * W);
-    const A x = to_acc(M[idx]);
+    const A x = A(to_acc(M[idx])) * ws[b * H * stride + rinv_off + i];
     A acc = 0;
     for (int64_t h = 0; h < H; ++h) {
       const A* base = ws + (b * H + h) * stride;
-      acc += base[ck_off + i] * A(to_acc(key[(b * H + h) * W + m])) - base[cm_off + i] * x;
+      const A k = A(to_acc(key[(b * H + h) * W + m])) * base[kinv_off];
+      acc += base[cq_off + i] * k - base[cm_off + i] * x;
     }
     gM[idx] = grad_from_acc<T>(acc);
   }
@@ -350,13 +389,17 @@ __global__ void __launch_bounds__(kThreads)
     content_bwd_rows_kernel(const T* G, const T* M, const T* key, const T* beta, T* gK, T* gB,
                             A* ws, int64_t H, int64_t N, int64_t W) {
   const int64_t bh = blockIdx.x, b = bh / H;
-  A *dot = ws + bh * 5 * N, *rn = dot + N, *wc = rn + N, *ck = wc + N, *cm = ck + N;
+  // per (b, h): dot, rn, wc, ck, cm, cq, rinv (N each), kinv (1)
+  A *dot = ws + bh * (7 * N + 1), *rn = dot + N, *wc = rn + N, *ck = wc + N, *cm = ck + N,
+    *cq = cm + N, *rinv = cq + N;
   const T* Mb = M + b * N * W;
   const A beta_v = to_acc(beta[bh]);
-  const A kn = content_row_fwd<T, A>(Mb, key + bh * W, beta_v, N, W, dot, rn, wc);
-  const Pair<A> bc = content_row_bwd<T, A>(G + bh * N, wc, dot, rn, kn, beta_v, N, ck, cm);
+  const Pair<A> kq = content_row_fwd<T, A>(Mb, key + bh * W, beta_v, N, W, dot, rn, rinv, wc);
+  if (threadIdx.x == 0) rinv[N] = kq.y;
+  const Pair<A> bc =
+      content_row_bwd<T, A>(G + bh * N, wc, dot, rn, rinv, kq, beta_v, N, ck, cq, cm);
   if (threadIdx.x == 0) gB[bh] = grad_from_acc<T>(bc.x);
-  key_grad_row<T, A>(Mb, key + bh * W, ck, bc.y, N, W, gK + bh * W);
+  key_grad_row<T, A>(Mb, key + bh * W, rinv, kq.y, ck, bc.y, N, W, gK + bh * W);
 }
 
 template <typename T, typename A>
@@ -429,7 +472,7 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t bh = blockIdx.x, b = bh / H;
   A *wc = ws + bh * 3 * N, *wg = wc + N, *wt = wg + N;
   content_row_fwd<T, A>(M + b * N * W, key + bh * W, A(to_acc(beta[bh])), N, W, nullptr,
-                        nullptr, wc);
+                        nullptr, nullptr, wc);
   const A g = to_acc(gate[bh]);
   for (int64_t i = threadIdx.x; i < N; i += kThreads) {
     wg[i] = interpolate(wc[i], A(to_acc(wp[bh * N + i])), g);
@@ -447,12 +490,14 @@ __global__ void __launch_bounds__(kThreads)
                             T* gS, T* gY, T* gP, A* ws, int64_t H, int64_t N, int64_t W,
                             int64_t S) {
   const int64_t bh = blockIdx.x, b = bh / H;
-  A *dot = ws + bh * 8 * N, *rn = dot + N, *wc = rn + N, *wg = wc + N, *r = wg + N, *w = r + N,
-    *ck = w + N, *cm = ck + N;
+  // per (b, h): dot, rn, wc, wg, r, w, ck, cm, cq, rinv (N each), kinv (1)
+  A *dot = ws + bh * (10 * N + 1), *rn = dot + N, *wc = rn + N, *wg = wc + N, *r = wg + N,
+    *w = r + N, *ck = w + N, *cm = ck + N, *cq = cm + N, *rinv = cq + N;
   const T* Mb = M + b * N * W;
   const A beta_v = to_acc(beta[bh]), g = to_acc(gate[bh]), gamma_v = to_acc(gamma[bh]);
   // ---- recompute the forward
-  const A kn = content_row_fwd<T, A>(Mb, key + bh * W, beta_v, N, W, dot, rn, wc);
+  const Pair<A> kq = content_row_fwd<T, A>(Mb, key + bh * W, beta_v, N, W, dot, rn, rinv, wc);
+  if (threadIdx.x == 0) rinv[N] = kq.y;
   for (int64_t i = threadIdx.x; i < N; i += kThreads) {
     wg[i] = interpolate(wc[i], A(to_acc(wp[bh * N + i])), g);
   }
@@ -474,9 +519,9 @@ __global__ void __launch_bounds__(kThreads)
   }
   gg = block_sum(gg);
   if (threadIdx.x == 0) gG[bh] = grad_from_acc<T>(gg);
-  const Pair<A> bc = content_row_bwd<A, A>(cm, wc, dot, rn, kn, beta_v, N, ck, cm);
+  const Pair<A> bc = content_row_bwd<A, A>(cm, wc, dot, rn, rinv, kq, beta_v, N, ck, cq, cm);
   if (threadIdx.x == 0) gB[bh] = grad_from_acc<T>(bc.x);
-  key_grad_row<T, A>(Mb, key + bh * W, ck, bc.y, N, W, gK + bh * W);
+  key_grad_row<T, A>(Mb, key + bh * W, rinv, kq.y, ck, bc.y, N, W, gK + bh * W);
 }
 
 // r_bh,m = sum_i w_bh,i M_b,i,m: lanes over columns, 8 row slices summed in order.
@@ -694,8 +739,8 @@ cudaError_t content_address_bwd(DType t, const void* grad, const void* memory, c
         mp<A>(workspace), H, N, W);
     NTM_LAUNCH_CHECK();
     cosine_memory_grad_kernel<T, A><<<elementwise_blocks(B * N * W), 256, 0, stream>>>(
-        cp<T>(memory), cp<T>(key), mp<A>(workspace), 5 * N, 3 * N, 4 * N, mp<T>(g_memory), B,
-        H, N, W);
+        cp<T>(memory), cp<T>(key), mp<A>(workspace), 7 * N + 1, 5 * N, 4 * N, 6 * N, 7 * N,
+        mp<T>(g_memory), B, H, N, W);
     NTM_LAUNCH_CHECK();
     return cudaSuccess;
   });
@@ -799,8 +844,8 @@ cudaError_t address_bwd(DType t, const void* grad, const void* memory, const voi
         mp<T>(g_gamma), mp<T>(g_w_prev), mp<A>(workspace), H, N, W, S);
     NTM_LAUNCH_CHECK();
     cosine_memory_grad_kernel<T, A><<<elementwise_blocks(B * N * W), 256, 0, stream>>>(
-        cp<T>(memory), cp<T>(key), mp<A>(workspace), 8 * N, 6 * N, 7 * N, mp<T>(g_memory), B,
-        H, N, W);
+        cp<T>(memory), cp<T>(key), mp<A>(workspace), 10 * N + 1, 8 * N, 7 * N, 9 * N, 10 * N,
+        mp<T>(g_memory), B, H, N, W);
     NTM_LAUNCH_CHECK();
     return cudaSuccess;
   });

@@ -24,13 +24,13 @@ inline size_t content_fwd_workspace_bytes(DType t, int64_t B, int64_t H, int64_t
   return acc_bytes(t) * static_cast<size_t>(B * H * N);
 }
 inline size_t content_bwd_workspace_bytes(DType t, int64_t B, int64_t H, int64_t N) {
-  return acc_bytes(t) * static_cast<size_t>(5 * B * H * N);
+  return acc_bytes(t) * static_cast<size_t>(B * H * (7 * N + 1));
 }
 inline size_t address_fwd_workspace_bytes(DType t, int64_t B, int64_t H, int64_t N) {
   return acc_bytes(t) * static_cast<size_t>(3 * B * H * N);
 }
 inline size_t address_bwd_workspace_bytes(DType t, int64_t B, int64_t H, int64_t N) {
-  return acc_bytes(t) * static_cast<size_t>(8 * B * H * N);
+  return acc_bytes(t) * static_cast<size_t>(B * H * (10 * N + 1));
 }
 inline size_t sharpen_bwd_workspace_bytes(DType t, int64_t B, int64_t H, int64_t N) {
   return acc_bytes(t) * static_cast<size_t>(2 * B * H * N);
