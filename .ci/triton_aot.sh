@@ -8,8 +8,8 @@
 # shapes, launched on the meta device (tools/triton_record.py). tools/triton_aot.py binds each
 # launch as Triton would on a GPU, compiles every distinct specialisation for each architecture
 # in parallel processes and fails on a compile error (naming kernel, specialisation and
-# architecture), on a register-pressure spill in a float32/half kernel and on a launch that
-# cannot fit an SM.
+# architecture), on any spill in a float32/half kernel and on a launch that cannot fit an
+# SM (float64 spills are reported only).
 #
 # Output in build/gpu-resources/: triton.json, the regenerated gpu-resources.md (with cuda.json
 # from .ci/compile_cuda.sh when present) and its diff against docs/gpu-resources.md;

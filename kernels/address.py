@@ -170,13 +170,13 @@ def address_fwd(memory, key, beta, gate, shift, gamma, w_prev) -> torch.Tensor:
     args = (memory, key, beta, gate, shift, gamma, w_prev)
     if N <= bn:
         address_fwd_kernel[(B * H,)](
-            *args, out, H, N, W, S, BN=bn, BW=bw, CDT=cdt, num_warps=U.num_warps(bn * bw)
+            *args, out, H, N, W, S, BN=bn, BW=bw, CDT=cdt, **U.launch(bn * bw)
         )
     else:
         sa, sb, sc = (scratch(B * H, N, memory.dtype, memory.device) for _ in range(3))
         address_fwd_tiled_kernel[(B * H,)](
             *args, sa, sb, sc, out, H, N, W, S, BN=bn, BW=bw, CDT=cdt,
-            num_warps=U.num_warps(bn * bw),
+            **U.launch(bn * bw),
         )  # fmt: skip
     return out
 
@@ -201,7 +201,7 @@ def address_bwd(grad, memory, key, beta, gate, shift, gamma, w_prev):
     address_bwd_kernel[(B * H,)](
         memory, key, beta, gate, shift, gamma, w_prev, grad, sa, sb, sc, sd, a, c, ri, ki,
         dk, dbeta, dgate, ds, dgamma, dwp, H, N, W, S, BN=bn, BW=bw,
-        CDT=U.tl_compute_dtype(dt), num_warps=U.num_warps(bn * bw),
+        CDT=U.tl_compute_dtype(dt), **U.launch(bn * bw),
     )  # fmt: skip
     dm = content_mem_bwd(memory, key, a, c, ri, ki)
     return dm, dk, dbeta, dgate, ds, dgamma, dwp

@@ -256,7 +256,7 @@ def content_mem_bwd(memory: torch.Tensor, key: torch.Tensor, a, c, ri, ki) -> to
     grid = (B, triton.cdiv(N, bn), triton.cdiv(W, bw))
     content_mem_bwd_kernel[grid](
         memory, key, a, c, ri, ki, dm, H, N, W, BN=bn, BW=bw, CDT=U.tl_compute_dtype(memory.dtype),
-        num_warps=U.num_warps(bn * bw),
+        **U.launch(bn * bw),
     )  # fmt: skip
     return dm
 
@@ -273,7 +273,7 @@ def content_fwd(memory: torch.Tensor, key: torch.Tensor, beta: torch.Tensor) -> 
     out = empty((B, H, N), dtype=memory.dtype, device=memory.device)
     content_fwd_kernel[(B * H,)](
         memory, key, beta, sk, out, H, N, W, BN=bn, BW=bw,
-        CDT=U.tl_compute_dtype(memory.dtype), num_warps=U.num_warps(bn * bw),
+        CDT=U.tl_compute_dtype(memory.dtype), **U.launch(bn * bw),
     )  # fmt: skip
     return out
 
@@ -292,6 +292,6 @@ def content_bwd(grad, memory, key, beta):
     dbeta = empty((B, H), dtype=beta.dtype, device=beta.device)
     content_bwd_kernel[(B * H,)](
         memory, key, beta, grad, sk, a, c, ri, ki, dk, dbeta, H, N, W, BN=bn, BW=bw,
-        CDT=U.tl_compute_dtype(memory.dtype), num_warps=U.num_warps(bn * bw),
+        CDT=U.tl_compute_dtype(memory.dtype), **U.launch(bn * bw),
     )  # fmt: skip
     return content_mem_bwd(memory, key, a, c, ri, ki), dk, dbeta

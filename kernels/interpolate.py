@@ -49,7 +49,7 @@ def interpolate_fwd(w_content: torch.Tensor, w_prev: torch.Tensor, gate: torch.T
     out = empty((B, H, N), dtype=w_content.dtype, device=w_content.device)
     interpolate_fwd_kernel[(B * H, triton.cdiv(N, bn))](
         w_content, w_prev, gate, out, N, BN=bn, CDT=U.tl_compute_dtype(out.dtype),
-        num_warps=U.num_warps(bn),
+        **U.launch(bn),
     )  # fmt: skip
     return out
 
@@ -63,6 +63,6 @@ def interpolate_bwd(grad, w_content, w_prev, gate):
     dgate = empty((B, H), dtype=gate.dtype, device=gate.device)
     interpolate_bwd_kernel[(B * H,)](
         w_content, w_prev, gate, grad, dwc, dwp, dgate, N, BN=bn,
-        CDT=U.tl_compute_dtype(w_content.dtype), num_warps=U.num_warps(bn),
+        CDT=U.tl_compute_dtype(w_content.dtype), **U.launch(bn),
     )  # fmt: skip
     return dwc, dwp, dgate

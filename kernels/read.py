@@ -79,7 +79,7 @@ def read_fwd(memory: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     out = empty((B, H, W), dtype=memory.dtype, device=memory.device)
     read_fwd_kernel[(B * H, triton.cdiv(W, bw))](
         memory, w, out, H, N, W, BN=bn, BW=bw, CDT=U.tl_compute_dtype(memory.dtype),
-        num_warps=U.num_warps(bn * bw),
+        **U.launch(bn * bw),
     )  # fmt: skip
     return out
 
@@ -94,6 +94,6 @@ def read_bwd(grad: torch.Tensor, memory: torch.Tensor, w: torch.Tensor):
     dw = empty((B, H, N), dtype=w.dtype, device=w.device)
     read_bwd_kernel[(B, triton.cdiv(N, bn))](
         memory, w, grad, dm, dw, H, N, W, BN=bn, BW=bw, CDT=U.tl_compute_dtype(memory.dtype),
-        num_warps=U.num_warps(bn * bw),
+        **U.launch(bn * bw),
     )  # fmt: skip
     return dm, dw

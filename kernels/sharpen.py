@@ -34,7 +34,7 @@ def sharpen_fwd(w: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
     bn = U.block_n(N)
     out = empty((B, H, N), dtype=w.dtype, device=w.device)
     sharpen_fwd_kernel[(B * H,)](
-        w, gamma, out, N, BN=bn, CDT=U.tl_compute_dtype(w.dtype), num_warps=U.num_warps(bn)
+        w, gamma, out, N, BN=bn, CDT=U.tl_compute_dtype(w.dtype), **U.launch(bn)
     )
     return out
 
@@ -47,6 +47,6 @@ def sharpen_bwd(grad: torch.Tensor, w: torch.Tensor, gamma: torch.Tensor):
     dgamma = empty((B, H), dtype=gamma.dtype, device=w.device)
     sharpen_bwd_kernel[(B * H,)](
         w, gamma, grad, dw, dgamma, N, BN=bn, CDT=U.tl_compute_dtype(w.dtype),
-        num_warps=U.num_warps(bn),
+        **U.launch(bn),
     )  # fmt: skip
     return dw, dgamma

@@ -43,7 +43,7 @@ def shift_fwd(w: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     bn = U.block_n(N)
     out = empty((B, H, N), dtype=w.dtype, device=w.device)
     shift_fwd_kernel[(B * H, triton.cdiv(N, bn))](
-        w, shift, out, N, S, BN=bn, CDT=U.tl_compute_dtype(w.dtype), num_warps=U.num_warps(bn)
+        w, shift, out, N, S, BN=bn, CDT=U.tl_compute_dtype(w.dtype), **U.launch(bn)
     )
     return out
 
@@ -57,6 +57,6 @@ def shift_bwd(grad: torch.Tensor, w: torch.Tensor, shift: torch.Tensor):
     ds = empty((B, H, S), dtype=shift.dtype, device=w.device)
     shift_bwd_kernel[(B * H,)](
         w, shift, grad, dw, ds, N, S, BN=bn, CDT=U.tl_compute_dtype(w.dtype),
-        num_warps=U.num_warps(bn),
+        **U.launch(bn),
     )  # fmt: skip
     return dw, ds

@@ -50,6 +50,17 @@ def num_warps(elems: int) -> int:
     return 8 if elems >= 4096 else 4 if elems >= 512 else 2
 
 
+def launch(elems: int) -> dict[str, int]:
+    """Launch options for a block over ``elems`` tile elements: its warps and ``maxnreg``, the
+    most registers per thread the block can hold (65536 per SM, 255 per thread). Without that
+    bound ptxas aims for occupancy and spills a few bytes far below the register file's limit
+    (64-80 registers in the 8-warp backward kernels, 32 in 2-warp ones;
+    docs/gpu-resources.md), where the one-block-per-row kernels gain nothing from occupancy."""
+    w = num_warps(elems)
+    per_thread = 65536 // (32 * w)
+    return {"num_warps": w, "maxnreg": min(255, per_thread - per_thread % 8)}
+
+
 def tl_compute_dtype(dtype: torch.dtype):
     return tl.float64 if dtype == torch.float64 else tl.float32
 

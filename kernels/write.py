@@ -102,7 +102,7 @@ def write_fwd(memory, w, erase, add) -> torch.Tensor:
     out = empty((B, N, W), dtype=memory.dtype, device=memory.device)
     write_fwd_kernel[(B, triton.cdiv(N, bn), triton.cdiv(W, bw))](
         memory, w, erase, add, out, H, N, W, BN=bn, BW=bw,
-        CDT=U.tl_compute_dtype(memory.dtype), num_warps=U.num_warps(bn * bw),
+        CDT=U.tl_compute_dtype(memory.dtype), **U.launch(bn * bw),
     )  # fmt: skip
     return out
 
@@ -123,7 +123,7 @@ def write_bwd(grad, memory, w, erase, add):
     pda = empty((B, NT, H, W), dtype=cdt, device=dev)
     write_bwd_kernel[(B, NT, WT)](
         memory, w, erase, add, grad, dm, pdw, pde, pda, H, N, W, BN=bn, BW=bw,
-        CDT=U.tl_compute_dtype(memory.dtype), num_warps=U.num_warps(bn * bw),
+        CDT=U.tl_compute_dtype(memory.dtype), **U.launch(bn * bw),
     )  # fmt: skip
     dt = memory.dtype
     return dm, saturate(pdw.sum(1), dt), saturate(pde.sum(1), dt), saturate(pda.sum(1), dt)

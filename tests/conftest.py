@@ -21,9 +21,6 @@ settings.register_profile("ci", max_examples=25, deadline=None, derandomize=Fals
 settings.register_profile("long", max_examples=500, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-CUDA = torch.cuda.is_available()
-DEVICES = ["cpu"] + (["cuda"] if CUDA else [])
-
 
 @pytest.fixture(autouse=True)
 def _seed():

@@ -1,12 +1,13 @@
-"""Lint: the test modules that run on CUDA when compiled (they take ``DEVICE`` from
-test_triton_ops, the one place that says where their tensors live) make every tensor there.
+"""Lint: the test modules that take their device from tests/devices.py (the one place that says
+where tensors live: ``DEVICE`` for Triton, ``DEVICES``/``DEVICE_PARAMS`` for FastNTM and the
+native ops) make every tensor on a device they name.
 
 A ``torch.zeros(...)``-style factory call without ``device=`` builds a CPU tensor next to CUDA
 ones: fine under the interpreter (CI), a certain failure on the GPU run. A call passes when it
-names ``device=``, when it is moved at once (``torch.randn(...).to(DEVICE)``), or when its
-line says why it stays on the CPU (``# cpu: <reason>``, e.g. drawn from a CPU generator and
-moved later). ``*_like`` factories and ``Tensor.new_*`` inherit the device and are not
-checked."""
+names ``device=``, when it is moved at once (``torch.randn(...).to(DEVICE)``, or ``.to(t)``
+onto a tensor ``t``'s device), or when its line says why it stays on the CPU (``# cpu:
+<reason>``, e.g. drawn from a CPU generator and moved later). ``*_like`` factories and
+``Tensor.new_*`` inherit the device and are not checked."""
 
 from __future__ import annotations
 
@@ -22,28 +23,23 @@ FACTORIES = {
 }  # fmt: skip
 
 
-def device_modules() -> list[Path]:
-    """test modules that define ``DEVICE`` or import it from test_triton_ops."""
+def device_modules(names: set[str] | None = None) -> list[Path]:
+    """test modules that import from tests/devices.py (only ``names`` of it, if given)."""
     out = []
     for path in sorted(TESTS.glob("test_*.py")):
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            defines = isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == "DEVICE" for t in node.targets
-            )
-            imports = isinstance(node, ast.ImportFrom) and any(
-                a.name == "DEVICE" for a in node.names
-            )
-            if defines or imports:
-                out.append(path)
-                break
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "devices":
+                if names is None or any(a.name in names for a in node.names):
+                    out.append(path)
+                    break
     return out
 
 
 def _is_device(node: ast.expr) -> bool:
-    """``DEVICE``, ``device``, ``x.device`` or a string such as ``"cuda"`` (not a dtype)."""
+    """``DEVICE``, ``device``, ``x.device``, a string such as ``"cuda"``, or a tensor ``t``
+    (``.to(t)``: its device and dtype); not a dtype (``torch.float64``, ``dtype``)."""
     if isinstance(node, ast.Name):
-        return node.id in ("DEVICE", "device")
+        return "dtype" not in node.id.lower()
     if isinstance(node, ast.Attribute):
         return node.attr == "device"
     return isinstance(node, ast.Constant) and isinstance(node.value, str)
@@ -84,7 +80,8 @@ def undeviced_calls(source: str) -> list[int]:
 
 def test_device_modules_found():
     names = {p.name for p in device_modules()}
-    assert {"test_triton_ops.py", "test_triton_integration.py"} <= names
+    assert {"test_triton_ops.py", "test_triton_integration.py", "test_fast_ntm.py"} <= names
+    assert {"test_native_ops.py", "test_native_registration.py"} <= names
 
 
 @pytest.mark.parametrize("path", device_modules(), ids=lambda p: p.name)
@@ -102,5 +99,18 @@ def test_lint_catches_the_bug_class():
         "c = torch.randn(3, generator=g).to(DEVICE)\n"
         "d = torch.rand(3).to(torch.float64)\n"  # a dtype move only: flagged
         "e = torch.full((2,), 1.0)  # cpu: compared on the CPU\n"
+        "f = torch.randn(3, dtype=torch.float64).to(out)\n"  # onto a tensor's device
+        "h = torch.ones(3).to(dtype)\n"  # flagged
     )
-    assert undeviced_calls(src) == [2, 5]
+    assert undeviced_calls(src) == [2, 5, 8]
+
+
+def test_modules_naming_cuda_take_their_devices_from_the_one_place():
+    """A test module that makes CUDA tensors (it names ``"cuda"``) imports from tests/devices.py,
+    so the lint above covers it."""
+    linted = set(device_modules())
+    for path in sorted(TESTS.glob("test_*.py")):
+        tree = ast.parse(path.read_text())
+        names_cuda = any(isinstance(n, ast.Constant) and n.value == "cuda" for n in ast.walk(tree))
+        if names_cuda and path.name != Path(__file__).name:
+            assert path in linted, f"{path.name} names 'cuda': take the device from devices.py"

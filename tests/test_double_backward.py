@@ -5,25 +5,26 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_fast_ntm import _backends
+from devices import backend_cases
 
-from ntm_fast import FastNTM, ReferenceNTM, backends, ops
+from ntm_fast import FastNTM, ReferenceNTM, ops
 
 CFG = dict(memory_slots=8, memory_width=4, controller_size=6)
+CASES = backend_cases()  # each fast backend on each device (tests/devices.py)
 
 
-def _model(backend, fused):
+def _model(backend, device, fused):
     torch.manual_seed(0)
-    return FastNTM(3, 2, backend=backend, fused_sequence=fused, **CFG).double()
+    return FastNTM(3, 2, backend=backend, fused_sequence=fused, **CFG).to(device).double()
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "per-step"])
-@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize(("backend", "device"), CASES)
 @pytest.mark.parametrize("lengths", [False, True], ids=["", "lengths"])
-def test_fast_paths_refuse_double_backward(backend, fused, lengths):
-    model = _model(backend, fused)
-    x = torch.rand(5, 2, 3, dtype=torch.float64, requires_grad=True)
-    kw = {"lengths": torch.tensor([5, 3])} if lengths else {}
+def test_fast_paths_refuse_double_backward(backend, device, fused, lengths):
+    model = _model(backend, device, fused)
+    x = torch.rand(5, 2, 3, dtype=torch.float64, device=device, requires_grad=True)
+    kw = {"lengths": torch.tensor([5, 3], device=device)} if lengths else {}
     out, _ = model(x, **kw)
     with pytest.raises(RuntimeError, match="double backward is not supported"):
         torch.autograd.grad(out.square().sum(), x, create_graph=True)
@@ -33,13 +34,10 @@ def test_fast_paths_refuse_double_backward(backend, fused, lengths):
     assert all(p.grad is not None for p in model.parameters())
 
 
-@pytest.mark.parametrize("backend", _backends())
-def test_ops_refuse_double_backward(backend):
-    reason = backends.unavailable_reason(backend, torch.device("cpu"))
-    if reason is not None:
-        pytest.skip(reason)
-    memory = torch.rand(2, 6, 4, dtype=torch.float64, requires_grad=True)
-    w = torch.softmax(torch.rand(2, 1, 6, dtype=torch.float64), -1)
+@pytest.mark.parametrize(("backend", "device"), CASES)
+def test_ops_refuse_double_backward(backend, device):
+    memory = torch.rand(2, 6, 4, dtype=torch.float64, device=device, requires_grad=True)
+    w = torch.softmax(torch.rand(2, 1, 6, dtype=torch.float64, device=device), -1)
     r = ops.read(memory, w, backend=backend)
     with pytest.raises(RuntimeError, match="double backward is not supported"):
         torch.autograd.grad(r.sum(), memory, create_graph=True)
@@ -48,7 +46,7 @@ def test_ops_refuse_double_backward(backend):
 def test_reference_supports_double_backward():
     torch.manual_seed(0)
     model = ReferenceNTM(3, 2, **CFG).double()
-    x = torch.rand(5, 2, 3, dtype=torch.float64, requires_grad=True)
+    x = torch.rand(5, 2, 3, dtype=torch.float64, device="cpu", requires_grad=True)
     out, _ = model(x)
     (g,) = torch.autograd.grad(out.square().sum(), x, create_graph=True)
     assert g.requires_grad  # a gradient penalty can backpropagate through it

@@ -1,5 +1,7 @@
 """FastNTM against ReferenceNTM: logits, final state and every parameter gradient of a
-training step, on each fast backend that can run here.
+training step, on each fast backend and device that can run here (tests/devices.py: the
+Triton backend on the CPU under the interpreter, on CUDA compiled; native on the CPU and
+CUDA). The fused-sequence path and checkpointing: tests/test_fast_sequence.py.
 
 Tolerances: float64 runs compare at 1e-9 (summation order only, compounded over up to 120
 recurrent steps); float32 runs use the forward table of tests/tolerances.py widened by
@@ -10,11 +12,10 @@ relative differences in w̃ by γ).
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 import torch.nn.functional as F
+from devices import CUDA, INTERPRET, backend_cases
 from hypothesis import given
 from hypothesis import strategies as st
 from tolerances import forward_tol
@@ -22,10 +23,9 @@ from tolerances import forward_tol
 from ntm_fast import FastNTM, ReferenceNTM, backends
 
 RECURRENCE = 20.0
-INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 
 
-def _backends(device="cpu"):
+def _backends(device):
     out = []
     for name in ("native", "triton"):
         reason = backends.unavailable_reason(name, torch.device(device))
@@ -35,7 +35,7 @@ def _backends(device="cpu"):
     return out
 
 
-def _pair(backend, dtype=torch.float64, seed=0, device="cpu", **cfg):
+def _pair(backend, device, dtype=torch.float64, seed=0, **cfg):
     torch.manual_seed(seed)
     ref = ReferenceNTM(**cfg).to(device=device, dtype=dtype)
     with torch.no_grad():  # move off the special initial point (zero read bias etc.)
@@ -65,7 +65,7 @@ def _compare(ref, fast, x, y, tol, lengths=None):
 
 
 F64 = dict(atol=1e-9, rtol=1e-7)
-FUSED_NODES = ("NativeSequenceBackward", "NTMSequenceBackward")
+CASES = backend_cases()
 
 
 def _f32():
@@ -82,47 +82,48 @@ NATIVE_CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize(("backend", "device"), CASES)
 @pytest.mark.parametrize("cfg", NATIVE_CONFIGS, ids=lambda c: "-".join(map(str, c.values())))
-def test_training_step_matches_reference_float64(backend, cfg):
-    T, B = (5, 2) if backend == "triton" and INTERPRETED else (30, 8)
+def test_training_step_matches_reference_float64(backend, device, cfg):
+    T, B = (5, 2) if backend == "triton" and INTERPRET else (30, 8)
     mem = dict(memory_slots=7, memory_width=4) if backend == "triton" else {}
-    ref, fast = _pair(backend, input_size=5, output_size=3, controller_size=16, **mem, **cfg)
-    x = torch.rand(T, B, 5, dtype=torch.float64)
-    y = torch.rand(T, B, 3, dtype=torch.float64).round()
+    ref, fast = _pair(backend, device, input_size=5, output_size=3, controller_size=16, **mem,
+                      **cfg)  # fmt: skip
+    x = torch.rand(T, B, 5, dtype=torch.float64, device=device)
+    y = torch.rand(T, B, 3, dtype=torch.float64, device=device).round()
     _compare(ref, fast, x, y, F64)
     assert fast.backend == backend
 
 
-@pytest.mark.parametrize("backend", _backends())
-def test_long_sequence_float32_paper_copy_configuration(backend):
-    if backend == "triton" and INTERPRETED:
+@pytest.mark.parametrize(("backend", "device"), CASES)
+def test_long_sequence_float32_paper_copy_configuration(backend, device):
+    if backend == "triton" and INTERPRET:
         pytest.skip("120 steps at N=128 is too slow for the Triton interpreter (runs on a GPU)")
-    ref, fast = _pair(backend, torch.float32, input_size=9, output_size=8)
-    x = torch.rand(120, 4, 9).round()
-    y = torch.rand(120, 4, 8).round()
+    ref, fast = _pair(backend, device, torch.float32, input_size=9, output_size=8)
+    x = torch.rand(120, 4, 9, device=device).round()
+    y = torch.rand(120, 4, 8, device=device).round()
     _compare(ref, fast, x, y, _f32())
 
 
-@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize(("backend", "device"), CASES)
 @pytest.mark.parametrize("B", [1, 64])
-def test_batch_sizes(backend, B):
-    if backend == "triton" and INTERPRETED and B > 1:
+def test_batch_sizes(backend, device, B):
+    if backend == "triton" and INTERPRET and B > 1:
         pytest.skip("batch 64 under the Triton interpreter is slow (runs on a GPU)")
-    ref, fast = _pair(backend, input_size=4, output_size=2, memory_slots=16, memory_width=6,
-                      controller_size=12)  # fmt: skip
-    x = torch.rand(6, B, 4, dtype=torch.float64)
-    y = torch.rand(6, B, 2, dtype=torch.float64).round()
+    ref, fast = _pair(backend, device, input_size=4, output_size=2, memory_slots=16,
+                      memory_width=6, controller_size=12)  # fmt: skip
+    x = torch.rand(6, B, 4, dtype=torch.float64, device=device)
+    y = torch.rand(6, B, 2, dtype=torch.float64, device=device).round()
     _compare(ref, fast, x, y, F64)
 
 
-@pytest.mark.parametrize("backend", _backends())
-def test_variable_lengths_match_reference(backend):
-    ref, fast = _pair(backend, input_size=4, output_size=2, memory_slots=9, memory_width=5,
-                      controller_size=8, read_heads=2)  # fmt: skip
-    x = torch.rand(7, 4, 4, dtype=torch.float64)
-    y = torch.rand(7, 4, 2, dtype=torch.float64).round()
-    _compare(ref, fast, x, y, F64, lengths=torch.tensor([7, 3, 0, 5]))
+@pytest.mark.parametrize(("backend", "device"), CASES)
+def test_variable_lengths_match_reference(backend, device):
+    ref, fast = _pair(backend, device, input_size=4, output_size=2, memory_slots=9,
+                      memory_width=5, controller_size=8, read_heads=2)  # fmt: skip
+    x = torch.rand(7, 4, 4, dtype=torch.float64, device=device)
+    y = torch.rand(7, 4, 2, dtype=torch.float64, device=device).round()
+    _compare(ref, fast, x, y, F64, lengths=torch.tensor([7, 3, 0, 5], device=device))
 
 
 @given(
@@ -144,21 +145,21 @@ def test_native_random_configurations(
     if reason is not None:
         pytest.skip(reason)
     ref, fast = _pair(
-        "native", seed=seed, input_size=3, output_size=2, memory_slots=slots,
+        "native", "cpu", seed=seed, input_size=3, output_size=2, memory_slots=slots,
         memory_width=width, read_heads=read_heads, write_heads=write_heads,
         controller=controller, controller_size=8, shift_range=shift_range,
         shift_mode=shift_mode,
     )  # fmt: skip
-    x = torch.rand(T, B, 3, dtype=torch.float64)
-    y = torch.rand(T, B, 2, dtype=torch.float64).round()
+    x = torch.rand(T, B, 3, dtype=torch.float64, device="cpu")
+    y = torch.rand(T, B, 2, dtype=torch.float64, device="cpu").round()
     _compare(ref, fast, x, y, F64)
 
 
-@pytest.mark.parametrize("backend", _backends())
-def test_streaming_and_trace_match_whole_sequence(backend):
-    _, fast = _pair(backend, input_size=3, output_size=2, memory_slots=8, memory_width=4,
-                    controller_size=8)  # fmt: skip
-    x = torch.rand(6, 2, 3, dtype=torch.float64)
+@pytest.mark.parametrize(("backend", "device"), CASES)
+def test_streaming_and_trace_match_whole_sequence(backend, device):
+    _, fast = _pair(backend, device, input_size=3, output_size=2, memory_slots=8,
+                    memory_width=4, controller_size=8)  # fmt: skip
+    x = torch.rand(6, 2, 3, dtype=torch.float64, device=device)
     whole, state, trace = fast(x, trace=True)
     first, s1 = fast(x[:2])
     second, s2 = fast(x[2:], s1)
@@ -170,7 +171,7 @@ def test_streaming_and_trace_match_whole_sequence(backend):
 def test_auto_backend_is_visible_and_warns_once_when_falling_back(monkeypatch):
     fast = FastNTM(3, 2, memory_slots=8, memory_width=4, controller_size=8)
     assert fast.backend is None
-    fast(torch.rand(2, 1, 3))
+    fast(torch.rand(2, 1, 3, device="cpu"))
     expected = backends.resolve_name("auto", torch.device("cpu"))
     assert fast.backend == expected
     # Pretend nothing is built: auto falls back to the reference with one warning.
@@ -182,45 +183,45 @@ def test_auto_backend_is_visible_and_warns_once_when_falling_back(monkeypatch):
     )
     monkeypatch.setattr(backends, "_warned", set())
     with pytest.warns(RuntimeWarning, match="native missing"):
-        fast(torch.rand(2, 1, 3))
+        fast(torch.rand(2, 1, 3, device="cpu"))
     assert fast.backend == "reference"
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        fast(torch.rand(2, 1, 3))  # the second fallback is silent
+        fast(torch.rand(2, 1, 3, device="cpu"))  # the second fallback is silent
 
 
 def test_explicit_unavailable_backend_is_an_error(monkeypatch):
     fast = FastNTM(3, 2, memory_slots=8, memory_width=4, controller_size=8, backend="native")
     monkeypatch.setattr(backends, "unavailable_reason", lambda name, device: "not built here")
     with pytest.raises(backends.BackendUnavailableError, match="not built here"):
-        fast(torch.rand(2, 1, 3))
+        fast(torch.rand(2, 1, 3, device="cpu"))
 
 
-@pytest.mark.parametrize("backend", _backends())
-def test_compile_fullgraph(backend):
-    if backend == "triton" and INTERPRETED:
+@pytest.mark.parametrize(("backend", "device"), CASES)
+def test_compile_fullgraph(backend, device):
+    if backend == "triton" and INTERPRET:
         pytest.skip("compiling the Triton interpreter path is covered by the op-level test")
-    ref, fast = _pair(backend, torch.float32, input_size=3, output_size=2, memory_slots=8,
-                      memory_width=4, controller_size=8)  # fmt: skip
-    x = torch.rand(3, 2, 3)
+    ref, fast = _pair(backend, device, torch.float32, input_size=3, output_size=2,
+                      memory_slots=8, memory_width=4, controller_size=8)  # fmt: skip
+    x = torch.rand(3, 2, 3, device=device)
     expected, _ = ref(x)
     compiled = torch.compile(fast, fullgraph=True)  # compiled before any eager call
     got, _ = compiled(x)
     torch.testing.assert_close(got, expected, **forward_tol(torch.float32))
 
 
-@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize(("backend", "device"), CASES)
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_autocast_keeps_memory_in_float32(backend, dtype):
-    if backend == "triton" and INTERPRETED:
+def test_autocast_keeps_memory_in_float32(backend, device, dtype):
+    if backend == "triton" and INTERPRET:
         pytest.skip("autocast with the Triton backend runs on a GPU")
-    ref, fast = _pair(backend, torch.float32, input_size=3, output_size=2, memory_slots=8,
-                      memory_width=4, controller_size=8)  # fmt: skip
-    x = torch.rand(5, 2, 3)
+    ref, fast = _pair(backend, device, torch.float32, input_size=3, output_size=2,
+                      memory_slots=8, memory_width=4, controller_size=8)  # fmt: skip
+    x = torch.rand(5, 2, 3, device=device)
     expected, _ = ref(x)
-    with torch.autocast("cpu", dtype=dtype):
+    with torch.autocast(device, dtype=dtype):
         logits, state = fast(x)
         logits.float().sum().backward()
     assert state.memory.dtype == torch.float32
@@ -230,95 +231,10 @@ def test_autocast_keeps_memory_in_float32(backend, dtype):
     torch.testing.assert_close(logits.float(), expected, atol=0.05, rtol=0.05)
 
 
-@pytest.mark.parametrize("backend", _backends())
-@pytest.mark.parametrize("controller", ["lstm", "feedforward"])
-def test_fused_sequence_path_matches_per_step_path_across_chunks(backend, controller):
-    """Two chunks, the state carried between them: gradients flow through every state
-    input and output of the fused path."""
-    _, fused = _pair(backend, input_size=3, output_size=2, memory_slots=8, memory_width=4,
-                     controller_size=6, controller_layers=2, read_heads=2,
-                     controller=controller)  # fmt: skip
-    stepwise = FastNTM.from_reference(fused, backend=backend)
-    stepwise.fused_sequence = False
-    x = torch.rand(7, 3, 3, dtype=torch.float64, requires_grad=True)
-    grads = []
-    for model in (fused, stepwise):
-        x.grad = None
-        model.zero_grad()
-        a, state = model(x[:4])
-        b, state = model(x[4:], state)
-        loss = a.sum() + (b * b).sum() + state.memory.sum() + state.read_vectors.sum()
-        loss = loss + state.weightings.square().sum() + sum(t.sum() for t in state.controller)
-        loss.backward()
-        assert (a.grad_fn.name() in FUSED_NODES) == model.fused_sequence
-        grads.append([x.grad.clone(), *(p.grad.clone() for p in model.parameters())])
-    for g_fused, g_step in zip(*grads, strict=True):
-        torch.testing.assert_close(g_fused, g_step, **F64)
-
-
-def _native_or_skip():
-    reason = backends.unavailable_reason("native", torch.device("cpu"))
-    if reason is not None:
-        pytest.skip(reason)
-
-
-@pytest.mark.parametrize("controller", ["lstm", "feedforward"])
-def test_checkpointed_chunks_give_equal_gradients_and_recompute(controller, monkeypatch):
-    _native_or_skip()
-    _, plain = _pair("native", input_size=3, output_size=2, memory_slots=8, memory_width=4,
-                     controller_size=6, read_heads=2, controller=controller)  # fmt: skip
-    chunked = FastNTM.from_reference(plain, backend="native")
-    chunked.checkpoint_steps = 4
-    calls = []
-    original = FastNTM._apply_sequence
-
-    def counting(self, cfg, x, *state):
-        calls.append(x.shape[0])
-        return original(self, cfg, x, *state)
-
-    monkeypatch.setattr(FastNTM, "_apply_sequence", counting)
-    x = torch.rand(10, 2, 3, dtype=torch.float64)
-    y = torch.rand(10, 2, 2, dtype=torch.float64).round()
-    p_logits, p_state, p_grads = _train_step(plain, x, y)
-    calls.clear()
-    c_logits, c_state, c_grads = _train_step(chunked, x, y)
-    assert calls == [4, 4, 2, 2, 4, 4], "three chunks forward, then recomputed in backward"
-    torch.testing.assert_close(c_logits, p_logits, **F64)
-    torch.testing.assert_close(c_state.memory, p_state.memory, **F64)
-    for name, g in p_grads.items():
-        torch.testing.assert_close(c_grads[name], g, **F64)
-
-
-@pytest.mark.parametrize("controller", ["lstm", "feedforward"])
-def test_saved_bytes_per_step_matches_what_backward_keeps(controller):
-    _native_or_skip()
-    model = FastNTM(5, 3, memory_slots=16, memory_width=6, controller_size=7, read_heads=2,
-                    write_heads=2, shift_range=2, controller=controller, controller_layers=2,
-                    backend="native")  # fmt: skip
-
-    def saved_bytes(T):
-        total = []
-
-        def pack(t):
-            total.append(t.numel() * t.element_size())
-            return t
-
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            model(torch.rand(T, 3, 5))
-        return sum(total)
-
-    assert saved_bytes(9) - saved_bytes(5) == 4 * model.saved_bytes_per_step(3)
-
-
-def test_checkpoint_steps_is_validated():
-    with pytest.raises(ValueError, match="checkpoint_steps"):
-        FastNTM(3, 2, checkpoint_steps=0)
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="the CUDA-graph path needs a CUDA device")
-@pytest.mark.parametrize("backend", _backends("cuda") if torch.cuda.is_available() else ["native"])
+@pytest.mark.skipif(not CUDA, reason="the CUDA-graph path needs a CUDA device")
+@pytest.mark.parametrize("backend", _backends("cuda") if CUDA else ["native"])
 def test_cuda_graph_path_matches_eager(backend):
-    ref, eager = _pair(backend, torch.float32, device="cuda", input_size=9, output_size=8)
+    ref, eager = _pair(backend, "cuda", torch.float32, input_size=9, output_size=8)
     graphed = FastNTM.from_reference(ref, backend=backend)
     graphed.cuda_graph = True
     opt_e = torch.optim.SGD(eager.parameters(), lr=0.1)
@@ -337,13 +253,12 @@ def test_cuda_graph_path_matches_eager(backend):
     assert len(graphed._graphs) == 1, "one capture per shape, then replays"
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="FastNTM on CUDA needs a CUDA device")
-@pytest.mark.parametrize("backend", _backends("cuda") if torch.cuda.is_available() else ["native"])
+@pytest.mark.skipif(not CUDA, reason="FastNTM on CUDA needs a CUDA device")
+@pytest.mark.parametrize("backend", _backends("cuda") if CUDA else ["native"])
 @pytest.mark.parametrize("cfg", NATIVE_CONFIGS, ids=lambda c: "-".join(map(str, c.values())))
 @pytest.mark.parametrize("B", [1, 64])
 def test_training_step_matches_reference_on_cuda(backend, cfg, B):
-    ref, fast = _pair(backend, device="cuda", input_size=5, output_size=3, controller_size=16,
-                      **cfg)  # fmt: skip
+    ref, fast = _pair(backend, "cuda", input_size=5, output_size=3, controller_size=16, **cfg)
     x = torch.rand(120, B, 5, dtype=torch.float64, device="cuda")
     y = torch.rand(120, B, 3, dtype=torch.float64, device="cuda").round()
     _compare(ref, fast, x, y, F64)

@@ -14,6 +14,7 @@ from test_device_lint import device_modules
 
 ROOT = Path(__file__).parent.parent
 GPU_REASON = re.compile(r"CUDA|GPU", re.IGNORECASE)
+DEVICES_SRC = (ROOT / "tests" / "devices.py").read_text()
 
 
 def _functions(path: Path) -> dict[str, ast.FunctionDef]:
@@ -33,11 +34,13 @@ def cuda_only_tests(path: Path) -> set[str]:
         for seg in marks:
             if "skipif" in seg and GPU_REASON.search(seg):
                 out.add(name)
-            # params carrying CUDA skip marks defined at module level (DEVICE_PARAMS = [...])
+            # params carrying CUDA skip marks defined at module level or in tests/devices.py
+            # (DEVICE_PARAMS = [...])
             for var in re.findall(r"\b([A-Z_]+)\b", seg):
-                m = re.search(rf"^{var}\s*=\s*\[(.*?)^\]", source, re.MULTILINE | re.DOTALL)
-                if m and "skipif" in m.group(1) and GPU_REASON.search(m.group(1)):
-                    out.add(name)
+                for src in (source, DEVICES_SRC):
+                    m = re.search(rf"^{var}\s*=\s*\[(.*?)^\]", src, re.MULTILINE | re.DOTALL)
+                    if m and "skipif" in m.group(1) and GPU_REASON.search(m.group(1)):
+                        out.add(name)
     return out
 
 
@@ -64,9 +67,9 @@ def test_entry_names_existing_tests(entry):
     if func:
         assert func in _functions(path), f"{entry.path}: no such test function"
     if entry.keyword:
-        assert entry.keyword in path.read_text(), (
-            f"{entry.path}: -k {entry.keyword} selects nothing"
-        )
+        text = path.read_text()  # the ids of params from tests/devices.py come from there
+        text += DEVICES_SRC if "from devices import" in text else ""
+        assert entry.keyword in text, f"{entry.path}: -k {entry.keyword} selects nothing"
 
 
 def test_every_cuda_only_test_is_listed():
@@ -83,7 +86,7 @@ def test_every_cuda_only_test_is_listed():
 
 def test_compiled_triton_modules_are_listed():
     listed = _listed(("proof",))
-    for path in device_modules():
+    for path in device_modules({"DEVICE"}):  # the Triton tests' device
         rel = str(path.relative_to(ROOT))
         assert rel in listed and listed[rel] is None, f"{rel} runs compiled on CUDA: list it"
 

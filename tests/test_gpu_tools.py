@@ -15,7 +15,7 @@ import torch
 ROOT = Path(__file__).parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tools import cuda_resources, gpu_report, triton_record  # noqa: E402
+from tools import cuda_resources, gpu_checks, gpu_report, triton_aot, triton_record  # noqa: E402
 
 
 def test_recorder_sweeps_the_launchers_on_the_meta_device(tmp_path):
@@ -137,12 +137,48 @@ def test_every_cuda_source_is_built_and_compile_checked():
 
 def test_report_renders_both_sections():
     tr = [{"kernel": "m:k_kernel", "arch": a, "desc": "k_kernel[*fp32 BN=64 BW=8 num_warps=4]",
-           "dtype": "float32", "regs": 40, "spill_stores": 0, "spill_loads": 0, "stack": 0,
-           "smem": 512, "num_warps": 4} for a in (80, 90)]  # fmt: skip
+           "dtype": "float32", "regs": 40, "spill_stores": 0, "spill_loads": 0,
+           "stack": 16, "smem": 512, "num_warps": 4} for a in (80, 90)]  # fmt: skip
     cu = [{"kernel": "x_kernel<float, float>", "element": "float", "source": "a.cu", "arch": 90,
            "threads": 256, "regs": 32, "spill_stores": 0, "spill_loads": 0, "stack": 0,
            "smem": 0}]  # fmt: skip
     text = gpu_report.render(tr, cu)
-    assert "| k_kernel | float32 | BN=64 BW=8 w4 | 40 | 0 | 512 | 40 | 0 | 512 |" in text
+    header = "| kernel | data | most registers at | sm_80 regs | sm_80 spill B | sm_80 stack B |"
+    assert header in text  # a column per number: regs, spill, stack, smem for each arch
+    assert "| k_kernel | float32 | BN=64 BW=8 w4 | 40 | 0 | 16 | 512 | 40 | 0 | 16 | 512 |" in text
     assert "| `x_kernel` | 256 | 32 / - / - / - | 0 | 0 |" in text
     assert "| proof | `tests/test_native_ops.py -k cuda` |" in text  # the GPU-only tests
+
+
+def _compiled(dtype: str, spill: int) -> dict:
+    """One compile result as tools/triton_aot.py writes it: 4 B spilled at 64 registers of 255
+    (far below the cap, as ptxas did when it aimed for occupancy)."""
+    return {"kernel": "m:k_kernel", "arch": 80, "desc": f"k_kernel[{dtype}]", "dtype": dtype,
+            "test": "t::x", "regs": 64, "spill_stores": spill, "spill_loads": spill,
+            "stack": spill, "smem": 0, "num_warps": 8, "seconds": 1.0}  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_any_spill_in_float32_or_half_fails(dtype):
+    msgs, notes = gpu_checks.failures([_compiled(dtype, 4)])
+    assert notes == [] and len(msgs) == 1
+    assert msgs[0].startswith(f"SPILL k_kernel[{dtype}] for sm_80: 4 B spill stores")
+    assert gpu_checks.failures([_compiled(dtype, 0)]) == ([], [])
+
+
+def test_float64_spill_is_reported_not_failed():
+    msgs, notes = gpu_checks.failures([_compiled("float64", 2048)])
+    assert msgs == [] and len(notes) == 1 and "2048 B spill stores" in notes[0]
+
+
+@pytest.mark.parametrize(("dtype", "rc"), [("float32", 1), ("bfloat16", 1), ("float64", 0)])
+def test_aot_exit_status_follows_the_spill_rule(dtype, rc, tmp_path, monkeypatch, capsys):
+    """tools/triton_aot.py's exit status on a compile that spilled 4 B (compile faked)."""
+    for k in ("TRITON_INTERPRET", "TRITON_CACHE_DIR", "TRITON_DUMP_PTXAS_LOG"):
+        monkeypatch.setenv(k, os.environ.get(k, ""))  # main() changes them: restored after
+    monkeypatch.setattr(triton_aot, "run", lambda recs, archs, jobs: [_compiled(dtype, 4)])
+    recs = tmp_path / "r.jsonl"
+    recs.write_text(json.dumps(_record(8)) + "\n")
+    assert triton_aot.main([str(recs), "--arch", "80", "--jobs", "1"]) == rc
+    err = capsys.readouterr().err
+    assert ("SPILL k_kernel" in err) == (rc == 1)

@@ -11,7 +11,7 @@ import os
 
 import pytest
 import torch
-from conftest import CUDA
+from devices import DEVICE_PARAMS
 from hypothesis import given
 from hypothesis import strategies as st
 from tolerances import OP_ARGS, assert_close_allowing, cosine_allowance, forward_tol, grad_tol
@@ -24,10 +24,6 @@ NO_NATIVE = os.environ.get("NTM_FAST_NO_NATIVE") == "1"
 MAXES = {dt: torch.finfo(dt).max for dt in (torch.float16, torch.bfloat16)}
 MAXES.update({torch.float32: float("inf"), torch.float64: float("inf")})
 TIGHT = dict(rtol=1e-6, atol=0.0)  # same formula, same order: equal up to one rounding
-DEVICE_PARAMS = [
-    "cpu",
-    pytest.param("cuda", marks=pytest.mark.skipif(not CUDA, reason="no CUDA device")),
-]
 DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
 OPS = ["content_address", "interpolate", "shift_convolve", "sharpen", "address", "read", "write"]
 
@@ -73,19 +69,24 @@ def make_inputs(
     gen: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """Valid inputs for ``op`` (drawn in float64, then cast)."""
-    f64 = dict(dtype=torch.float64, generator=gen)
+
+    def randn(*shape):
+        return torch.randn(*shape, dtype=torch.float64, generator=gen)  # cpu: moved below
+
+    def rand(*shape):
+        return torch.rand(*shape, dtype=torch.float64, generator=gen)  # cpu: moved below
 
     def weighting():
-        return torch.softmax(2 * torch.randn(B, H, N, **f64), -1)
+        return torch.softmax(2 * randn(B, H, N), -1)
 
-    memory = torch.randn(B, N, W, **f64)
-    key = torch.randn(B, H, W, **f64)
-    beta = torch.rand(B, H, **f64) * beta_max
-    gate = torch.rand(B, H, **f64)
-    shift = torch.softmax(2 * torch.randn(B, H, S, **f64), -1)
-    gamma = 1 + torch.rand(B, H, **f64) * (gamma_max - 1)
-    erase = torch.rand(B, H, W, **f64)
-    add = torch.randn(B, H, W, **f64)
+    memory = randn(B, N, W)
+    key = randn(B, H, W)
+    beta = rand(B, H) * beta_max
+    gate = rand(B, H)
+    shift = torch.softmax(2 * randn(B, H, S), -1)
+    gamma = 1 + rand(B, H) * (gamma_max - 1)
+    erase = rand(B, H, W)
+    add = randn(B, H, W)
     args = {
         "content_address": (memory, key, beta),
         "interpolate": (weighting(), weighting(), gate),
@@ -296,13 +297,13 @@ def test_large_beta_and_gamma(device, dtype):
 def test_sharpen_underflow(device, dtype):
     """w̃ entries that underflow (or are exactly 0) before sharpening with γ up to 50."""
     _skip_if_unavailable(device)
-    w = torch.full((2, 2, 8), 1e-30, dtype=torch.float64)  # 0 in float16: exact zeros too
+    w = torch.full((2, 2, 8), 1e-30, dtype=torch.float64)  # cpu: moved below; 0 in float16 too
     w[0, 0, 3] = 1e-3
     w[0, 1, :4] = 0
     w[0, 1, 5] = 1.0
     w[1, 0, 0] = 0.5
     w[1, 1, 2] = 1.0
-    gamma = torch.tensor([[50.0, 20.0], [1.0, 50.0]], dtype=torch.float64)
+    gamma = torch.tensor([[50.0, 20.0], [1.0, 50.0]], dtype=torch.float64, device=device)
     args = (w.to(device, dtype), gamma.to(device, dtype))
     _finite_fwd_bwd("sharpen", args)
     check_against_reference("sharpen", args)
@@ -431,7 +432,7 @@ BAD_CASES = [
     ("content_address", lambda a: (a[0], a[1], a[2].double())),  # beta dtype
     ("content_address", lambda a: (a[0], a[1], a[2].long())),  # non-float beta
     ("interpolate", lambda a: (a[0], a[1][:, :, :-1], a[2])),
-    ("shift_convolve", lambda a: (a[0], torch.ones(*a[1].shape[:2], 2))),  # even S
+    ("shift_convolve", lambda a: (a[0], a[1].new_ones(*a[1].shape[:2], 2))),  # even S
     ("shift_convolve", lambda a: ([1.0], a[1])),  # not a tensor
     ("sharpen", lambda a: (a[0], a[1][:, :1])),
     ("address", lambda a: (*a[:4], a[4].repeat(1, 1, 9)[..., :21], *a[5:])),  # S > N
@@ -463,6 +464,6 @@ def test_cpp_checks_name_the_argument():
         torch.ops.ntm_fast.content_address_fwd(m, k, b.double())
     w, s = make_inputs("shift_convolve", 2, 2, 5, 4, 3, torch.float32, "cpu")
     with pytest.raises(ValueError, match=r"shift: expected an odd number of shifts"):
-        torch.ops.ntm_fast.shift_convolve_fwd(w, torch.ones(2, 2, 7))
+        torch.ops.ntm_fast.shift_convolve_fwd(w, w.new_ones(2, 2, 7))
     with pytest.raises(ValueError, match=r"grad: expected shape"):
-        torch.ops.ntm_fast.shift_convolve_bwd(torch.ones(2, 2, 4), w, s)
+        torch.ops.ntm_fast.shift_convolve_bwd(w.new_ones(2, 2, 4), w, s)

@@ -6,15 +6,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import CUDA
+from devices import CUDA, DEVICE_PARAMS
 
 from ntm_fast import native_backend
 from ntm_fast import reference as R
 
-DEVICE_PARAMS = [
-    "cpu",
-    pytest.param("cuda", marks=pytest.mark.skipif(not CUDA, reason="no CUDA device")),
-]
 OP_INPUTS = {
     "content_address": 3,
     "interpolate": 3,
@@ -28,14 +24,19 @@ OP_INPUTS = {
 
 def _inputs(op, device, dtype=torch.float64, B=2, H=2, N=7, W=3, S=3):
     g = torch.Generator().manual_seed(1)
-    kw = dict(dtype=torch.float64, generator=g)
+
+    def randn(*shape):
+        return torch.randn(*shape, dtype=torch.float64, generator=g)  # cpu: moved below
+
+    def rand(*shape):
+        return torch.rand(*shape, dtype=torch.float64, generator=g)  # cpu: moved below
 
     def weighting():
-        return torch.softmax(torch.randn(B, H, N, **kw), -1)
+        return torch.softmax(randn(B, H, N), -1)
 
-    memory, key = torch.randn(B, N, W, **kw), torch.randn(B, H, W, **kw)
-    beta, gate = 5 * torch.rand(B, H, **kw), torch.rand(B, H, **kw)
-    shift, gamma = torch.softmax(torch.randn(B, H, S, **kw), -1), 1 + 2 * torch.rand(B, H, **kw)
+    memory, key = randn(B, N, W), randn(B, H, W)
+    beta, gate = 5 * rand(B, H), rand(B, H)
+    shift, gamma = torch.softmax(randn(B, H, S), -1), 1 + 2 * rand(B, H)
     args = {
         "content_address": (memory, key, beta),
         "interpolate": (weighting(), weighting(), gate),
@@ -43,7 +44,7 @@ def _inputs(op, device, dtype=torch.float64, B=2, H=2, N=7, W=3, S=3):
         "sharpen": (weighting(), gamma),
         "address": (memory, key, beta, gate, shift, gamma, weighting()),
         "read": (memory, weighting()),
-        "write": (memory, weighting(), torch.rand(B, H, W, **kw), torch.randn(B, H, W, **kw)),
+        "write": (memory, weighting(), rand(B, H, W), randn(B, H, W)),
     }[op]
     return [a.to(device=device, dtype=dtype) for a in args]
 

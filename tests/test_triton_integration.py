@@ -1,7 +1,7 @@
 """Triton backend: finite-difference gradients, custom-op registration (opcheck,
 torch.compile), edge-case numerics, validation messages and the unavailable-device error.
 
-Every tensor is made on ``DEVICE`` (test_triton_ops: the CPU under the interpreter, CUDA with
+Every tensor is made on ``DEVICE`` (tests/devices.py: the CPU under the interpreter, CUDA with
 NTM_FAST_TRITON_COMPILED=1); tests/test_device_lint.py fails on a factory call without it."""
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ import pytest
 pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
 
 import torch
+from devices import DEVICE
 from hypothesis import given
 from hypothesis import strategies as st
 from ntm_fast._kernels import utils as KU
-from test_triton_ops import DEVICE, HALF_SHAPE, OPS, SHAPES, check_op, make_inputs
+from test_triton_ops import HALF_SHAPE, OPS, SHAPES, check_op, make_inputs
 from tolerances import forward_tol, grad_tol
 
 from ntm_fast import ops

@@ -8,13 +8,12 @@ to write fails the comparison.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
 
 import torch
+from devices import DEVICE, INTERPRET
 from hypothesis import given
 from hypothesis import strategies as st
 from ntm_fast._kernels import utils as KU
@@ -24,8 +23,6 @@ from ntm_fast import _buffers
 from ntm_fast import reference as R
 from ntm_fast import triton_backend as T
 
-INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
-DEVICE = "cpu" if INTERPRET else "cuda"
 if not INTERPRET and not torch.cuda.is_available():
     pytest.skip("Triton needs CUDA or TRITON_INTERPRET=1", allow_module_level=True)
 
