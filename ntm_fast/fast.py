@@ -176,10 +176,11 @@ class FastNTM(ReferenceNTM):
 
     def saved_bytes_per_step(self, batch_size: int, dtype: torch.dtype | None = None) -> int:
         """Bytes the fused path keeps for backward per time step (without checkpointing):
-        ``B × (F + N·W + H·N + P [+ A] + Σ_layers(in_l + 4C + 2C | in_l + C) + C + R·W)``
+        ``B × (F + N·W + H·N + P [+ A | + K] + Σ_layers(in_l + 4C + 2C | in_l + C) + C + R·W)``
         elements - the step's input, the memory before the write (the dominant term), the
         previous weightings, the heads' raw outputs P (and their activations A, which only
-        the Python loop keeps; the native op recomputes them), each controller layer's input
+        the Python loop keeps; the native op recomputes them, but keeps content
+        addressing's dots and norms, K = (H + 1)·N + H), each controller layer's input
         (LSTM: with h_prev), gate activations and previous cell state, and the output
         layer's input. With ``checkpoint_steps=K`` only each chunk's start state is kept,
         and one chunk (K steps) is live at a time during backward."""
@@ -189,13 +190,14 @@ class FastNTM(ReferenceNTM):
         whole = backends.resolve_name(
             self.requested_backend, device
         ) == "native" and native_sequence.available(device)
-        p_act = 0 if whole else H * W + 3 * H + H * L.shifts + 2 * L.write_heads * W
+        N = self.memory_slots
+        p_act = (H + 1) * N + H if whole else H * W + 3 * H + H * L.shifts + 2 * L.write_heads * W
         per_layer = 0
         for layer in range(self.controller_layers):
             in_l = R * W if layer == 0 else C
             per_layer += in_l + 6 * C if self.controller_kind == "lstm" else in_l + C
         per_row = (
-            self.input_size + self.memory_slots * W + H * self.memory_slots
+            self.input_size + N * W + H * N
             + L.total + p_act + per_layer + C + R * W
         )  # fmt: skip
         element = torch.finfo(dtype or self.memory_bias.dtype).bits // 8

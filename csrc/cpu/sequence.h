@@ -5,8 +5,10 @@
 
 #include <ATen/Parallel.h>
 
+#include <limits>
 #include <vector>
 
+#include "../common.h"
 #include "../sequence_checks.h"
 #include "../step_math.h"
 #include "blas.h"
@@ -83,8 +85,39 @@ void heads_grad_row(const SeqConfig& c, const T* raw, int64_t b, const HeadBufs<
 //   per layer l: inp (T, B, inp_width(l)): the layer's input (with h_{t-1} for an LSTM),
 //     act (T, B, gate_width): activated gates (LSTM) or tanh output (feedforward),
 //     LSTM only: cells (T + 1, B, C): c_0 .. c_T
+//   last: keep (T, B, content_keep): each step's content dots and norms (memory_kernels.h)
 constexpr int64_t kSavedFixed = 4;
 inline int64_t saved_per_layer(const SeqConfig& c) { return c.lstm ? 3 : 2; }
+inline int64_t saved_count(const SeqConfig& c) {
+  return kSavedFixed + c.L * saved_per_layer(c) + 1;
+}
+
+// Buffers for the saved history. Fresh memory for it (B*N*W per step, over 100 MB at batch
+// 256) costs a page fault per 4 KiB on every call; the previous call's buffers are reused
+// instead once nothing else holds them (its backward has run and autograd released them).
+// One pool per calling thread, holding at most the buffers of its last call.
+class SavedPool {
+ public:
+  at::Tensor get(c10::IntArrayRef shape, const at::TensorOptions& opt) {
+    for (at::Tensor& t : old_) {
+      const bool free = t.defined() && t.use_count() == 1 && t.storage().use_count() == 1;
+      if (free && t.sizes() == shape && t.options().dtype() == opt.dtype()) {
+        used_.push_back(std::move(t));
+        if (poison_enabled()) used_.back().fill_(std::numeric_limits<double>::quiet_NaN());
+        return used_.back();
+      }
+    }
+    used_.push_back(new_output(shape, opt));
+    return used_.back();
+  }
+  void end_call() {  // the buffers of this call are the candidates of the next
+    old_ = std::move(used_);
+    used_.clear();
+  }
+
+ private:
+  std::vector<at::Tensor> old_, used_;
+};
 
 // One parallel_for over batches with a scratch block per thread, allocated once per call.
 template <typename A>

@@ -40,7 +40,7 @@ std::vector<at::Tensor> sequence_bwd_cpu(const c10::List<c10::optional<at::Tenso
   const at::Tensor reads_like = at::empty({B, read_heads, W}, x.options());
   const SeqConfig c = check_sequence_args(op, x, sv[0][0], reads_like, sv[1][0], st, pr, lengths,
                                           read_heads, shift_range, uniform, lstm);
-  const int64_t want = kSavedFixed + c.L * saved_per_layer(c);
+  const int64_t want = saved_count(c);
   TORCH_CHECK_VALUE(static_cast<int64_t>(sv.size()) == want, op, ": saved: expected ", want,
                     " tensors from sequence_fwd(save=True), got ", sv.size());
   check_arg(op, "saved[2] (raw head parameters)", sv[2], "(T, B, P)", {T, B, c.P}, x, "x");
@@ -53,6 +53,8 @@ std::vector<at::Tensor> sequence_bwd_cpu(const c10::List<c10::optional<at::Tenso
               "x");
     if (lstm) check_arg(op, "saved (cells)", sv[s + 2], "(T + 1, B, C)", {T + 1, B, c.C}, x, "x");
   }
+  const int64_t CK = content_keep(MemDims{B, c.H, N, W, c.S});
+  check_arg(op, "saved (content dots)", sv.back(), "(T, B, (H + 1) N + H)", {T, B, CK}, x, "x");
   for (const auto& t : sv) {
     TORCH_CHECK_VALUE(t.is_contiguous(), op, ": saved: expected contiguous tensors, got ",
                       describe(t));
