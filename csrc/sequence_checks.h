@@ -109,7 +109,9 @@ inline SeqConfig check_sequence_args(const char* op, const at::Tensor& x,
 
 // The checks of sequence_bwd: x first (its sizes define the rest), then the saved history,
 // then those of check_sequence_args with the saved initial memory and weightings standing for
-// the state, then each upstream gradient given (None for an unused output).
+// the state, then each upstream gradient given (None for an unused output). `extra_saved`:
+// how many backend-specific tensors follow the shared layout (sequence_config.h); their
+// shapes are the backend's to check.
 inline SeqConfig check_sequence_bwd_args(const char* op,
                                          const std::vector<c10::optional<at::Tensor>>& gr,
                                          const at::Tensor& x, const std::vector<at::Tensor>& st,
@@ -117,7 +119,7 @@ inline SeqConfig check_sequence_bwd_args(const char* op,
                                          const std::vector<at::Tensor>& sv,
                                          const c10::optional<at::Tensor>& lengths,
                                          int64_t read_heads, int64_t shift_range, bool uniform,
-                                         bool lstm) {
+                                         bool lstm, int64_t extra_saved = 0) {
   check_arg(op, "x", x, "(T, B, F)", {-1, -1, -1}, x, "x");
   const int64_t T = x.size(0), B = x.size(1);
   TORCH_CHECK_VALUE(sv.size() >= 4, op, ": saved: expected the tensors sequence_fwd saved, got ",
@@ -130,7 +132,7 @@ inline SeqConfig check_sequence_bwd_args(const char* op,
   const at::Tensor reads_like = at::empty({B, read_heads, W}, x.options());
   const SeqConfig c = check_sequence_args(op, x, sv[0][0], reads_like, sv[1][0], st, pr, lengths,
                                           read_heads, shift_range, uniform, lstm);
-  const int64_t want = kSavedFixed + c.L * saved_per_layer(c);
+  const int64_t want = kSavedFixed + c.L * saved_per_layer(c) + extra_saved;
   TORCH_CHECK_VALUE(static_cast<int64_t>(sv.size()) == want, op, ": saved: expected ", want,
                     " tensors from sequence_fwd(save=True), got ", sv.size());
   check_arg(op, "saved[2] (raw head parameters)", sv[2], "(T, B, P)", {T, B, c.P}, x, "x");

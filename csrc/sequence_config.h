@@ -41,6 +41,8 @@ struct SeqConfig {
 //   per layer l: inp (T, B, inp_width(l)): the layer's input (with h_{t-1} for an LSTM),
 //     act (T, B, gate_width): activated gates (LSTM) or tanh output (feedforward),
 //     LSTM only: cells (T + 1, B, C): c_0 .. c_T
+//   then the backend's own: the CPU keeps (T, B, content_keep) content dots and norms
+//   (cpu/memory_kernels.h); CUDA nothing more
 constexpr int64_t kSavedFixed = 4;
 inline int64_t saved_per_layer(const SeqConfig& c) { return c.lstm ? 3 : 2; }
 

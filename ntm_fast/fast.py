@@ -179,13 +179,16 @@ class FastNTM(ReferenceNTM):
         """Bytes the fused path keeps for backward per time step (without checkpointing):
         ``batch_size`` × :func:`ntm_fast.resources.saved_elements_per_step` elements (the
         memory before the write dominates; the heads' activations count only on the Python
-        loop, the native op recomputes them). With ``checkpoint_steps=K`` only each chunk's
-        start state is kept, and one chunk (K steps) is live at a time during backward."""
+        loop, the native op recomputes them, and on the CPU it keeps content addressing's
+        dots and norms instead). With ``checkpoint_steps=K`` only each chunk's start state is
+        kept, and one chunk (K steps) is live at a time during backward."""
         device = self.memory_bias.device
         whole = backends.resolve_name(
             self.requested_backend, device
         ) == "native" and native_sequence.available(device)
-        per_row = resources.saved_elements_per_step(self, head_activations=not whole)
+        per_row = resources.saved_elements_per_step(
+            self, head_activations=not whole, content_keep=whole and device.type == "cpu"
+        )
         element = torch.finfo(dtype or self.memory_bias.dtype).bits // 8
         return batch_size * per_row * element
 

@@ -13,7 +13,8 @@ much, in ~60 autograd nodes per step), in elements (times the element size of th
 * the input ``F`` and the memory before the step, ``N·W`` - the dominant term;
 * the weightings, ``H·N`` (H = read_heads + write_heads);
 * the heads' raw outputs ``P`` (:attr:`ntm_fast.heads.HeadLayout.total`) and, on the Python
-  per-step loop only, their activations ``A`` (the native whole-sequence op recomputes them);
+  per-step loop only, their activations ``A`` (the native whole-sequence op recomputes them;
+  on the CPU it keeps content addressing's dots, norms and scales ``K = (H + 2)·N + 2H``);
 * per controller layer: its input (``R·W`` or ``C``, plus ``C`` for the LSTM's h_prev), its
   activations (``4C`` LSTM, ``C`` feedforward) and, for the LSTM, the previous cell ``C``;
 * the output layer's input ``C + R·W``.
@@ -78,10 +79,14 @@ def _config(model_or_config: Any) -> dict[str, Any]:
     return {**_DEFAULTS, **cfg}
 
 
-def saved_elements_per_step(model_or_config: Any, *, head_activations: bool = False) -> int:
+def saved_elements_per_step(
+    model_or_config: Any, *, head_activations: bool = False, content_keep: bool = False
+) -> int:
     """Elements per sequence that backward keeps for one time step (the formula above):
-    ``F + N·W + H·N + P [+ A] + Σ_layers(in_l + 6C | in_l + C) + C + R·W``; ``A``, the
-    heads' activations, only with ``head_activations`` (the Python per-step loop)."""
+    ``F + N·W + H·N + P [+ A | + K] + Σ_layers(in_l + 6C | in_l + C) + C + R·W``; ``A``, the
+    heads' activations, only with ``head_activations`` (the Python per-step loop); ``K =
+    (H + 2)·N + 2H``, content addressing's dots, norms and scales, only with ``content_keep``
+    (the CPU whole-sequence op keeps them rather than recompute them in backward)."""
     c = _config(model_or_config)
     N, W, R, C = c["memory_slots"], c["memory_width"], c["read_heads"], c["controller_size"]
     L = HeadLayout(R, c["write_heads"], W, c["shift_range"], c["shift_mode"])
@@ -90,8 +95,9 @@ def saved_elements_per_step(model_or_config: Any, *, head_activations: bool = Fa
     for layer in range(c["controller_layers"]):
         in_l = R * W if layer == 0 else C
         per_layer += in_l + 6 * C if c["controller"] == "lstm" else in_l + C
+    keep = (L.heads + 2) * N + 2 * L.heads if content_keep else 0
     return (c["input_size"] + N * W + L.heads * N + L.total + (acts if head_activations else 0)
-            + per_layer + C + R * W)  # fmt: skip
+            + keep + per_layer + C + R * W)  # fmt: skip
 
 
 def estimate_training_bytes(

@@ -116,6 +116,33 @@ def test_fast_ntm_native_per_step_path_training_is_bit_identical():
     assert_identical(train(FastNTM, seed=5, **kw), train(FastNTM, seed=5, **kw))
 
 
+@needs_native
+def test_native_saved_buffers_are_reused_only_when_released():
+    """sequence_fwd reuses its previous call's saved-history buffers once autograd has
+    released them: graphs alive at the same time, or with a retained graph, must keep their
+    own, and every graph gives the gradients it gives alone."""
+    torch.manual_seed(0)
+    model = FastNTM(5, 4, memory_slots=16, memory_width=6, controller_size=16, backend="native")
+    params = list(model.parameters())
+    g = torch.Generator().manual_seed(1)
+    xs = [(torch.rand(9, 4, 5, generator=g) > 0.5).float() for _ in range(3)]
+
+    def grads(x, **kw):
+        return torch.autograd.grad(model(x)[0].square().sum(), params, **kw)
+
+    alone = [grads(x) for x in xs]  # one after the other: each reuses the last one's buffers
+    losses = [model(x)[0].square().sum() for x in xs]  # all alive at once
+    together = [torch.autograd.grad(loss, params) for loss in reversed(losses)][::-1]
+    loss = model(xs[0])[0].square().sum()
+    first = torch.autograd.grad(loss, params, retain_graph=True)
+    grads(xs[1])  # may not take the retained graph's buffers
+    retained = torch.autograd.grad(loss, params)
+    pairs = [*zip(alone, together, strict=True), (alone[0], first), (alone[0], retained)]
+    for want, got in pairs:
+        for a, b in zip(want, got, strict=True):
+            assert torch.equal(a, b)
+
+
 def test_reference_ntm_training_is_bit_identical():
     assert_identical(train(ReferenceNTM, seed=3), train(ReferenceNTM, seed=3))
 

@@ -17,6 +17,12 @@ struct MemDims {
 
 // ---- fused addressing (eqs. 5-9), one batch per item: the row norms are shared by its heads --
 
+// Content addressing's part shared by the forward and the backward, per batch (scale-safe,
+// rows.h content_batch_dots): the dots k~_h.M~_i (H*N), row norms |M~_i| and inverse scales
+// (N each), key norms |k~_h| and inverse scales (H each), in this order. The sequence loop
+// keeps them from the forward (`keep`) so that its backward does not recompute them.
+inline int64_t content_keep(const MemDims& d) { return (d.H + 2) * d.N + 2 * d.H; }
+
 inline int64_t address_fwd_scratch(const MemDims& d) {
   return (d.H + 6) * d.N + d.H * d.W + 2 * d.H + d.S + d.W;
 }
@@ -24,7 +30,7 @@ inline int64_t address_fwd_scratch(const MemDims& d) {
 template <typename T, typename A>
 void address_fwd_batches(const T* M, const T* K, const T* be, const T* ga, const T* sh,
                          const T* gm, const T* wp, T* out, const MemDims& d, int64_t b0,
-                         int64_t b1, A* buf) {
+                         int64_t b1, A* buf, A* keep = nullptr) {
   const int64_t H = d.H, N = d.N, W = d.W, S = d.S;
   A *dot = buf, *rn = dot + H * N, *rinv = rn + N, *wc = rinv + N, *wg = wc + N, *wt = wg + N,
     *r = wt + N, *kacc = r + N, *kn = kacc + H * W, *kinv = kn + H, *s = kinv + H,
@@ -32,6 +38,11 @@ void address_fwd_batches(const T* M, const T* K, const T* be, const T* ga, const
   for (int64_t b = b0; b < b1; ++b) {
     content_batch_dots<T, A>(M + b * N * W, K + b * H * W, H, N, W, kacc, kn, kinv, dot, rn,
                              rinv, mrow);
+    if (keep != nullptr) {  // dot, rn, rinv are adjacent, and kn, kinv
+      A* k = keep + b * content_keep(d);
+      std::copy(dot, dot + (H + 2) * N, k);
+      std::copy(kn, kn + 2 * H, k + (H + 2) * N);
+    }
     for (int64_t h = 0; h < H; ++h) {
       const int64_t bh = b * H + h;
       const CosineRow<A> cr{dot + h * N, rn, rinv, kn[h], kinv[h]};
@@ -54,10 +65,12 @@ inline int64_t address_bwd_scratch(const MemDims& d) {
 }
 
 // Gradients of every addressing input from dL/dw (G); dL/dM summed over heads in head order.
+// `keep`: the forward's content_keep values of these batches, else they are recomputed.
 template <typename T, typename A>
 void address_bwd_batches(const T* G, const T* M, const T* K, const T* be, const T* ga,
                          const T* sh, const T* gm, const T* wp, T* gM, T* gK, T* gB, T* gG,
-                         T* gS, T* gY, T* gP, const MemDims& d, int64_t b0, int64_t b1, A* buf) {
+                         T* gS, T* gY, T* gP, const MemDims& d, int64_t b0, int64_t b1, A* buf,
+                         const A* keep = nullptr) {
   const int64_t H = d.H, N = d.N, W = d.W, S = d.S;
   // dots (H*N), rn, rinv, then per head: wc, wg, r(sharpen), w, buffer; ck, cq, cm for every
   // head.
@@ -68,10 +81,22 @@ void address_bwd_batches(const T* G, const T* M, const T* K, const T* be, const 
     *sc = mrow + W;
   for (int64_t b = b0; b < b1; ++b) {
     const T* Mb = M + b * N * W;
-    content_batch_dots<T, A>(Mb, K + b * H * W, H, N, W, kacc, kn, kinv, dot, rn, rinv, mrow);
+    const A *dots = dot, *rns = rn, *rinvs = rinv, *kns = kn, *kinvs = kinv;
+    if (keep != nullptr) {
+      dots = keep + b * content_keep(d);
+      rns = dots + H * N;
+      rinvs = rns + N;
+      kns = rinvs + N;
+      kinvs = kns + H;
+      load_row(K + b * H * W, H * W, kacc);  // the rescaled keys k~ (kinv: a power of two)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t m = 0; m < W; ++m) kacc[h * W + m] *= kinvs[h];
+    } else {
+      content_batch_dots<T, A>(Mb, K + b * H * W, H, N, W, kacc, kn, kinv, dot, rn, rinv, mrow);
+    }
     for (int64_t h = 0; h < H; ++h) {
       const int64_t bh = b * H + h;
-      const CosineRow<A> cr{dot + h * N, rn, rinv, kn[h], kinv[h]};
+      const CosineRow<A> cr{dots + h * N, rns, rinvs, kns[h], kinvs[h]};
       // ---- recompute the forward
       const A beta_v = static_cast<A>(be[bh]), g = static_cast<A>(ga[bh]),
               gamma_v = static_cast<A>(gm[bh]);
@@ -100,7 +125,7 @@ void address_bwd_batches(const T* G, const T* M, const T* K, const T* be, const 
       gB[bh] = store_grad<T>(content_row_softmax_bwd(wc, cr, beta_v, N, gwc, sc));
       coef_key[h] = cosine_row_coefs(cr, N, gwc, cq + h * N, cm + h * N, sc);
     }
-    cosine_batch_grads<T, A>(Mb, rinv, kacc, ck, cq, cm, coef_key, H, N, W, gM + b * N * W,
+    cosine_batch_grads<T, A>(Mb, rinvs, kacc, ck, cq, cm, coef_key, H, N, W, gM + b * N * W,
                              gK + b * H * W, gkacc, gmacc);
   }
 }
@@ -143,6 +168,46 @@ void write_fwd_rows(const T* M, const T* x, const T* E, const T* Ad, T* o, const
 
 inline int64_t write_bwd_scratch(const MemDims& d) { return 6 * d.H * d.W + 3 * d.W; }
 
+template <typename A>
+struct LaneVec {
+  typedef A v __attribute__((vector_size(kLanes * sizeof(A))));
+};
+
+// One row of write_bwd_batches with one write head and T == A: the terms of its scalar form
+// (erase_factor, write_w_grad_term and write_e_grad_term with others = 1), whole blocks of
+// kLanes in vector registers (the scalar form does not vectorise), the rest in lanes m mod
+// kLanes as there. Writes dL/dM of the row, adds to the erase/add sums, returns dL/dw.
+template <typename A>
+A write_bwd_row1(const A* __restrict__ g, const A* __restrict__ mv, A wv, const A* __restrict__ e,
+                 const A* __restrict__ a, A* __restrict__ gm, A* __restrict__ gea,
+                 A* __restrict__ gaa, int64_t W) {
+  using V = typename LaneVec<A>::v;
+  auto ld = [](const A* p) {
+    V v;
+    std::memcpy(&v, p, sizeof(v));
+    return v;
+  };
+  auto st = [](A* p, const V& v) { std::memcpy(p, &v, sizeof(v)); };
+  V acc = {};
+  int64_t m = 0;
+  for (; m + kLanes <= W; m += kLanes) {
+    const V gv = ld(g + m), Mv = ld(mv + m), ev = ld(e + m);
+    st(gm + m, gv * (A(1) - wv * ev));
+    acc += gv * (ld(a + m) - Mv * ev);
+    st(gea + m, ld(gea + m) + -gv * Mv * wv);
+    st(gaa + m, ld(gaa + m) + gv * wv);
+  }
+  A lanes[kLanes];
+  std::memcpy(lanes, &acc, sizeof(acc));
+  for (; m < W; ++m) {
+    gm[m] = g[m] * erase_factor(wv, e[m]);
+    lanes[m % kLanes] += write_w_grad_term(g[m], mv[m], e[m], a[m], A(1));
+    gea[m] += write_e_grad_term(g[m], mv[m], wv, A(1));
+    gaa[m] += g[m] * wv;
+  }
+  return lane_total(lanes);
+}
+
 // The erase/add gradients sum over rows: one batch per item, rows in order (deterministic).
 template <typename T, typename A>
 void write_bwd_batches(const T* G, const T* M, const T* x, const T* E, const T* Ad, T* gM,
@@ -156,6 +221,17 @@ void write_bwd_batches(const T* G, const T* M, const T* x, const T* E, const T* 
     load_row(E + b * H * W, H * W, e);
     load_row(Ad + b * H * W, H * W, a);
     std::fill(gea, gea + 2 * H * W, A(0));
+    if constexpr (std::is_same_v<T, A>) {
+      if (H == 1) {
+        for (int64_t row = b * N; row < (b + 1) * N; ++row) {
+          gw[row] = write_bwd_row1(G + row * W, M + row * W, x[row], e, a, gM + row * W, gea,
+                                   gaa, W);
+        }
+        store_grad_row(gea, W, ge + b * W);
+        store_grad_row(gaa, W, ga + b * W);
+        continue;
+      }
+    }
     if (H == 1) {  // one write head (the common case): the other heads' product is 1
       for (int64_t i = 0; i < N; ++i) {
         const int64_t row = b * N + i;

@@ -5,8 +5,10 @@
 
 #include <ATen/Parallel.h>
 
+#include <limits>
 #include <vector>
 
+#include "../common.h"
 #include "../sequence_checks.h"
 #include "../step_math.h"
 #include "blas.h"
@@ -74,6 +76,33 @@ void heads_grad_row(const SeqConfig& c, const T* raw, int64_t b, const HeadBufs<
     d_raw[c.off_add() + i] = tanh_grad(g.add[b * E + i], p.add[b * E + i]);
   }
 }
+
+// Buffers for the saved history. Fresh memory for it (B*N*W per step, over 100 MB at batch
+// 256) costs a page fault per 4 KiB on every call; the previous call's buffers are reused
+// instead once nothing else holds them (its backward has run and autograd released them).
+// One pool per calling thread, holding at most the buffers of its last call.
+class SavedPool {
+ public:
+  at::Tensor get(c10::IntArrayRef shape, const at::TensorOptions& opt) {
+    for (at::Tensor& t : old_) {
+      const bool free = t.defined() && t.use_count() == 1 && t.storage().use_count() == 1;
+      if (free && t.sizes() == shape && t.options().dtype() == opt.dtype()) {
+        used_.push_back(std::move(t));
+        if (poison_enabled()) used_.back().fill_(std::numeric_limits<double>::quiet_NaN());
+        return used_.back();
+      }
+    }
+    used_.push_back(new_output(shape, opt));
+    return used_.back();
+  }
+  void end_call() {  // the buffers of this call are the candidates of the next
+    old_ = std::move(used_);
+    used_.clear();
+  }
+
+ private:
+  std::vector<at::Tensor> old_, used_;
+};
 
 // One parallel_for over batches with a scratch block per thread, allocated once per call.
 template <typename A>

@@ -26,8 +26,12 @@ std::vector<at::Tensor> sequence_bwd_cpu(const c10::List<c10::optional<at::Tenso
   const std::vector<at::Tensor> sv(saved.begin(), saved.end());
   std::vector<c10::optional<at::Tensor>> gr;
   for (const auto& g : grads) gr.push_back(g);
+  // One CPU-only saved tensor after the shared layout: the forward's content dots and norms.
   const SeqConfig c = check_sequence_bwd_args(op, gr, x, st, pr, sv, lengths, read_heads,
-                                              shift_range, uniform, lstm);
+                                              shift_range, uniform, lstm, /*extra_saved=*/1);
+  const int64_t CK = content_keep(MemDims{x.size(1), c.H, sv[0].size(2), sv[0].size(3), c.S});
+  check_arg(op, "saved (content dots)", sv.back(), "(T, B, (H + 2) N + 2 H)",
+            {x.size(0), x.size(1), CK}, x, "x");
   at::Tensor len;
   if (lengths.has_value() && lengths->defined()) len = lengths->contiguous();
   std::vector<at::Tensor> out;

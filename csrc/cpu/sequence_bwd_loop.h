@@ -34,6 +34,8 @@ void sequence_backward(const SeqConfig& c, const std::vector<c10::optional<at::T
   };
   const at::Tensor x = x_.contiguous();
   const at::Tensor mem_hist = saved[0], w_hist = saved[1], raw = saved[2], out_in = saved[3];
+  const at::Tensor keep = saved.back();
+  const int64_t CK = content_keep(md);
   std::vector<at::Tensor> inp(c.L), act(c.L), cells(c.L), wcat(c.L);
   for (int64_t l = 0; l < c.L; ++l) {
     const int64_t s = kSavedFixed + l * saved_per_layer(c);
@@ -116,11 +118,13 @@ void sequence_backward(const SeqConfig& c, const std::vector<c10::optional<at::T
       std::copy_n(w_t + (b * H + R) * N, Hw * N, w_write.data() + b * Hw * N);
     }
     // -- write, read and addressing backwards, one batch per task -------------------------------
+    // One batch at a time through all four parts, so its rows of M_{t-1}, dM and the partial
+    // gradients are still in cache for the next part (B*N*W floats are not, at large B).
     at::parallel_for(0, B, grain_for(4 * H * N * W), [&](int64_t b0, int64_t b1) {
-      write_bwd_batches<T, T>(dM, M_prev, w_write.data(), p.erase.data(), p.add.data(),
-                              dm_write.data(), dw_write.data(), g.erase.data(), g.add.data(), mw,
-                              b0, b1, write_scratch.get());
       for (int64_t b = b0; b < b1; ++b) {
+        write_bwd_batches<T, T>(dM, M_prev, w_write.data(), p.erase.data(), p.add.data(),
+                                dm_write.data(), dw_write.data(), g.erase.data(), g.add.data(),
+                                mw, b, b + 1, write_scratch.get());
         const T* Mb = M_prev + b * N * W;
         const T* dr = d_read.data() + b * RW;
         T* dwt = dw_total.data() + b * H * N;
@@ -132,15 +136,13 @@ void sequence_backward(const SeqConfig& c, const std::vector<c10::optional<at::T
         for (int64_t i = 0; i < Hw * N; ++i) {
           dwt[R * N + i] = dw_write[b * Hw * N + i] + dW[(b * H + R) * N + i];
         }
-      }
-      address_bwd_batches<T, T>(dw_total.data(), M_prev, p.key.data(), p.beta.data(),
-                                p.gate.data(), p.shift.data(), p.gamma.data(), w_prev,
-                                dm_addr.data(), g.key.data(), g.beta.data(), g.gate.data(),
-                                g.shift.data(), g.gamma.data(), dW, md, b0, b1,
-                                addr_scratch.get());
-      T* rd = row_scratch.get();
-      for (int64_t b = b0; b < b1; ++b) {  // dL/dM_{t-1} = write + read + addressing parts
-        const T* dr = d_read.data() + b * RW;
+        address_bwd_batches<T, T>(dw_total.data(), M_prev, p.key.data(), p.beta.data(),
+                                  p.gate.data(), p.shift.data(), p.gamma.data(), w_prev,
+                                  dm_addr.data(), g.key.data(), g.beta.data(), g.gate.data(),
+                                  g.shift.data(), g.gamma.data(), dW, md, b, b + 1,
+                                  addr_scratch.get(), ptr(keep) + t * B * CK);
+        // dL/dM_{t-1} = write + read + addressing parts
+        T* rd = row_scratch.get();
         const T* wr = w_t + b * H * N;
         for (int64_t i = 0; i < N; ++i) {
           std::fill_n(rd, W, T(0));

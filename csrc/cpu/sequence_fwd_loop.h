@@ -43,19 +43,26 @@ void sequence_forward(const SeqConfig& c, const at::Tensor& x, const at::Tensor&
     h_out = state[0].clone(at::MemoryFormat::Contiguous);
     c_out = state[1].clone(at::MemoryFormat::Contiguous);
   }
-  at::Tensor mem_hist = new_output({save ? Ts : 2, B, N, W}, opt);
-  at::Tensor w_hist = new_output({save ? Ts + 1 : 2, B, H, N}, opt);
-  at::Tensor raw = new_output({save ? Ts : 1, B, P}, opt);
-  at::Tensor out_in = new_output({Ts, B, CR}, opt);
+  static thread_local SavedPool pool;
+  auto hist = [&](c10::IntArrayRef shape) {  // saved: from the pool; else 1-2 steps, fresh
+    return save ? pool.get(shape, opt) : new_output(shape, opt);
+  };
+  at::Tensor mem_hist = hist({save ? Ts : 2, B, N, W});
+  at::Tensor w_hist = hist({save ? Ts + 1 : 2, B, H, N});
+  at::Tensor raw = hist({save ? Ts : 1, B, P});
+  at::Tensor out_in = hist({Ts, B, CR});
   std::vector<at::Tensor> inp(c.L), act(c.L), cells(c.L);
   for (int64_t l = 0; l < c.L; ++l) {
-    inp[l] = new_output({save ? Ts : 1, B, c.inp_width(l)}, opt);
-    act[l] = new_output({save ? Ts : 1, B, G}, opt);
+    inp[l] = hist({save ? Ts : 1, B, c.inp_width(l)});
+    act[l] = hist({save ? Ts : 1, B, G});
     if (c.lstm) {
-      cells[l] = new_output({save ? Ts + 1 : 2, B, C}, opt);
+      cells[l] = hist({save ? Ts + 1 : 2, B, C});
       cells[l][0].copy_(state[1][l]);
     }
   }
+  const int64_t CK = content_keep(md);
+  at::Tensor keep = save ? pool.get({Ts, B, CK}, opt) : at::Tensor();
+  if (save) pool.end_call();
   mem_hist[0].copy_(memory0);
   w_hist[0].copy_(w0);
   at::Tensor reads_cur = reads0.contiguous().view({B, RW}).clone();
@@ -136,11 +143,14 @@ void sequence_forward(const SeqConfig& c, const at::Tensor& x, const at::Tensor&
     for (int64_t b = 0; b < B; ++b) std::copy_n(ptr(b_heads), P, raw_t + b * P);
     gemm<T>(false, true, B, P, C, T(1), out_row, CR, ptr(w_heads), C, T(1), raw_t, P);
     for (int64_t b = 0; b < B; ++b) heads_activate_row(c, raw_t + b * P, b, p);
-    at::parallel_for(0, B, grain_for(H * N * (W + c.S)), [&](int64_t b0, int64_t b1) {
-      address_fwd_batches<T, T>(M_prev, p.key.data(), p.beta.data(), p.gate.data(),
-                                p.shift.data(), p.gamma.data(), w_prev, w_new, md, b0, b1,
-                                addr_scratch.get());
+    // One batch at a time through addressing, read and write: its rows of M_{t-1} are still
+    // in cache for the read and the write (B*N*W floats are not, at large B).
+    const int64_t per_batch = H * N * (W + c.S) + 2 * c.Hw * N * W;
+    at::parallel_for(0, B, grain_for(per_batch), [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
+        address_fwd_batches<T, T>(M_prev, p.key.data(), p.beta.data(), p.gate.data(),
+                                  p.shift.data(), p.gamma.data(), w_prev, w_new, md, b, b + 1,
+                                  addr_scratch.get(), save ? ptr(keep) + t * B * CK : nullptr);
         std::copy_n(w_new + (b * H + R) * N, c.Hw * N, w_write.data() + b * c.Hw * N);
         // read (eq. 2) from M_{t-1}: r_h = sum_i w_h[i] M_i
         T* r = out_row + b * CR + C;
@@ -154,11 +164,9 @@ void sequence_forward(const SeqConfig& c, const at::Tensor& x, const at::Tensor&
             for (int64_t m = 0; m < W; ++m) r[h * W + m] += wv * Mi[m];
           }
         }
+        write_fwd_rows<T, T>(M_prev, w_write.data(), p.erase.data(), p.add.data(), M_next, mw,
+                             b * N, (b + 1) * N, write_scratch.get());
       }
-    });
-    at::parallel_for(0, B * N, grain_for(2 * c.Hw * W), [&](int64_t i0, int64_t i1) {
-      write_fwd_rows<T, T>(M_prev, w_write.data(), p.erase.data(), p.add.data(), M_next, mw, i0,
-                           i1, write_scratch.get());
     });
     // -- finished sequences keep their state (lengths) -----------------------------------------
     T* rc = ptr(reads_cur);
@@ -202,6 +210,7 @@ void sequence_forward(const SeqConfig& c, const at::Tensor& x, const at::Tensor&
     out.push_back(act[l]);
     if (c.lstm) out.push_back(cells[l]);
   }
+  out.push_back(keep);
 }
 
 }  // namespace NTM_CPU_NS
