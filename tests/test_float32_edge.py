@@ -12,30 +12,36 @@ before multiplying by (ḡ - ⟨w, ḡ⟩), which overflows for a subnormal maxi
 from __future__ import annotations
 
 import copy
-import os
 import re
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import CUDA
+from devices import CUDA, DEVICE, backend_cases
 from hypothesis import given
 from hypothesis import strategies as st
-from test_fast_ntm import _backends
 from tolerances import OP_ARGS, forward_tol, grad_tol
 
 from ntm_fast import FastNTM, ReferenceNTM, backends, numerics
 
 F32, F64 = torch.float32, torch.float64
+
+
 #: The native CUDA kernels (csrc/cuda) where a GPU is present; Triton runs on CUDA tensors when
 #: compiled (NTM_FAST_TRITON_COMPILED=1), on CPU tensors under the interpreter.
+def _fast(name: str, device: str):
+    reason = backends.unavailable_reason(name, torch.device(device))
+    return pytest.param(name, marks=pytest.mark.skipif(reason is not None, reason=str(reason)))
+
+
 BACKENDS = [
     pytest.param("reference"),
-    *_backends(),
+    _fast("native", "cpu"),
+    _fast("triton", DEVICE),
     pytest.param("native-cuda", marks=pytest.mark.skipif(not CUDA, reason="no CUDA device")),
 ]
-TRITON_DEVICE = "cpu" if os.environ.get("TRITON_INTERPRET") == "1" else "cuda"
+TRITON_DEVICE = DEVICE
 #: A result below float32's smallest normal number (2^-126 ≈ 1.2e-38) has spacing 2^-149, so
 #: it has no relative precision left; such entries may differ from float64 by a few of those.
 SUBNORMAL = 16 * torch.finfo(F32).tiny
@@ -95,14 +101,14 @@ def _inputs(op: str, m_scale: float, k_scale: float, seed: int) -> list:
     B, H, N, W, S = 2, 2, 6, 5, 3
 
     def randn(*s):
-        return torch.randn(*s, dtype=F64, generator=g)
+        return torch.randn(*s, dtype=F64, generator=g)  # cpu: moved by _run
 
     pool = dict(
         memory=m_scale * randn(B, N, W), key=k_scale * randn(B, H, W),
-        beta=5 * torch.rand(B, H, dtype=F64, generator=g),
-        gate=torch.rand(B, H, dtype=F64, generator=g),
+        beta=5 * torch.rand(B, H, dtype=F64, generator=g),  # cpu: moved by _run
+        gate=torch.rand(B, H, dtype=F64, generator=g),  # cpu: moved by _run
         shift=torch.softmax(randn(B, H, S), -1),
-        gamma=1 + 3 * torch.rand(B, H, dtype=F64, generator=g),
+        gamma=1 + 3 * torch.rand(B, H, dtype=F64, generator=g),  # cpu: moved by _run
         w_prev=torch.softmax(randn(B, H, N), -1),
     )  # fmt: skip
     # float32 values (the inputs under test), held exactly in float64 for the expected answer
@@ -113,7 +119,9 @@ def _check_op(backend: str, op: str, args: list, seed: int) -> None:
     up_shape = (args[0].shape[0], *args[-1].shape[1:2], args[0].shape[1])
     if op == "sharpen":
         up_shape = args[0].shape
-    upstream = torch.randn(up_shape, generator=torch.Generator().manual_seed(seed))
+    upstream = torch.randn(  # cpu: compared on the CPU
+        up_shape, generator=torch.Generator().manual_seed(seed)
+    )  # cpu: moved by _run
     out, grads = _run(backend, op, args, upstream)
     e_out, e_grads = _run("reference", op, [t.double() for t in args], upstream)
     _assert_close(out, e_out, forward_tol(F32), f"{backend} {op} output")
@@ -139,7 +147,7 @@ def test_content_address_rows_of_random_scales(backend, seed):
     g = torch.Generator().manual_seed(seed)
     args = _inputs("content_address", 1.0, 1.0, seed)
     for t in args[:2]:
-        e = torch.randint(-30, 38, (*t.shape[:-1], 1), generator=g).double()
+        e = torch.randint(-30, 38, (*t.shape[:-1], 1), generator=g).double()  # cpu: moved by _run
         t.copy_((t.double() * 10.0**e).float())
     _check_op(backend, "content_address", args, seed)
 
@@ -181,10 +189,11 @@ def test_sharpen_subnormal_rows(backend, gamma, scale):
     overflows from scale ~1e-37."""
     _skip_unavailable(backend)
     g = torch.Generator().manual_seed(1)
-    w = (scale * (0.1 + torch.rand(2, 2, 6, dtype=F64, generator=g))).to(F32)
+    w = (scale * (0.1 + torch.rand(2, 2, 6, dtype=F64, generator=g))).to(F32)  # cpu: moved by _run
     w[1, 1, 2] = 0.0  # an exact zero beside subnormals
-    gam = torch.full((2, 2), gamma, dtype=F32)
-    upstream = (1e6 * scale * torch.randn(2, 2, 6, dtype=F64, generator=g)).to(F32)
+    gam = torch.full((2, 2), gamma, dtype=F32)  # cpu: moved by _run
+    noise = torch.randn(2, 2, 6, dtype=F64, generator=g)  # cpu: moved by _run
+    upstream = (1e6 * scale * noise).to(F32)
     out, grads = _run(backend, "sharpen", [w, gam], upstream)
     e_out, e_grads = _run("reference", "sharpen", [w.double(), gam.double()], upstream)
     _assert_close(out, e_out, forward_tol(F32), "output")
@@ -192,22 +201,23 @@ def test_sharpen_subnormal_rows(backend, gamma, scale):
         _assert_close(a, e, grad_tol(F32), f"d/d{name}")
 
 
-@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize(("backend", "device"), backend_cases())
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "per-step"])
 @pytest.mark.parametrize("scale", [1e-30, 1e20, 1e30])
-def test_fast_ntm_with_extreme_memory(backend, fused, scale):
+def test_fast_ntm_with_extreme_memory(backend, device, fused, scale):
     """FastNTM in float32 (whole-sequence op or per-step ops) whose initial memory is scaled
     to ``scale`` against ReferenceNTM in float64: every read, write and content lookup sees
     rows whose squared norms are outside float32's range."""
     torch.manual_seed(0)
-    ref = ReferenceNTM(3, 2, memory_slots=6, memory_width=4, controller_size=8).to(F32)
+    ref = ReferenceNTM(3, 2, memory_slots=6, memory_width=4, controller_size=8)
+    ref = ref.to(device=device, dtype=F32)
     with torch.no_grad():
         ref.memory_bias.mul_(scale)
     fast = FastNTM.from_reference(ref, backend=backend)
     fast.fused_sequence = fused
     ref64 = copy.deepcopy(ref).to(F64)
-    x = torch.rand(5, 2, 3)
-    y = torch.rand(5, 2, 2)
+    x = torch.rand(5, 2, 3, device=device)
+    y = torch.rand(5, 2, 2, device=device)
     results = []
     for model, dt in ((fast, F32), (ref64, F64)):
         logits, _ = model(x.to(dt))
@@ -230,7 +240,9 @@ def test_norm_range_constants_match_the_headers():
 
 @pytest.mark.parametrize("dtype", [F32, F64])
 def test_inverse_pow2_scale(dtype):
-    x = torch.tensor([3e38, 1e20, 1.0, 0.75, 1e-30, 1e-45, 0.0, float("inf"), float("nan")])
+    x = torch.tensor(  # cpu: compared on the CPU
+        [3e38, 1e20, 1.0, 0.75, 1e-30, 1e-45, 0.0, float("inf"), float("nan")]
+    )  # cpu: moved by _run
     x = x.to(dtype)
     inv = numerics.inverse_pow2_scale(x)
     m, _ = torch.frexp(inv)

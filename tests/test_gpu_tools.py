@@ -121,7 +121,7 @@ def test_every_cuda_source_is_built_and_compile_checked():
     if cuda_resources.shutil.which("nvcc") is None and "NVCC" not in os.environ:
         pytest.skip("nvcc not installed")
     ext = cuda_resources.setup_extension()
-    cuda_dir = cuda_resources.ROOT / "csrc" / "cuda"
+    cuda_dir = cuda_resources.ROOT / "csrc/cuda"
     files = sorted(cuda_dir.glob("*.cu")) + sorted(cuda_dir.glob("*.cpp"))
     wanted = {str(f.relative_to(cuda_resources.ROOT)) for f in files}
     assert {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from devices import CUDA
 from hypothesis import given
 from test_native_sequence import (
     FUZZ,
@@ -27,7 +28,7 @@ from tolerances import SEQUENCE, assert_close_allowing
 
 from ntm_fast import FastNTM, native_backend, native_sequence
 
-CUDA_OK = torch.cuda.is_available() and native_sequence.available(torch.device("cuda"))
+CUDA_OK = CUDA and native_sequence.available(torch.device("cuda"))
 REASON = (
     "needs a CUDA device and the extension's CUDA whole-sequence kernels: "
     f"{native_backend.unavailable_reason(torch.device('cuda')) or 'not registered for CUDA'}"
