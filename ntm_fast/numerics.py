@@ -55,12 +55,15 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
 def inverse_pow2_scale(absmax: torch.Tensor) -> torch.Tensor:
     """2^-e with 2^e ≈ ``absmax`` (its binary exponent, clamped so that both 2^e and 2^-e are
     normal numbers of the dtype), or 1 where ``absmax`` is 0, inf or NaN. Multiplying a vector
-    by it is exact and brings its largest entry into [0.5, 1) (into (0, 4) at the two ends of
+    by it is exact and brings its largest entry into [0.25, 1) (into (0, 4) at the two ends of
     the range), so its squared norm and dot products can neither overflow nor lose bits to
     underflow (docs/math.md#scale-safe-norms)."""
     # 2^emax and 2^-emax are normal: 126 for float32, 1022 for float64
     emax = int(math.log2(torch.finfo(absmax.dtype).max)) - 1
-    _, e = torch.frexp(absmax)  # absmax = m 2^e, m in [0.5, 1)
-    inv = torch.ldexp(torch.ones_like(absmax), -e.clamp(-emax, emax))
+    # floor(log2) + 1 is frexp's exponent (one more just below a power of two, where log2
+    # rounds up: still a power of two). Floating-point ops only: torch.compile's CPU code for
+    # frexp/ldexp does not build (inductor, torch 2.13), and the reference must compile.
+    e = torch.floor(torch.log2(absmax)) + 1
+    inv = torch.exp2(-e.clamp(-emax, emax))
     ok = (absmax > 0) & torch.isfinite(absmax)
     return torch.where(ok, inv, torch.ones_like(absmax))

@@ -23,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tolerances import OP_ARGS, forward_tol, grad_tol
 
-from ntm_fast import FastNTM, ReferenceNTM, backends, numerics
+from ntm_fast import FastNTM, ReferenceNTM, backends, numerics, reference
 
 F32, F64 = torch.float32, torch.float64
 
@@ -251,3 +251,15 @@ def test_inverse_pow2_scale(dtype):
     assert ((scaled >= 0.5) & (scaled < 4)).all()
     assert inv[4] * x[4] >= 0.5 and inv[5] * x[5] > 0  # 1e-45 clamps at the normal range
     assert (inv[6:] == 1).all()
+
+
+def test_reference_content_addressing_compiles():
+    """torch.compile of the reference's scale-safe cosine builds and agrees with eager (its
+    exponent arithmetic once used frexp/ldexp, whose inductor CPU code did not build)."""
+    g = torch.Generator().manual_seed(0)
+    memory = torch.randn(2, 5, 3, generator=g) * 1e20  # cpu: inductor's CPU backend
+    key = torch.randn(2, 1, 3, generator=g)  # cpu: inductor's CPU backend
+    beta = torch.rand(2, 1, generator=g) + 1  # cpu: inductor's CPU backend
+    eager = reference.content_address(memory, key, beta)
+    compiled = torch.compile(reference.content_address, fullgraph=True)(memory, key, beta)
+    torch.testing.assert_close(compiled, eager)
