@@ -84,7 +84,6 @@ def unavailable_reason(name: str, device: torch.device) -> str | None:
     return mod.unavailable_reason(device)
 
 
-@torch.compiler.assume_constant_result  # run once while tracing: no graph break under compile
 def resolve_name(backend: str, device: torch.device) -> str:
     """The concrete backend name ``backend`` means on ``device`` (see module docstring)."""
     if backend != "auto":
@@ -109,6 +108,12 @@ def resolve_name(backend: str, device: torch.device) -> str:
             stacklevel=3,
         )
     return "reference"
+
+
+# Run once while tracing, no graph break under torch.compile: what
+# torch.compiler.assume_constant_result does, without importing torch._dynamo (1.7 s of
+# every start-up) at import; tests/test_package_layout.py checks it matches torch's.
+resolve_name._dynamo_marked_constant = True  # type: ignore[attr-defined]
 
 
 def get(backend: str, device: torch.device) -> ModuleType:

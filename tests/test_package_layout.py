@@ -159,3 +159,29 @@ def test_a_checkpoint_written_before_the_split_loads_evaluates_and_resumes(legac
                "--no-progress", "--no-plots"])  # fmt: skip
     assert rc == 0, capsys.readouterr().err
     assert ckpt.load_checkpoint(legacy_run)["step"] == 3
+
+
+def test_resolve_name_is_marked_constant_as_torch_marks_it():
+    """backends.resolve_name carries what torch.compiler.assume_constant_result sets (set
+    directly so that importing ntm_fast does not import torch._dynamo); if torch changes how
+    it marks a function, this fails."""
+    import torch
+
+    from ntm_fast import backends
+
+    def probe() -> None: ...
+
+    before = set(vars(probe))
+    torch.compiler.assume_constant_result(probe)
+    marks = set(vars(probe)) - before
+    assert marks, "assume_constant_result set no attribute: update backends.resolve_name"
+    for name in marks:
+        assert getattr(backends.resolve_name, name, None) == getattr(probe, name)
+
+
+def test_importing_the_package_and_its_cli_does_not_import_the_compiler():
+    """torch._dynamo costs ~1.7 s of every `ntm-fast` start-up; nothing needs it until a
+    torch.compile call."""
+    code = "import sys, ntm_fast.train.cli; print('torch._dynamo' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr

@@ -15,10 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
 from torch import Tensor, nn
 
@@ -28,6 +24,17 @@ from .evaluate import build_task, generalisation_settings
 from .tasks import NGramTask, Task
 
 DPI = 80  # keeps each PNG well under 200 KB
+
+
+def _pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend, imported on first use: a run that draws no
+    figure (``--no-plots``, ``eval``) does not pay its ~0.5 s import."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def read_log(path: str | Path) -> dict[str, list[float]]:
@@ -45,7 +52,7 @@ def learning_curve_figure(
 ) -> Any:
     """The figure of :func:`plot_learning_curves` (not saved). The cost axis is logarithmic:
     a converged run's 0.01-bit costs would sit flat on zero on a linear axis."""
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = _pyplot().subplots(figsize=(6, 3.6))
     for label, log in logs:
         cols = read_log(log)
         if cols:
@@ -73,7 +80,7 @@ def plot_outputs(examples: Sequence[tuple[str, Tensor, Tensor]], path: str | Pat
     only the target phase (time on the x axis, channels on the y axis, like Fig. 4)."""
     n = len(examples)
     widths = [max(int(t.shape[0]), 4) for _, t, _ in examples]
-    fig, axes = plt.subplots(
+    fig, axes = _pyplot().subplots(
         2, n, figsize=(min(2 + 0.12 * sum(widths), 16), 3), squeeze=False,
         gridspec_kw={"width_ratios": widths},
     )  # fmt: skip
@@ -108,7 +115,7 @@ def plot_memory_use(
         ("Write weightings", ww, (0, 1)),
         ("Read weightings", rw, (0, 1)),
     ]
-    fig, axes = plt.subplots(3, 2, figsize=(9, 6.5), sharex=True)
+    fig, axes = _pyplot().subplots(3, 2, figsize=(9, 6.5), sharex=True)
     for ax, (title, img, (lo, up)) in zip(axes.flat, panels, strict=True):
         ax.imshow(
             img.T.numpy(), cmap="gray", vmin=lo, vmax=up, aspect="auto", interpolation="nearest"
@@ -225,5 +232,5 @@ def _save(fig: Any, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
