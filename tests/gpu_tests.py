@@ -71,6 +71,10 @@ GPU_TESTS = [
             proves="compiled Triton: gradcheck, opcheck and torch.compile on CUDA, edge "
                    "numerics (zero norms, β 1e4, γ 50, underflow), the backward's narrower "
                    "tile, hypothesis edge values"),
+    GpuTest("proof", "tests/test_float32_edge.py",
+            proves="the float32 edge (scale-safe norms): native CUDA and compiled Triton give "
+                   "the float64 answer for memory/key entries 1e-30..1e37 and subnormal "
+                   "sharpening rows, forward and backward, FastNTM with extreme memory"),
     GpuTest("proof", "tests/test_triton_ops.py", shard=True,
             proves="every compiled Triton op, forward and backward, matches the reference: "
                    "shapes, dtypes, non-contiguous inputs, the tiled path, determinism"),
