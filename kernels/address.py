@@ -164,7 +164,7 @@ def address_fwd(memory, key, beta, gate, shift, gamma, w_prev) -> torch.Tensor:
     B, N, W = memory.shape
     H, S = key.shape[1], shift.shape[-1]
     bn = U.block_n(N)
-    bw = U.block_w(W, bn)
+    bw = U.block_w_fwd(W, bn)
     cdt = U.tl_compute_dtype(memory.dtype)
     out = empty((B, H, N), dtype=memory.dtype, device=memory.device)
     args = (memory, key, beta, gate, shift, gamma, w_prev)

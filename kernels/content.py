@@ -268,7 +268,7 @@ def content_fwd(memory: torch.Tensor, key: torch.Tensor, beta: torch.Tensor) -> 
     B, N, W = memory.shape
     H = key.shape[1]
     bn = U.block_n(N)
-    bw = U.block_w(W, bn)
+    bw = U.block_w_fwd(W, bn)
     sk = scratch(B * H, N, memory.dtype, memory.device)
     out = empty((B, H, N), dtype=memory.dtype, device=memory.device)
     content_fwd_kernel[(B * H,)](
