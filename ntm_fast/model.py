@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from types import ModuleType
-from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -38,17 +37,7 @@ from torch import Tensor, nn
 from . import reference
 from .controllers import FeedforwardController, LSTMController
 from .heads import HeadLayout, HeadParams
-from .validation import describe
-
-
-class NTMState(NamedTuple):
-    """Everything an NTM carries from one step to the next. Batch is dim 0 except in
-    ``controller``, whose tensors are `(layers, B, C)` like :class:`torch.nn.LSTM`'s."""
-
-    memory: Tensor  # (B, N, W)
-    read_vectors: Tensor  # (B, R, W)
-    weightings: Tensor  # (B, R + Wh, N): read heads first, then write heads
-    controller: tuple[Tensor, ...]  # LSTM: (h, c); feedforward: ()
+from .model_checks import NTMState, check_input, check_state, lengths_mask, positive
 
 
 @dataclass
@@ -65,14 +54,6 @@ class NTMTrace:
     gate: Tensor  # (T, B, R + Wh)
     shift: Tensor  # (T, B, R + Wh, S)
     gamma: Tensor  # (T, B, R + Wh)
-
-
-def _positive(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
-    return value
 
 
 class ReferenceNTM(nn.Module):
@@ -124,15 +105,15 @@ class ReferenceNTM(nn.Module):
             shift_mode=shift_mode, batch_first=batch_first,
         )  # fmt: skip
         """The constructor arguments, so an equal module can be rebuilt (checkpoints, FastNTM)."""
-        self.input_size = _positive("input_size", input_size)
-        self.output_size = _positive("output_size", output_size)
-        N = self.memory_slots = _positive("memory_slots", memory_slots)
-        W = self.memory_width = _positive("memory_width", memory_width)
-        R = self.read_heads = _positive("read_heads", read_heads)
-        Hw = self.write_heads = _positive("write_heads", write_heads)
-        C = self.controller_size = _positive("controller_size", controller_size)
-        self.controller_layers = _positive("controller_layers", controller_layers)
-        self.shift_range = _positive("shift_range", shift_range, minimum=0)
+        self.input_size = positive("input_size", input_size)
+        self.output_size = positive("output_size", output_size)
+        N = self.memory_slots = positive("memory_slots", memory_slots)
+        W = self.memory_width = positive("memory_width", memory_width)
+        R = self.read_heads = positive("read_heads", read_heads)
+        Hw = self.write_heads = positive("write_heads", write_heads)
+        C = self.controller_size = positive("controller_size", controller_size)
+        self.controller_layers = positive("controller_layers", controller_layers)
+        self.shift_range = positive("shift_range", shift_range, minimum=0)
         if 2 * shift_range + 1 > memory_slots:
             raise ValueError(
                 f"shift_range: expected 2 * shift_range + 1 <= memory_slots = {memory_slots}, "
@@ -173,7 +154,7 @@ class ReferenceNTM(nn.Module):
     # -- state -------------------------------------------------------------------------------
     def initial_state(self, batch_size: int) -> NTMState:
         """The learned episodic start state for ``batch_size`` sequences."""
-        B = _positive("batch_size", batch_size)
+        B = positive("batch_size", batch_size)
         ctrl: tuple[Tensor, ...] = ()
         if self.controller_kind == "lstm":
             ctrl = tuple(
@@ -279,74 +260,19 @@ class ReferenceNTM(nn.Module):
         )  # fmt: skip
 
     def _check_input(self, x: object) -> Tensor:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
-        layout = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
-        if x.dim() != 3 or x.shape[-1] != self.input_size:
-            raise ValueError(
-                f"x: expected shape {layout} with input_size = {self.input_size}, got {describe(x)}"
-            )
-        param = self.memory_bias
-        if not x.is_floating_point():
-            raise TypeError(f"x: expected a floating dtype like the module's, got {describe(x)}")
-        if x.device != param.device:
-            raise ValueError(f"x: expected device {param.device} (the module's), got {describe(x)}")
-        if x.dtype != param.dtype and not torch.is_autocast_enabled(x.device.type):
-            raise TypeError(f"x: expected dtype {param.dtype} (the module's), got {describe(x)}")
-        if x.shape[0 if self.batch_first else 1] == 0:
-            raise ValueError(f"x: expected a batch of at least one sequence, got {describe(x)}")
-        return x.transpose(0, 1) if self.batch_first else x
+        return check_input(x, self.input_size, self.batch_first, self.memory_bias)
 
     @staticmethod
     def _check_lengths(lengths: object, T: int, B: int, device: torch.device) -> Tensor | None:
         """`(T, B)` bool mask of active steps, or None when every step is active."""
-        if lengths is None:
-            return None
-        if not isinstance(lengths, torch.Tensor):
-            raise TypeError(f"lengths: expected a torch.Tensor, got {type(lengths).__name__}")
-        if (
-            lengths.dtype.is_floating_point
-            or lengths.dtype.is_complex
-            or lengths.dtype == torch.bool
-        ):
-            raise TypeError(f"lengths: expected an integer dtype, got {describe(lengths)}")
-        if lengths.shape != (B,):
-            raise ValueError(
-                f"lengths: expected shape ({B},) (one per sequence), got {describe(lengths)}"
-            )
-        if lengths.device != device:
-            raise ValueError(f"lengths: expected device {device} (x's), got {describe(lengths)}")
-        if bool(((lengths < 0) | (lengths > T)).any()):
-            raise ValueError(
-                f"lengths: expected values in [0, T = {T}], got min {int(lengths.min())}, "
-                f"max {int(lengths.max())}"
-            )
-        return torch.arange(T, device=device).unsqueeze(1) < lengths.unsqueeze(0)
+        return lengths_mask(lengths, T, B, device)
 
     def _check_state(self, state: object, B: int, x: Tensor) -> NTMState:
         R, Hw, N, W = self.read_heads, self.write_heads, self.memory_slots, self.memory_width
+        shapes = {"memory": (B, N, W), "read_vectors": (B, R, W), "weightings": (B, R + Hw, N)}
+        ctrl = [(layers, B, size) for layers, size in self.controller.state_shapes]
         dtype = self.memory_bias.dtype
-        if not isinstance(state, tuple) or len(state) != 4:
-            raise TypeError(f"state: expected an NTMState, got {type(state).__name__}")
-        state = NTMState(*state)
-        expected = {
-            "memory": (B, N, W),
-            "read_vectors": (B, R, W),
-            "weightings": (B, R + Hw, N),
-        }
-        for name, shape in expected.items():
-            _check_state_tensor(f"state.{name}", getattr(state, name), shape, x, dtype)
-        ctrl_shapes = self.controller.state_shapes
-        if not isinstance(state.controller, tuple) or len(state.controller) != len(ctrl_shapes):
-            raise ValueError(
-                f"state.controller: expected {len(ctrl_shapes)} tensors for a "
-                f"{self.controller_kind} controller, got {state.controller!r:.80}"
-            )
-        for i, (layers, size) in enumerate(ctrl_shapes):
-            _check_state_tensor(
-                f"state.controller[{i}]", state.controller[i], (layers, B, size), x, dtype
-            )
-        return state
+        return check_state(state, x, dtype, shapes, ctrl, self.controller_kind)
 
     def extra_repr(self) -> str:
         return (
@@ -354,23 +280,6 @@ class ReferenceNTM(nn.Module):
             f"write_heads={self.write_heads}, shift_range={self.shift_range}, "
             f"shift_mode={self.shift_mode!r}, batch_first={self.batch_first}"
         )
-
-
-def _check_state_tensor(
-    name: str, t: object, shape: tuple[int, ...], x: Tensor, dtype: torch.dtype
-) -> None:
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
-    if tuple(t.shape) != shape:
-        raise ValueError(
-            f"{name}: expected shape {shape} (from this module's configuration and the "
-            f"batch size), got {describe(t)}; was the state made by a differently "
-            f"configured module?"
-        )
-    if t.device != x.device:
-        raise ValueError(f"{name}: expected device {x.device} (x's), got {describe(t)}")
-    if t.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
-        raise TypeError(f"{name}: expected dtype {dtype} (the module's), got {describe(t)}")
 
 
 def _masked(active: Tensor, out: Tensor, new: NTMState, old: NTMState) -> tuple[Tensor, NTMState]:
