@@ -46,10 +46,15 @@ FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
     "elapsed": ((int, float), "a number of seconds"),
     "log_acc": ((torch.Tensor,), "a tensor of 3 numbers"),
     "paper_parameters": ((int, type(None)), "an int or None"),
+    "grad_norm_mean": ((torch.Tensor, type(None)), "a scalar tensor or None"),
 }
 #: the fields a training run reads to resume exactly
 RESUME_FIELDS = ("config", "model_config", "task_config", "model", "optimizer", "task",
                  "torch_rng", "step", "sequences", "elapsed", "log_acc")  # fmt: skip
+
+
+#: fields a checkpoint may lack (written by later versions), checked when present
+OPTIONAL_FIELDS = frozenset({"grad_norm_mean"})
 
 
 class CheckpointError(ValueError):
@@ -175,6 +180,8 @@ def check_fields(data: dict[str, Any], path: str | os.PathLike[str], names: Any)
             ok = v.dtype == torch.uint8
         elif ok and name == "log_acc":
             ok = v.shape == (3,) and v.is_floating_point()
+        elif ok and name == "grad_norm_mean" and v is not None:
+            ok = v.shape == () and v.is_floating_point() and bool(v.isfinite())
         elif ok and name == "model":
             ok = all(isinstance(t, torch.Tensor) for t in v.values())
         if not ok:
@@ -213,7 +220,7 @@ def load_for_resume(path: str | os.PathLike[str], task: str, controller: str) ->
     """A checkpoint to continue training from: every field a run reads present and typed,
     weights and optimiser state finite, and trained on ``task`` with ``controller``."""
     state = load_checkpoint(path)
-    check_fields(state, path, RESUME_FIELDS)
+    check_fields(state, path, (*RESUME_FIELDS, *sorted(OPTIONAL_FIELDS.intersection(state))))
     try:
         config_from_dict(state["config"], str(path))
     except ValueError as exc:

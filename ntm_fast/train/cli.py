@@ -109,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also clip the global gradient norm to X (0: off; default: preset's)",
     )
     t.add_argument(
+        "--clip-spike",
+        type=float,
+        help="clip the global gradient norm to X times its running mean (X > 1; 0: off; "
+        "default: preset's)",
+    )
+    t.add_argument(
         "--warmup", type=int, help="linear learning-rate warm-up steps (default: preset's)"
     )
     t.add_argument(
@@ -198,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
 _TRAIN_FIELDS = {  # CLI dest -> TrainConfig field, for the flags without a fixed default
     "steps": "steps", "minutes": "minutes", "stop_cost": "stop_cost",
     "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer", "seed": "seed",
-    "clip_norm": "clip_norm", "warmup": "warmup_steps", "lr_schedule": "lr_schedule",
+    "clip_norm": "clip_norm", "clip_spike": "clip_spike", "warmup": "warmup_steps",
+    "lr_schedule": "lr_schedule",
     "device": "device", "backend": "backend", "checkpoint_every": "checkpoint_every",
     "log_every": "log_every", "threads": "threads",
 }  # fmt: skip

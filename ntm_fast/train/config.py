@@ -52,6 +52,7 @@ class TrainConfig:
     stop_cost: float | None = None
     clip: float = 10.0
     clip_norm: float | None = None
+    clip_spike: float | None = None
     warmup_steps: int | None = None
     lr_schedule: str | None = None
     model_overrides: dict[str, Any] = field(default_factory=dict)
@@ -72,6 +73,8 @@ class TrainConfig:
         c.steps = c.steps if c.steps is not None else p.train.get("steps", 100_000)
         if c.clip_norm is None:
             c.clip_norm = p.train.get("clip_norm", 0.0)
+        if c.clip_spike is None:
+            c.clip_spike = p.train.get("clip_spike", 0.0)
         if c.warmup_steps is None:
             c.warmup_steps = p.train.get("warmup_steps", 0)
         c.lr_schedule = c.lr_schedule or p.train.get("lr_schedule", "constant")
@@ -87,6 +90,8 @@ class TrainConfig:
         if c.clip_norm < 0 or c.warmup_steps < 0:
             bad = "clip_norm" if c.clip_norm < 0 else "warmup_steps"
             raise UserError(f"{bad}: expected >= 0 (0 turns it off), got {getattr(c, bad)}")
+        if c.clip_spike != 0 and not c.clip_spike > 1:
+            raise UserError(f"clip_spike: expected > 1 (0 turns it off), got {c.clip_spike}")
         if c.minutes is not None and not c.minutes > 0:
             raise UserError(f"minutes: expected > 0, got {c.minutes}")
         if c.device.startswith("cuda") and not torch.cuda.is_available():
@@ -102,7 +107,8 @@ _TYPES: dict[str, tuple[tuple[type, ...], bool]] = {  # field: (types, None allo
     "optimizer": ((str,), True), "seed": ((int,), False), "device": ((str,), False),
     "backend": ((str,), False), "out": ((str,), True), "checkpoint_every": ((int,), False),
     "log_every": ((int,), False), "threads": ((int,), True), "stop_cost": (_NUMBER, True),
-    "clip": (_NUMBER, False), "clip_norm": (_NUMBER, True), "warmup_steps": ((int,), True),
+    "clip": (_NUMBER, False), "clip_norm": (_NUMBER, True), "clip_spike": (_NUMBER, True),
+    "warmup_steps": ((int,), True),
     "lr_schedule": ((str,), True), "model_overrides": ((dict,), False),
     "task_overrides": ((dict,), False), "plots": ((bool,), False), "progress": ((bool,), False),
 }  # fmt: skip
@@ -140,7 +146,7 @@ RUNTIME = ("steps", "minutes", "stop_cost", "checkpoint_every", "log_every", "th
 #: then differs from an uninterrupted run; the run's first line says what changed). They are
 #: read afresh at every step, so changing them is well defined: e.g. a lower --lr after the
 #: cost diverged.
-APPLIED = ("lr", "clip_norm", "warmup_steps", "lr_schedule", "batch_size")
+APPLIED = ("lr", "clip_norm", "clip_spike", "warmup_steps", "lr_schedule", "batch_size")
 _FLAGS = {"warmup_steps": "--warmup", "plots": "--no-plots", "progress": "--no-progress",
           "read_heads": "--heads", "write_heads": "--heads"}  # fmt: skip
 
@@ -224,5 +230,7 @@ def describe_schedule(c: TrainConfig) -> str:
         parts.append(f"warm-up {c.warmup_steps}")
     if c.clip_norm:
         parts.append(f"clip |g| {c.clip_norm:g}")
+    if c.clip_spike:
+        parts.append(f"clip |g| to {c.clip_spike:g}x its mean")
     parts.append(f"clip g_i {c.clip:g}")
     return ", ".join(parts)

@@ -67,3 +67,34 @@ class GravesRMSprop(torch.optim.Optimizer):
                 delta.mul_(mom).addcdiv_(grad, denom, value=-lr)
                 p.add_(delta)
         return loss
+
+
+class SpikeClip:
+    """Clips the global gradient norm to ``factor`` times its running mean (decay ``decay``,
+    over the clipped norms), so one unusual sequence moves the weights about as far as a
+    typical step does.
+
+    Why: at batch 1-2 after convergence the copy task's rare hard sequences (an all-zero
+    input vector, docs/copy-recipes.md) give gradients hundreds of times the typical norm; a
+    fixed norm clip large enough for early training lets such a step undo the learned
+    solution. The mean starts at the first step's norm. Tensor ops only (no host sync).
+    """
+
+    def __init__(self, factor: float, decay: float = 0.99, device: torch.device | None = None):
+        if not factor > 1:
+            raise ValueError(f"factor: expected > 1, got {factor}")
+        self.factor, self.decay = factor, decay
+        self.mean = torch.zeros((), device=device)  # 0: no step seen yet
+
+    def __call__(self, params: Iterable[Tensor]) -> Tensor:
+        """Scale the gradients of ``params`` in place; returns the norm before clipping."""
+        grads = [p.grad for p in params if p.grad is not None]
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        started = self.mean > 0
+        limit = torch.where(started, self.mean * self.factor, norm)
+        torch._foreach_mul_(grads, (limit / norm.clamp_min(1e-30)).clamp(max=1.0))
+        kept = torch.minimum(norm, limit)
+        self.mean.copy_(
+            torch.where(started, self.mean * self.decay + kept * (1 - self.decay), kept)
+        )
+        return norm

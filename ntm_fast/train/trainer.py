@@ -39,6 +39,7 @@ from .config import (
 )
 from .loop import NonFiniteError
 from .objective import LN2, check_task_fits, make_optimizer, sequence_cost
+from .optim import SpikeClip
 from .presets import build_model, parameter_table, preset
 from .rundir import RunDir, describe_os_error
 from .runlog import CSV_FIELDS
@@ -144,6 +145,7 @@ class Trainer:
             raise UserError(f"model: {exc}") from None
         self.net = distributed.wrap(self.model, self.device)  # DDP under torchrun
         self.optimizer = make_optimizer(c.optimizer, self.model.parameters(), c.lr)
+        self.spike_clip = SpikeClip(c.clip_spike, device=self.device) if c.clip_spike else None
         self.step = self.sequences = 0
         self.elapsed = 0.0
         self.acc = torch.zeros(3, device=self.device)  # cost nats, bit errors, steps since log
@@ -177,6 +179,7 @@ class Trainer:
             "sequences": self.sequences,
             "elapsed": self.elapsed,
             "log_acc": self.acc.cpu(),
+            "grad_norm_mean": None if self.spike_clip is None else self.spike_clip.mean.cpu(),
             "paper_parameters": self.paper_parameters,
         }
 
@@ -231,6 +234,9 @@ class Trainer:
             ) from None
         self.step, self.sequences, self.elapsed = s["step"], s["sequences"], s["elapsed"]
         self.acc = s["log_acc"].to(self.device, torch.float32)
+        mean = s.get("grad_norm_mean")  # absent before --clip-spike existed, None when off
+        if self.spike_clip is not None and mean is not None:
+            self.spike_clip.mean.copy_(mean)
 
     # -- the loop ------------------------------------------------------------------------------
     def train_step(self) -> None:
@@ -244,6 +250,8 @@ class Trainer:
         nn.utils.clip_grad_value_(self.model.parameters(), c.clip)
         if c.clip_norm:
             nn.utils.clip_grad_norm_(self.model.parameters(), c.clip_norm)
+        if self.spike_clip is not None:
+            self.spike_clip(self.model.parameters())
         for group in self.optimizer.param_groups:  # a function of the step: resume stays exact
             group["lr"] = learning_rate(c, self.step)
         self.optimizer.step()
