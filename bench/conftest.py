@@ -8,10 +8,10 @@ thread count is fixed (``NTM_BENCH_THREADS``, default: all cores) and recorded.
 Smoke selection: with ``--benchmark-disable`` nothing is timed, so running every size of every
 sweep only repeats the same code paths (the whole set ran for over 20 minutes on a busy 2-core
 CPU; the other models' configurations are tested in tests/). Then only the smallest
-configuration runs: every op, pass and non-compiled backend at the copy task's batch 1, and
-every model variant (the compiled reference included) and mode on the copy task at batch 1;
-the rest is deselected (counted in pytest's summary line). ``NTM_BENCH_SMOKE_ALL=1`` runs
-every case.
+configuration runs: every op, pass and non-compiled backend at the copy task's batch 1,
+every model variant (the compiled reference included) and mode on the copy task at batch 1,
+and the main job's default recipe on both paths; the rest is deselected (counted in pytest's
+summary line). ``NTM_BENCH_SMOKE_ALL=1`` runs every case.
 """
 
 from __future__ import annotations
@@ -79,6 +79,8 @@ def _smoke_case(item: pytest.Item) -> bool:
 
         task, B, T = params["task"], params["B"], params["T"]
         return task == "copy" and B == min(CPU_BATCHES[task]) and T == PAPER[task][1]
+    if name == "test_main_job_step":
+        return params["recipe"] == "default"
     return True
 
 

@@ -25,7 +25,8 @@ def tiny(out, **kw):
     base = dict(task="copy", steps=6, batch_size=4, lr=3e-3, seed=1, out=str(out),
                 model_overrides=dict(TINY), task_overrides={"max_length": 3},
                 checkpoint_every=1000, log_every=2, plots=False, progress=False,
-                backend="reference", clip_norm=0.0, lr_schedule="constant")  # fmt: skip
+                backend="reference", optimizer="adam", clip_norm=0.0, clip_spike=0.0,
+                lr_schedule="constant")  # fmt: skip
     base.update(kw)
     return TrainConfig(**base)
 
@@ -211,13 +212,15 @@ def test_presets_match_tables():
     assert abs(total - preset("copy", "lstm").paper_parameters) / total < 0.05
 
 
-def test_copy_defaults_clip_the_norm_and_decay():
+def test_copy_defaults_clip_the_norm_and_spikes_and_decay():
     c = TrainConfig(task="copy").resolved()
-    assert (c.optimizer, c.lr, c.batch_size, c.steps) == ("adam", 2e-3, 32, 6000)
-    assert (c.clip_norm, c.lr_schedule, c.warmup_steps, c.clip) == (5.0, "cosine", 0, 10.0)
-    assert describe_schedule(c) == "cosine, clip |g| 5, clip g_i 10"
+    assert (c.optimizer, c.lr, c.batch_size, c.steps) == ("rmsprop", 3e-4, 2, 15000)
+    assert (c.clip_norm, c.clip_spike, c.lr_schedule, c.warmup_steps, c.clip) == (
+        10.0, 3.0, "cosine", 0, 10.0,
+    )  # fmt: skip
+    assert describe_schedule(c) == "cosine, clip |g| 10, clip |g| to 3x its mean, clip g_i 10"
     other = TrainConfig(task="associative_recall").resolved()
-    assert (other.clip_norm, other.lr_schedule) == (0.0, "constant")
+    assert (other.clip_norm, other.clip_spike, other.lr_schedule) == (0.0, 0.0, "constant")
 
 
 def test_ctrl_c_stops_at_a_step_boundary_and_saves(tmp_path, monkeypatch):

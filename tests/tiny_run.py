@@ -12,7 +12,8 @@ TINY = dict(memory_slots=8, memory_width=6, controller_size=16)
 #: ``ntm-fast train copy`` flags for the same tiny run
 CLI = ["--memory-slots", "8", "--memory-width", "6", "--controller-size", "16",
        "--task-arg", "max_length=3", "--batch-size", "4", "--lr", "0.003", "--seed", "1",
-       "--clip-norm", "0", "--lr-schedule", "constant", "--backend", "reference",
+       "--optimizer", "adam", "--clip-norm", "0", "--clip-spike", "0",
+       "--lr-schedule", "constant", "--backend", "reference",
        "--no-progress", "--no-plots"]  # fmt: skip
 
 
@@ -20,7 +21,8 @@ def tiny(out, **kw) -> TrainConfig:
     base = dict(task="copy", steps=6, batch_size=4, lr=3e-3, seed=1, out=str(out),
                 model_overrides=dict(TINY), task_overrides={"max_length": 3},
                 checkpoint_every=1000, log_every=2, plots=False, progress=False,
-                backend="reference", clip_norm=0.0, lr_schedule="constant")  # fmt: skip
+                backend="reference", optimizer="adam", clip_norm=0.0, clip_spike=0.0,
+                lr_schedule="constant")  # fmt: skip
     base.update(kw)
     return TrainConfig(**base)
 
