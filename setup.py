@@ -45,7 +45,7 @@ def _native_extensions():
         return [], {}
 
     rel = lambda p: os.path.relpath(p, ROOT)  # noqa: E731  (setuptools wants relative paths)
-    # Every C++ file under csrc/cpu/ (one per op family) is part of the build.
+    # Every C++ file under csrc/cpu/ (one per op, named by its stem) is part of the build.
     cpu_files = sorted((CSRC / "cpu").glob("*.cpp"))
     cpp_sources = [rel(CSRC / "registration.cpp"), *(rel(p) for p in cpu_files)]
     cxx_flags = ["-O3", "-fno-math-errno"]  # the C++ standard is the one torch picks

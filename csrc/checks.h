@@ -13,8 +13,8 @@ struct Dims {
   int64_t B, H, N, W, S;
 };
 
-inline Dims check_content(const char* op, const at::Tensor& memory, const at::Tensor& key,
-                   const at::Tensor& beta) {
+inline Dims check_content_address_args(const char* op, const at::Tensor& memory,
+                                       const at::Tensor& key, const at::Tensor& beta) {
   check_arg(op, "memory", memory, "(B, N, W)", {-1, -1, -1}, memory, "memory");
   const int64_t B = memory.size(0), N = memory.size(1), W = memory.size(2);
   check_arg(op, "key", key, "(B, H, W)", {B, -1, W}, memory, "memory");
@@ -36,7 +36,8 @@ inline Dims check_interpolate_args(const char* op, const at::Tensor& w_content,
   return d;
 }
 
-inline Dims check_shift_args(const char* op, const at::Tensor& w, const at::Tensor& shift) {
+inline Dims check_shift_convolve_args(const char* op, const at::Tensor& w,
+                                      const at::Tensor& shift) {
   Dims d = check_weighting_op(op, "w", w);
   check_arg(op, "shift", shift, "(B, H, S)", {d.B, d.H, -1}, w, "w");
   check_shift_count(op, shift, d.N);
@@ -53,7 +54,7 @@ inline Dims check_sharpen_args(const char* op, const at::Tensor& w, const at::Te
 inline Dims check_address_args(const char* op, const at::Tensor& memory, const at::Tensor& key,
                         const at::Tensor& beta, const at::Tensor& gate, const at::Tensor& shift,
                         const at::Tensor& gamma, const at::Tensor& w_prev) {
-  Dims d = check_content(op, memory, key, beta);
+  Dims d = check_content_address_args(op, memory, key, beta);
   check_arg(op, "gate", gate, "(B, H)", {d.B, d.H}, memory, "memory");
   check_arg(op, "shift", shift, "(B, H, S)", {d.B, d.H, -1}, memory, "memory");
   check_shift_count(op, shift, d.N);
@@ -63,7 +64,7 @@ inline Dims check_address_args(const char* op, const at::Tensor& memory, const a
   return d;
 }
 
-inline Dims check_rw(const char* op, const at::Tensor& memory, const at::Tensor& w) {
+inline Dims check_read_args(const char* op, const at::Tensor& memory, const at::Tensor& w) {
   check_arg(op, "memory", memory, "(B, N, W)", {-1, -1, -1}, memory, "memory");
   const int64_t B = memory.size(0), N = memory.size(1), W = memory.size(2);
   check_arg(op, "w", w, "(B, H, N)", {B, -1, N}, memory, "memory");
@@ -82,7 +83,7 @@ inline void check_grad(const char* op, const at::Tensor& grad, c10::IntArrayRef 
 
 inline Dims check_write_args(const char* op, const at::Tensor& memory, const at::Tensor& w,
                       const at::Tensor& erase, const at::Tensor& add) {
-  const Dims d = check_rw(op, memory, w);
+  const Dims d = check_read_args(op, memory, w);
   check_arg(op, "erase", erase, "(B, H, W)", {d.B, d.H, d.W}, memory, "memory");
   check_arg(op, "add", add, "(B, H, W)", {d.B, d.H, d.W}, memory, "memory");
   return d;

@@ -1,5 +1,5 @@
 // Op schemas of the `ntm_fast` namespace (declared once; CPU and CUDA implementations are
-// registered in csrc/cpu/*_ops.cpp, csrc/cpu/sequence_*.cpp, csrc/cuda/*ops_cuda.cpp), the
+// registered in csrc/cpu/<op>.cpp, csrc/cpu/sequence_*.cpp, csrc/cuda/*_binding.cpp), the
 // shared argument checks, and the Python module `ntm_fast._C` (importing it registers the ops).
 #include <Python.h>
 

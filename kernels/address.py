@@ -8,7 +8,7 @@ so K, w^g and w̃ are staged in per-row float32 scratch rows between the passes.
 
 Backward: recomputes the forward intermediates from the saved inputs (staged in scratch rows),
 then runs the stage backwards in reverse; memory gradients of all heads are summed by
-``content_mem_bwd_kernel`` (second launch, fixed head order, no atomics).
+``_cosine.cosine_memory_grad_kernel`` (second launch, fixed head order, no atomics).
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ import triton.language as tl
 
 from ntm_fast._buffers import empty
 
-from . import content as C
+from . import _cosine as C
 from . import utils as U
-from .content import content_mem_bwd, scratch
 
 
 @triton.jit
@@ -108,7 +107,7 @@ def address_bwd_kernel(
     p_dk, p_dbeta, p_dgate, p_ds, p_dgamma, p_dwp, H, N, W, S,
     BN: tl.constexpr, BW: tl.constexpr, CDT: tl.constexpr,
 ):  # fmt: skip
-    """Everything but ∂L/∂M (left as coefficients A, C for ``content_mem_bwd_kernel``)."""
+    """Everything but ∂L/∂M (left as coefficients A, C for ``cosine_memory_grad_kernel``)."""
     i_bh = tl.program_id(0).to(tl.int64)
     i_b = i_bh // H
     p_m += i_b * N * W
@@ -173,7 +172,7 @@ def address_fwd(memory, key, beta, gate, shift, gamma, w_prev) -> torch.Tensor:
             *args, out, H, N, W, S, BN=bn, BW=bw, CDT=cdt, **U.launch(bn * bw)
         )
     else:
-        sa, sb, sc = (scratch(B * H, N, memory.dtype, memory.device) for _ in range(3))
+        sa, sb, sc = (C.scratch(B * H, N, memory.dtype, memory.device) for _ in range(3))
         address_fwd_tiled_kernel[(B * H,)](
             *args, sa, sb, sc, out, H, N, W, S, BN=bn, BW=bw, CDT=cdt,
             **U.launch(bn * bw),
@@ -192,8 +191,8 @@ def address_bwd(grad, memory, key, beta, gate, shift, gamma, w_prev):
     # it, and the full tile spilled registers at BN = 1024 (docs/gpu-resources.md).
     bw = U.block_w(W, 2 * bn)
     dev, dt = memory.device, memory.dtype
-    sa, sb, sc, sd, a, c, ri = (scratch(B * H, N, dt, dev) for _ in range(7))
-    ki = scratch(B * H, 1, dt, dev)
+    sa, sb, sc, sd, a, c, ri = (C.scratch(B * H, N, dt, dev) for _ in range(7))
+    ki = C.scratch(B * H, 1, dt, dev)
     dk = empty((B, H, W), dtype=dt, device=dev)
     dbeta, dgate, dgamma = (empty((B, H), dtype=dt, device=dev) for _ in range(3))
     ds = empty((B, H, S), dtype=dt, device=dev)
@@ -203,5 +202,5 @@ def address_bwd(grad, memory, key, beta, gate, shift, gamma, w_prev):
         dk, dbeta, dgate, ds, dgamma, dwp, H, N, W, S, BN=bn, BW=bw,
         CDT=U.tl_compute_dtype(dt), **U.launch(bn * bw),
     )  # fmt: skip
-    dm = content_mem_bwd(memory, key, a, c, ri, ki)
+    dm = C.cosine_memory_grad(memory, key, a, c, ri, ki)
     return dm, dk, dbeta, dgate, ds, dgamma, dwp

@@ -137,8 +137,8 @@ def _bhn_fake(memory, key, *rest):
 _content_fwd, _content_bwd = _pair(
     "content_address",
     ["memory", "key", "beta"],
-    _k("content", "content_fwd"),
-    _k("content", "content_bwd"),
+    _k("content_address", "content_address_fwd"),
+    _k("content_address", "content_address_bwd"),
     _bhn_fake,
 )
 _interpolate_fwd, _interpolate_bwd = _pair(
@@ -151,8 +151,8 @@ _interpolate_fwd, _interpolate_bwd = _pair(
 _shift_fwd, _shift_bwd = _pair(
     "shift_convolve",
     ["w", "shift"],
-    _k("shift", "shift_fwd"),
-    _k("shift", "shift_bwd"),
+    _k("shift_convolve", "shift_convolve_fwd"),
+    _k("shift_convolve", "shift_convolve_bwd"),
     lambda w, s: w.new_empty(w.shape),
 )
 _sharpen_fwd, _sharpen_bwd = _pair(

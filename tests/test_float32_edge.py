@@ -155,7 +155,7 @@ def test_content_address_rows_of_random_scales(backend, seed):
 @pytest.mark.parametrize("op", ["content_address", "address"])
 @pytest.mark.parametrize(("m_scale", "k_scale"), [(1e-30, 1e30), (1e37, 1.0), (1.0, 1e20)])
 def test_triton_tiled_path_at_extreme_scales(op, m_scale, k_scale):
-    """N larger than the tile: the per-tile rescaling decision of kernels/content.py, with
+    """N larger than the tile: the per-tile rescaling decision of kernels/_cosine.py, with
     only some rows out of range (the first rows are scaled down to ordinary values)."""
     _skip_unavailable("triton")
     from ntm_fast._kernels import utils as KU

@@ -100,6 +100,19 @@ def test_cuda_launch_block_sizes_from_source():
     }  # fmt: skip
 
 
+def test_cuda_launch_block_size_from_a_shared_header(tmp_path):
+    """The row kernels' block size is a constant of csrc/cuda/device.cuh, included by each op's
+    .cu (and included twice here: each header is read once)."""
+    (tmp_path / "device.cuh").write_text("#pragma once\nconstexpr int kThreads = 256;\n")
+    (tmp_path / "rows.cuh").write_text('#include "device.cuh"\n')
+    src = tmp_path / "op.cu"
+    src.write_text('#include "rows.cuh"\n#include "device.cuh"\n#include <cstdint>\n'
+                   "k_kernel<D, A><<<unsigned(B * H), kThreads, 0, stream>>>(x);\n")  # fmt: skip
+    text = cuda_resources.with_headers(src)
+    assert text.count("kThreads = 256") == 1
+    assert cuda_resources.launch_threads(text) == {"k_kernel": 256}
+
+
 def test_cuda_flags_are_torchs():
     flags = cuda_resources.torch_nvcc_flags({"macros": ["-DX=1"], "nvcc": ["-O3"], "name": "_C"})
     for f in ("-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSIONS__",
@@ -112,7 +125,7 @@ def test_setup_extension_is_read_from_setup_py():
     if cuda_resources.shutil.which("nvcc") is None and "NVCC" not in os.environ:
         pytest.skip("nvcc not installed")
     ext = cuda_resources.setup_extension()
-    assert "csrc/cuda/kernels.cu" in ext["sources"] and "-DNTM_FAST_WITH_CUDA=1" in ext["macros"]
+    assert "csrc/cuda/address.cu" in ext["sources"] and "-DNTM_FAST_WITH_CUDA=1" in ext["macros"]
 
 
 def test_every_cuda_source_is_built_and_compile_checked():
@@ -128,7 +141,7 @@ def test_every_cuda_source_is_built_and_compile_checked():
         "csrc/cuda/sequence_fwd.cu",
         "csrc/cuda/sequence_bwd.cu",
         "csrc/cuda/sequence_kernels.cu",
-        "csrc/cuda/sequence_ops_cuda.cpp",
+        "csrc/cuda/sequence_binding.cpp",
     } <= wanted
     assert wanted <= set(ext["all_sources"]), wanted - set(ext["all_sources"])
     cu = {w for w in wanted if w.endswith(".cu")}

@@ -11,11 +11,11 @@ torch), torch's extension macros and ``-std=c++17``. Sources: the ``.cu`` files 
 
 Each source is compiled (``-c``, ``-Xptxas -v``, warnings as errors) per architecture; ptxas'
 report gives registers, spill bytes, stack and shared memory per kernel instantiation. The
-block size of each launch (``<<<grid, block, ...>>>``) is read from the source to check that
-registers x threads fit an SM. The torch bindings (``csrc/cuda/*.cpp``, plain C++ that needs a
-CUDA torch to build) get a host-compiler syntax check against this torch's headers
-(``check_bindings``). Exit status 1 on a compile error, on spills in a kernel whose element
-type is not double, or on a launch that cannot fit.
+block size of each launch (``<<<grid, block, ...>>>``) is read from the source and its local
+headers to check that registers x threads fit an SM. The torch bindings (``csrc/cuda/*.cpp``,
+plain C++ that needs a CUDA torch to build) get a host-compiler syntax check against this
+torch's headers (``check_bindings``). Exit status 1 on a compile error, on spills in a
+kernel whose element type is not double, or on a launch that cannot fit.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ def parse_ptxas(log: str, arch: int) -> list[dict[str, Any]]:
 
 
 def _short(demangled: str) -> tuple[str, str]:
-    """``content_fwd_kernel<float, float>`` and its first template argument."""
+    """``content_address_fwd_kernel<float, float>`` and its first template argument."""
     head = demangled.replace("(anonymous namespace)::", "").split("(")[0]
     m = re.search(r"(\w+)<(.*)>$", head)
     if not m:
@@ -214,6 +214,20 @@ def launch_threads(src: str) -> dict[str, int | None]:
         prev = out.get(kernel, 0)
         out[kernel] = None if n is None or prev is None else max(prev, n)
     return out
+
+
+def with_headers(path: Path, seen: set[Path] | None = None) -> str:
+    """``path``'s text followed by that of its local headers (``#include "..."``, recursively):
+    a launch's block size may be a constant of a shared header (``csrc/cuda/device.cuh``)."""
+    seen = set() if seen is None else seen
+    seen.add(path.resolve())
+    text = path.read_text()
+    parts = [text]
+    for name in re.findall(r'^#include "([^"]+)"', text, re.M):
+        header = (path.parent / name).resolve()
+        if header.exists() and header not in seen:
+            parts.append(with_headers(header, seen))
+    return "\n".join(parts)
 
 
 def _eval(expr: str, consts: dict[str, int]) -> int | None:
@@ -279,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             if rc != 0:
                 problems.append(f"COMPILE ERROR {src} for sm_{arch}:\n{log}")
                 continue
-            threads = launch_threads((ROOT / src).read_text())
+            threads = launch_threads(with_headers(ROOT / src))
             for r in parse_ptxas(log, arch):
                 r.update(source=src, threads=threads.get(r["kernel"].split("<")[0]))
                 results.append(r)

@@ -153,17 +153,17 @@ def load(paths: list[Path]) -> list[dict[str, Any]]:
 
 # --- dry sweep on the meta device ---------------------------------------------------------------
 
-#: op -> (kernel module, its input shapes, output shape) as letters of (B, H, N, W, S); the
-#: launchers are ``<module>_fwd(*inputs)`` and ``<module>_bwd(grad, *inputs)``, argument order
-#: as ``ntm_fast.reference``.
+#: op -> (its input shapes, output shape) as letters of (B, H, N, W, S); the launchers are
+#: ``<op>_fwd(*inputs)`` and ``<op>_bwd(grad, *inputs)`` of the kernel module ``<op>``, argument
+#: order as ``ntm_fast.reference``.
 OPS = {
-    "content_address": ("content", ["BNW", "BHW", "BH"], "BHN"),
-    "interpolate": ("interpolate", ["BHN", "BHN", "BH"], "BHN"),
-    "shift_convolve": ("shift", ["BHN", "BHS"], "BHN"),
-    "sharpen": ("sharpen", ["BHN", "BH"], "BHN"),
-    "address": ("address", ["BNW", "BHW", "BH", "BH", "BHS", "BH", "BHN"], "BHN"),
-    "read": ("read", ["BNW", "BHN"], "BHW"),
-    "write": ("write", ["BNW", "BHN", "BHW", "BHW"], "BNW"),
+    "content_address": (["BNW", "BHW", "BH"], "BHN"),
+    "interpolate": (["BHN", "BHN", "BH"], "BHN"),
+    "shift_convolve": (["BHN", "BHS"], "BHN"),
+    "sharpen": (["BHN", "BH"], "BHN"),
+    "address": (["BNW", "BHW", "BH", "BH", "BHS", "BH", "BHN"], "BHN"),
+    "read": (["BNW", "BHN"], "BHW"),
+    "write": (["BNW", "BHN", "BHW", "BHW"], "BNW"),
 }
 
 
@@ -183,12 +183,12 @@ def sweep(cases: list[tuple[str, tuple[int, ...], Any]], out_dir: str | os.PathL
     install(out_dir, dry=True)
     try:
         for op, dims, dtype in cases:
-            module, shapes, out_shape = OPS[op]
-            mod = importlib.import_module(f"{PACKAGE}.{module}")
+            shapes, out_shape = OPS[op]
+            mod = importlib.import_module(f"{PACKAGE}.{op}")
             size = dict(zip("BHNWS", dims, strict=True))
             inputs = [_meta(s, size, dtype) for s in shapes]
-            getattr(mod, f"{module}_fwd")(*inputs)
-            getattr(mod, f"{module}_bwd")(_meta(out_shape, size, dtype), *inputs)
+            getattr(mod, f"{op}_fwd")(*inputs)
+            getattr(mod, f"{op}_bwd")(_meta(out_shape, size, dtype), *inputs)
     finally:
         if before[0] is None:
             uninstall()

@@ -1,5 +1,5 @@
 // CPU kernels of the fused memory ops on raw pointers (contiguous, batch-major), shared by the
-// per-op torch bindings (address_ops.cpp, read_write_ops.cpp) and the whole-sequence loop
+// per-op torch bindings (address.cpp, write.cpp) and the whole-sequence loop
 // (sequence_*.cpp), so one step's math exists once. Each kernel handles a range of batches
 // [b0, b1) (or of (batch, row) items for the row-parallel ones) with caller-provided scratch
 // of <kernel>_scratch(...) accumulation-type values: the sequence loop allocates it once per

@@ -1,8 +1,8 @@
 // CUDA whole-sequence backward: backpropagation through time over all T steps in one host call
 // that only issues work on one stream, from what sequence_fwd saved; the order of operations
 // of the CPU loop (csrc/cpu/sequence_bwd_loop.h). Per step, in reverse: the heads' activations
-// recomputed from the saved raw values, write_bwd, read_bwd and address_bwd (kernels.cu) with
-// the carried gradients, the heads' derivatives, one cuBLAS product back into the controller,
+// recomputed from the saved raw values, write_bwd, read_bwd and address_bwd (launchers.h)
+// with the carried gradients, the heads' derivatives, one cuBLAS product back into the controller,
 // then per layer the activation derivative kernel and one product for its input gradients.
 // Steps past a sequence's end (lengths) pass the carried gradients through (carry_finished).
 // Every weight gradient is one product over all T*B rows after the loop. Workspace: BwdWork.
@@ -45,7 +45,7 @@ struct BwdWork {
     d_inp = w.take(B * max_iw);
     // Carried gradients of finished rows (carry_finished's layout).
     stash = w.take(B * (N * W + H * N + R * W + (c.lstm ? 2 * c.L * c.C : 0)));
-    addr = w.take(address_bwd_workspace_bytes(dtype_for(T()), B, H, N) / sizeof(T));
+    addr = w.take(workspace_elems(AddressBwdWorkspace(N), B, H));  // acc_t<T> is T
     col = w.take(column_scratch(TB, std::max({c.gate_width(), c.P, c.O})));  // bias gradients
     elems = w.used;
   }
@@ -64,10 +64,43 @@ cudaError_t sequence_backward(const SeqConfig& c, const SeqBwdArgs<T>& a, cudaSt
   const int64_t Ts = c.T, B = c.B, F = c.F, N = c.N, W = c.W, R = c.R, H = c.H, Hw = c.Hw;
   const int64_t C = c.C, RW = R * W, G = c.gate_width(), P = c.P, O = c.O, CR = C + RW;
   const int64_t NW = N * W, HN = H * N, RN = R * N, HwN = Hw * N, TB = Ts * B;
-  const DType dt = dtype_for(T());
   BwdWork<T> wk(c, static_cast<T*>(a.workspace));
   const HeadPtrs<T>&p = wk.p, &g = wk.g;
   T *dM = a.d_mem, *dW = a.d_w, *dR = a.d_reads, *dH = a.d_h, *dC = a.d_c;
+  // The memory ops' params; per step only M_{t-1} and w_{t-1} change (dM and dW are the carried
+  // gradients: write_bwd reads dM, address_bwd overwrites dW with dL/dw_{t-1}).
+  WriteBwdParams<T> write_p;  // on the write heads' rows
+  write_p.set_sizes(B, Hw, N, W, 0);
+  write_p.grad = dM;
+  write_p.w = wk.w_write;
+  write_p.erase = p.erase;
+  write_p.add = p.add;
+  write_p.g_memory = wk.dm_write;
+  write_p.g_w = wk.dw_write;
+  write_p.g_erase = g.erase;
+  write_p.g_add = g.add;
+  ReadBwdParams<T> read_p;  // on the read heads' rows
+  read_p.set_sizes(B, R, N, W, 0);
+  read_p.grad = wk.d_read;
+  read_p.w = wk.w_read;
+  read_p.g_memory = wk.dm_read;
+  read_p.g_w = wk.dw_read;
+  AddressBwdParams<T> address_p;
+  address_p.set_sizes(B, H, N, W, c.S);
+  address_p.grad = wk.dw_total;
+  address_p.key = p.key;
+  address_p.beta = p.beta;
+  address_p.gate = p.gate;
+  address_p.shift = p.shift;
+  address_p.gamma = p.gamma;
+  address_p.g_memory = wk.dm_addr;
+  address_p.g_key = g.key;
+  address_p.g_beta = g.beta;
+  address_p.g_gate = g.gate;
+  address_p.g_shift = g.shift;
+  address_p.g_gamma = g.gamma;
+  address_p.g_w_prev = dW;
+  address_p.workspace = wk.addr;
 
   // Logits past a sequence's end were zeroed, so their gradients are dropped.
   if (a.len != nullptr) NTM_SEQ_TRY(K::zero_finished(a.d_logits, a.len, Ts, B, O, st));
@@ -87,16 +120,16 @@ cudaError_t sequence_backward(const SeqConfig& c, const SeqBwdArgs<T>& a, cudaSt
     NTM_SEQ_TRY(copy_rows(wk.w_write, HwN, w_t + RN, HN, B, HwN, st));
     NTM_SEQ_TRY(copy_rows(wk.w_read, RN, w_t, HN, B, RN, st));
     // -- write, read and addressing backwards --------------------------------------------------
-    NTM_SEQ_TRY(write_bwd(dt, dM, M_prev, wk.w_write, p.erase, p.add, wk.dm_write, wk.dw_write,
-                          g.erase, g.add, B, Hw, N, W, st));
-    NTM_SEQ_TRY(read_bwd(dt, wk.d_read, M_prev, wk.w_read, wk.dm_read, wk.dw_read, B, R, N, W,
-                         st));
+    write_p.memory = M_prev;
+    NTM_SEQ_TRY(write_bwd(write_p, st));
+    read_p.memory = M_prev;
+    NTM_SEQ_TRY(read_bwd(read_p, st));
     NTM_SEQ_TRY(K::add_rows(wk.dw_total, HN, wk.dw_read, RN, dW, HN, B, RN, st));
     NTM_SEQ_TRY(K::add_rows(wk.dw_total + RN, HN, wk.dw_write, HwN, dW + RN, HN, B, HwN, st));
     // dW becomes dL/dw_{t-1} (address_bwd's g_w_prev), dM dL/dM_{t-1}.
-    NTM_SEQ_TRY(address_bwd(dt, wk.dw_total, M_prev, p.key, p.beta, p.gate, p.shift, p.gamma,
-                            w_prev, wk.dm_addr, g.key, g.beta, g.gate, g.shift, g.gamma, dW,
-                            wk.addr, B, H, N, W, c.S, st));
+    address_p.memory = M_prev;
+    address_p.w_prev = w_prev;
+    NTM_SEQ_TRY(address_bwd(address_p, st));
     NTM_SEQ_TRY(K::sum3(dM, wk.dm_write, wk.dm_read, wk.dm_addr, B * NW, st));
     // -- heads and controller ------------------------------------------------------------------
     T* draw_t = wk.d_raw + t * B * P;

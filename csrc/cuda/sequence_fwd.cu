@@ -1,10 +1,10 @@
 // CUDA whole-sequence forward: all T steps of the NTM in one host call that only issues work
 // on one stream, the order of operations of the CPU loop (csrc/cpu/sequence_fwd_loop.h).
 // Per step: per controller layer a strided copy of its input, one cuBLAS product (seq_gemm)
-// and the activation kernel; the heads' product and activations; then the memory kernels of
-// kernels.cu through their launchers (address_fwd over all heads, read_fwd on the read heads'
-// rows, write_fwd on the write heads' rows) and the lengths mask. The x part of layer 0 and
-// the output layer are one product each over all T*B rows. Workspace: see FwdWork.
+// and the activation kernel; the heads' product and activations; then the memory ops through
+// their launchers (launchers.h: address_fwd over all heads, read_fwd on the read heads' rows,
+// write_fwd on the write heads' rows) and the lengths mask. The x part of layer 0 and the
+// output layer are one product each over all T*B rows. Workspace: see FwdWork.
 #include "sequence_launchers.h"
 
 namespace ntm_fast {
@@ -25,7 +25,7 @@ struct FwdWork {
     w_read = w.take(c.B * c.R * c.N);             // the read heads' rows of w_t
     w_write = w.take(c.B * c.Hw * c.N);           // the write heads' rows of w_t
     p = HeadPtrs<T>::carve(c, w);
-    addr = w.take(address_fwd_workspace_bytes(dtype_for(T()), c.B, c.H, c.N) / sizeof(T));
+    addr = w.take(workspace_elems(AddressFwdWorkspace{c.N}, c.B, c.H));  // acc_t<T> is T
     elems = w.used;
   }
 };
@@ -43,8 +43,25 @@ cudaError_t sequence_forward(const SeqConfig& c, const SeqFwdArgs<T>& a, cudaStr
   const int64_t Ts = c.T, B = c.B, F = c.F, N = c.N, W = c.W, R = c.R, H = c.H, Hw = c.Hw;
   const int64_t C = c.C, RW = R * W, G = c.gate_width(), P = c.P, O = c.O, CR = C + RW;
   const int64_t NW = N * W, HN = H * N;
-  const DType dt = dtype_for(T());
   FwdWork<T> wk(c, static_cast<T*>(a.workspace));
+  // The memory ops' params; per step only the memory and weighting pointers change.
+  AddressFwdParams<T> address_p;
+  address_p.set_sizes(B, H, N, W, c.S);
+  address_p.key = wk.p.key;
+  address_p.beta = wk.p.beta;
+  address_p.gate = wk.p.gate;
+  address_p.shift = wk.p.shift;
+  address_p.gamma = wk.p.gamma;
+  address_p.workspace = wk.addr;
+  ReadFwdParams<T> read_p;  // on the read heads' rows of w_t
+  read_p.set_sizes(B, R, N, W, 0);
+  read_p.w = wk.w_read;
+  read_p.out = wk.r_new;
+  WriteFwdParams<T> write_p;  // on the write heads' rows
+  write_p.set_sizes(B, Hw, N, W, 0);
+  write_p.w = wk.w_write;
+  write_p.erase = wk.p.erase;
+  write_p.add = wk.p.add;
   auto ring = [&](int64_t t) { return a.save ? t : t % 2; };  // slots of mem_hist, w_hist, cells
 
   NTM_SEQ_TRY(copy_n(a.mem_hist, a.memory0, B * NW, st));
@@ -97,14 +114,18 @@ cudaError_t sequence_forward(const SeqConfig& c, const SeqFwdArgs<T>& a, cudaStr
     NTM_SEQ_TRY(K::fill_rows(raw_t, a.b_heads, B, P, st));
     seq_gemm<T>(false, true, B, P, C, out_row, CR, a.w_heads, C, true, raw_t, P);
     NTM_SEQ_TRY(K::heads_activate(c, raw_t, wk.p, st));
-    const HeadPtrs<T>& p = wk.p;
-    NTM_SEQ_TRY(address_fwd(dt, M_prev, p.key, p.beta, p.gate, p.shift, p.gamma, w_prev, w_new,
-                            wk.addr, B, H, N, W, c.S, st));
+    address_p.memory = M_prev;
+    address_p.w_prev = w_prev;
+    address_p.out = w_new;
+    NTM_SEQ_TRY(address_fwd(address_p, st));
     NTM_SEQ_TRY(copy_rows(wk.w_read, R * N, w_new, HN, B, R * N, st));
     NTM_SEQ_TRY(copy_rows(wk.w_write, Hw * N, w_new + R * N, HN, B, Hw * N, st));
-    NTM_SEQ_TRY(read_fwd(dt, M_prev, wk.w_read, wk.r_new, B, R, N, W, st));
+    read_p.memory = M_prev;
+    NTM_SEQ_TRY(read_fwd(read_p, st));
     NTM_SEQ_TRY(copy_rows(out_row + C, CR, wk.r_new, RW, B, RW, st));
-    NTM_SEQ_TRY(write_fwd(dt, M_prev, wk.w_write, p.erase, p.add, M_next, B, Hw, N, W, st));
+    write_p.memory = M_prev;
+    write_p.out = M_next;
+    NTM_SEQ_TRY(write_fwd(write_p, st));
     // -- finished sequences keep their state (lengths); the others take the new reads ---------
     NTM_SEQ_TRY(K::keep_finished(a.len, t, M_prev, M_next, w_prev, w_new, wk.r_new, wk.reads, c,
                                  st));

@@ -1,7 +1,7 @@
 // Torch-free interface of the CUDA whole-sequence ops (sequence_fwd / sequence_bwd): the
 // drivers (sequence_fwd.cu, sequence_bwd.cu) that issue every kernel of all T steps and of the
 // whole BPTT on one stream, the step kernels they use (sequence_kernels.cu) and the one hook
-// they need from torch, `seq_gemm` (cuBLAS through ATen, defined in sequence_ops_cuda.cpp).
+// they need from torch, `seq_gemm` (cuBLAS through ATen, defined in sequence_binding.cpp).
 // Element types: float and double. Every buffer is contiguous, row-major, device memory,
 // allocated by the caller once per call; the drivers allocate nothing, never synchronise and
 // never read device memory on the host, so a call can be captured in a CUDA graph.
@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "../sequence_config.h"
 #include "launchers.h"
@@ -18,15 +19,18 @@
 namespace ntm_fast {
 namespace cuda {
 
-inline DType dtype_for(float) { return DType::Float32; }
-inline DType dtype_for(double) { return DType::Float64; }
-
 // Row-major c (m x n, leading dimension ldc) = op(a) op(b), plus c when `accumulate`, on the
 // current stream. op(a) is a (m x k, lda) or, with ta, the transpose of a stored (k x m, lda);
 // likewise b (k x n, ldb). Throws (c10::Error) on failure.
 template <typename T>
 void seq_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
               const T* b, int64_t ldb, bool accumulate, T* c, int64_t ldc);
+
+// The drivers run float and double, each its own accumulation type, so the memory ops'
+// workspaces are carved as T.
+static_assert(std::is_same<acc_t<float>, float>::value &&
+                  std::is_same<acc_t<double>, double>::value,
+              "the memory ops' workspaces are carved in the element type");
 
 // Hands out consecutive pieces of a workspace; with a null base it only counts (the size).
 template <typename T>

@@ -1,4 +1,4 @@
-// CPU stand-in for the c10/cuda pieces csrc/cuda/sequence_ops_cuda.cpp uses
+// CPU stand-in for the c10/cuda pieces csrc/cuda/sequence_binding.cpp uses
 // (tools/cuda_emulation): no guard, a null stream, the CPU as the device.
 #pragma once
 

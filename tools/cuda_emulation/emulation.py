@@ -2,7 +2,7 @@
 ``torch.ops.ntm_emu.sequence_fwd`` / ``sequence_bwd``, to check them without a GPU.
 
 What is compiled unchanged: the drivers (``csrc/cuda/sequence_fwd.cu``, ``sequence_bwd.cu``),
-the torch binding (``csrc/cuda/sequence_ops_cuda.cpp``: checks, outputs, workspace, the
+the torch binding (``csrc/cuda/sequence_binding.cpp``: checks, outputs, workspace, the
 ``seq_gemm`` views through ATen's matmul) and the step kernels
 (``csrc/cuda/sequence_kernels.cu``), with three mechanical edits: kernel launches
 ``k<<<grid, block, 0, s>>>(args)`` become calls ``k(args)`` run by one thread
@@ -10,7 +10,7 @@ the torch binding (``csrc/cuda/sequence_ops_cuda.cpp``: checks, outputs, workspa
 stream), and the registration goes to the CPU key of a namespace of its own (``ntm_emu``,
 whose schemas are ``csrc/registration.cpp``'s, with NaN-poisoned outputs always on). The
 memory-op launchers are ``launchers_cpu.cpp`` (the ntm_fast CPU ops), so this checks
-everything of the CUDA op but the memory kernels of ``kernels.cu`` and the CUDA runtime.
+everything of the CUDA op but the memory kernels (``csrc/cuda/<op>.cu``) and the CUDA runtime.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def prepare(out: Path = OUT) -> list[Path]:
           (r"TORCH_LIBRARY\(ntm_fast,", "TORCH_LIBRARY(ntm_emu,"),
           (r"PyInit__C", "PyInit_ntm_emu_unused"))  # fmt: skip
     cuda = src / "cuda"
-    _edit(cuda / "sequence_ops_cuda.cpp",
+    _edit(cuda / "sequence_binding.cpp",
           (r"(#include <c10/cuda/\w+\.h>\n)+", '#include "c10_cuda.h"\n'),
           (r"c10::kCUDA", "c10::kCPU"), (r"x\.is_cuda\(\)", "x.is_cpu()"),
           (r"TORCH_LIBRARY_IMPL\(ntm_fast, CUDA,", "TORCH_LIBRARY_IMPL(ntm_emu, CPU,"))  # fmt: skip
@@ -53,7 +53,7 @@ def prepare(out: Path = OUT) -> list[Path]:
     for name in ("sequence_fwd", "sequence_bwd"):
         shutil.copy(cuda / f"{name}.cu", cuda / f"{name}_cpu.cpp")
     shutil.copy(HERE / "launchers_cpu.cpp", src / "launchers_cpu.cpp")
-    names = ["registration.cpp", "launchers_cpu.cpp", "cuda/sequence_ops_cuda.cpp",
+    names = ["registration.cpp", "launchers_cpu.cpp", "cuda/sequence_binding.cpp",
              "cuda/sequence_kernels_cpu.cpp", "cuda/sequence_fwd_cpu.cpp",
              "cuda/sequence_bwd_cpu.cpp"]  # fmt: skip
     return [src / n for n in names]

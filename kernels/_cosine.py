@@ -1,10 +1,8 @@
-"""Content addressing, eqs. (5)-(6): ``w^c = softmax_i(β cos(k, M_i))``, forward and backward.
-
-The backward runs in two launches: one program per (batch, head) computes ∂L/∂k, ∂L/∂β and
-per-slot coefficients (A, C) of ∂L/∂M; then one program per (batch, N tile, W tile) sums the
-heads' contributions ``Σ_h A_hi k~_h - (Σ_h C_hi) M~_i`` in a fixed order (deterministic, no
-atomics). Norms and dots are scale-safe: vectors whose plain squared norm is out of range are
-rescaled by an exact power of two first (k~, M~; docs/math.md#scale-safe-norms).
+"""Scale-safe cosine pieces shared by ``content_address.py`` and ``address.py`` (so ops do
+not import each other): key norm, cosine tile, online-softmax stats, the content backward of
+one row, and ∂L/∂M summed over heads in a fixed order (one program per (batch, N tile, W tile),
+no atomics). Vectors whose plain squared norm is out of range are rescaled by an exact power
+of two first (k~, M~; docs/math.md#scale-safe-norms).
 """
 
 from __future__ import annotations
@@ -158,64 +156,7 @@ def content_bwd_row(
 
 
 @triton.jit
-def content_fwd_kernel(
-    p_m, p_k, p_beta, p_sk, p_out, H, N, W, BN: tl.constexpr, BW: tl.constexpr, CDT: tl.constexpr
-):
-    i_bh = tl.program_id(0).to(tl.int64)
-    i_b = i_bh // H
-    p_m += i_b * N * W
-    p_k += i_bh * W
-    p_sk += i_bh * N
-    p_out += i_bh * N
-    beta = tl.load(p_beta + i_bh).to(CDT)
-    _, _, m, s = content_stats(p_m, p_k, p_sk, beta, N, W, BN, BW, CDT)
-    tl.debug_barrier()
-    for n0 in range(0, N, BN):
-        o_n = n0 + tl.arange(0, BN)
-        m_n = o_n < N
-        b_K = tl.load(p_sk + o_n, mask=m_n, other=0)
-        b_w = tl.exp(beta * b_K - m) / s
-        tl.store(p_out + o_n, b_w.to(p_out.dtype.element_ty), mask=m_n)
-
-
-@triton.jit
-def content_bwd_kernel(
-    p_m,
-    p_k,
-    p_beta,
-    p_g,
-    p_sk,
-    p_a,
-    p_c,
-    p_ri,
-    p_ki,
-    p_dk,
-    p_dbeta,
-    H,
-    N,
-    W,
-    BN: tl.constexpr,
-    BW: tl.constexpr,
-    CDT: tl.constexpr,
-):
-    i_bh = tl.program_id(0).to(tl.int64)
-    i_b = i_bh // H
-    p_m += i_b * N * W
-    p_k += i_bh * W
-    beta = tl.load(p_beta + i_bh).to(CDT)
-    p_sk += i_bh * N
-    nk, kinv, m, s = content_stats(p_m, p_k, p_sk, beta, N, W, BN, BW, CDT)
-    tl.store(p_ki + i_bh, kinv)
-    tl.debug_barrier()
-    d_beta = content_bwd_row(
-        p_m, p_k, p_sk, p_g + i_bh * N, p_a + i_bh * N, p_c + i_bh * N, p_ri + i_bh * N,
-        p_dk + i_bh * W, beta, nk, kinv, m, s, 1.0, N, W, BN, BW, CDT,
-    )  # fmt: skip
-    tl.store(p_dbeta + i_bh, U.to_grad(d_beta, p_dbeta))
-
-
-@triton.jit
-def content_mem_bwd_kernel(
+def cosine_memory_grad_kernel(
     p_m, p_k, p_a, p_c, p_ri, p_ki, p_dm, H, N, W,
     BN: tl.constexpr, BW: tl.constexpr, CDT: tl.constexpr,
 ):  # fmt: skip
@@ -247,51 +188,17 @@ def scratch(rows: int, N: int, dtype: torch.dtype, device: torch.device) -> torc
     return torch.empty((rows, N), dtype=U.torch_compute_dtype(dtype), device=device)
 
 
-def content_mem_bwd(memory: torch.Tensor, key: torch.Tensor, a, c, ri, ki) -> torch.Tensor:
+def cosine_memory_grad(memory: torch.Tensor, key: torch.Tensor, a, c, ri, ki) -> torch.Tensor:
+    """∂L/∂M `(B, N, W)` from the per-row coefficients a, c, the rows' s_i^-1 (ri) and the
+    keys' s_k^-1 (ki) of the content backward rows."""
     B, N, W = memory.shape
     H = key.shape[1]
     bn = min(triton.next_power_of_2(N), 64)
     bw = min(triton.next_power_of_2(W), max(16, U.TILE_ELEMS // 4 // bn))
     dm = empty((B, N, W), dtype=memory.dtype, device=memory.device)
     grid = (B, triton.cdiv(N, bn), triton.cdiv(W, bw))
-    content_mem_bwd_kernel[grid](
+    cosine_memory_grad_kernel[grid](
         memory, key, a, c, ri, ki, dm, H, N, W, BN=bn, BW=bw, CDT=U.tl_compute_dtype(memory.dtype),
         **U.launch(bn * bw),
     )  # fmt: skip
     return dm
-
-
-def content_fwd(memory: torch.Tensor, key: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-    """Args: memory `(B, N, W)`, key `(B, H, W)`, beta `(B, H)`, all contiguous.
-
-    Returns `(B, H, N)` content weighting."""
-    B, N, W = memory.shape
-    H = key.shape[1]
-    bn = U.block_n(N)
-    bw = U.block_w_fwd(W, bn)
-    sk = scratch(B * H, N, memory.dtype, memory.device)
-    out = empty((B, H, N), dtype=memory.dtype, device=memory.device)
-    content_fwd_kernel[(B * H,)](
-        memory, key, beta, sk, out, H, N, W, BN=bn, BW=bw,
-        CDT=U.tl_compute_dtype(memory.dtype), **U.launch(bn * bw),
-    )  # fmt: skip
-    return out
-
-
-def content_bwd(grad, memory, key, beta):
-    """Args: grad `(B, H, N)` = ∂L/∂w^c and the forward inputs, all contiguous.
-
-    Returns ``(∂L/∂memory, ∂L/∂key, ∂L/∂beta)``."""
-    B, N, W = memory.shape
-    H = key.shape[1]
-    bn = U.block_n(N)
-    bw = U.block_w(W, 2 * bn)  # half the forward's tile, as address_bwd (register pressure)
-    sk, a, c, ri = (scratch(B * H, N, memory.dtype, memory.device) for _ in range(4))
-    ki = scratch(B * H, 1, memory.dtype, memory.device)
-    dk = empty((B, H, W), dtype=key.dtype, device=key.device)
-    dbeta = empty((B, H), dtype=beta.dtype, device=beta.device)
-    content_bwd_kernel[(B * H,)](
-        memory, key, beta, grad, sk, a, c, ri, ki, dk, dbeta, H, N, W, BN=bn, BW=bw,
-        CDT=U.tl_compute_dtype(memory.dtype), **U.launch(bn * bw),
-    )  # fmt: skip
-    return content_mem_bwd(memory, key, a, c, ri, ki), dk, dbeta
