@@ -53,17 +53,7 @@ import torch
 from torch import Tensor
 
 from ntm_fast.numerics import COSINE_EPS
-
-# Each op's tensor arguments, in order (the reference's signatures).
-OP_ARGS = {
-    "content_address": ["memory", "key", "beta"],
-    "interpolate": ["w_content", "w_prev", "gate"],
-    "shift_convolve": ["w", "shift"],
-    "sharpen": ["w", "gamma"],
-    "address": ["memory", "key", "beta", "gate", "shift", "gamma", "w_prev"],
-    "read": ["memory", "w"],
-    "write": ["memory", "w", "erase", "add"],
-}
+from ntm_fast.op_table import OP_ARGS
 
 FORWARD = {
     torch.float64: dict(atol=1e-10, rtol=1e-9),
