@@ -4,7 +4,9 @@
 This module gives them the backend contract of :mod:`ntm_fast.backends`: the functions of
 :mod:`ntm_fast.reference` with the same signatures, validation and conventions, differentiable
 through ``torch.library.register_autograd`` and traceable by ``torch.compile`` through
-``torch.library.register_fake`` (no graph breaks). The extension import is guarded: without
+``torch.library.register_fake`` (no graph breaks); all of it derived from
+:mod:`ntm_fast.op_table` (the C++ schemas are checked against that table by
+tests/ops/test_op_table.py). The extension import is guarded: without
 it this module still imports and :func:`unavailable_reason` says what is missing.
 
 Example:
@@ -22,7 +24,7 @@ import torch
 from torch import Tensor
 
 from . import _buffers
-from .op_table import OP_NAMES, OPS, OpSpec, backend_function, register_fakes_and_autograd
+from .op_table import OP_NAMES, backend_functions, register_fakes_and_autograd
 
 __all__ = [*OP_NAMES, "unavailable_reason"]  # the op functions: defined from the table below
 
@@ -97,16 +99,9 @@ else:
 # ---- the backend functions, from the op table ------------------------------------------------
 
 
-def _backend_function(spec: OpSpec) -> Callable[..., Tensor]:
-    """``spec``'s backend function: validate, mirror the poison switch, run ``<op>_fwd``."""
-    check, fwd = spec.check, f"{spec.name}_fwd"
-
-    def op(*args: Tensor) -> Tensor:
-        check(*args)
-        _sync_poison()
-        return getattr(_ops, fwd)(*args)
-
-    return backend_function(op, spec, __name__, f"See :func:`ntm_fast.reference.{spec.name}`.")
+def _forward(name: str) -> Callable[..., Tensor]:
+    # looked up per call: without the extension, _ops fails only when an op is used
+    return lambda *args: getattr(_ops, f"{name}_fwd")(*args)
 
 
-globals().update({name: _backend_function(spec) for name, spec in OPS.items()})
+globals().update(backend_functions(__name__, lambda t: _sync_poison(), _forward))

@@ -100,17 +100,31 @@ OP_NAMES: tuple[str, ...] = tuple(OPS)
 OP_ARGS: dict[str, tuple[str, ...]] = {name: s.args for name, s in OPS.items()}
 
 
-def backend_function(
-    fn: Callable[..., Tensor], spec: OpSpec, module: str, doc: str
-) -> Callable[..., Tensor]:
-    """``fn`` (taking ``spec``'s arguments positionally) named, documented and signed as the
-    backend function ``<module>.<spec.name>``: the reference's signature and type hints."""
-    ref = spec.reference
-    fn.__name__ = fn.__qualname__ = spec.name
-    fn.__module__, fn.__doc__ = module, doc
-    fn.__signature__ = inspect.signature(ref)  # type: ignore[attr-defined]
-    fn.__annotations__ = dict(ref.__annotations__)
-    return fn
+def backend_functions(
+    module: str, prepare: Callable[[Tensor], None], forward: Callable[[str], Callable[..., Tensor]]
+) -> dict[str, Callable[..., Tensor]]:
+    """A fast backend's op functions, by name: each validates its arguments (the reference's
+    messages), runs ``prepare(first argument)`` (e.g. an availability check), then the forward
+    op ``forward(name)``. Named ``<module>.<op>``, with the reference's signature and type
+    hints; arguments are positional, as :mod:`ntm_fast.ops` passes them."""
+
+    def make(check: Callable[..., object], fwd: Callable[..., Tensor]) -> Callable[..., Tensor]:
+        def op(*args: Tensor) -> Tensor:
+            check(*args)
+            prepare(args[0])
+            return fwd(*args)
+
+        return op
+
+    out = {}
+    for spec in OPS.values():
+        op, ref = make(spec.check, forward(spec.name)), spec.reference
+        op.__name__ = op.__qualname__ = spec.name
+        op.__module__, op.__doc__ = module, f"See :func:`ntm_fast.reference.{spec.name}`."
+        op.__signature__ = inspect.signature(ref)  # type: ignore[attr-defined]
+        op.__annotations__ = dict(ref.__annotations__)
+        out[spec.name] = op
+    return out
 
 
 def _save_inputs(ctx, inputs, output) -> None:

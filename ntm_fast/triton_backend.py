@@ -6,8 +6,9 @@ every backend), checks that Triton can run on the tensors' device, and calls a
 ``torch.library.custom_op`` in the ``ntm_fast_triton`` namespace (``address_fwd``,
 ``address_bwd``, ...). The forward ops have a fake (meta) implementation and an autograd
 formula whose backward is itself a custom op, so ``torch.compile(fullgraph=True)`` traces
-through and ``torch.library.opcheck`` passes. Conventions are those of
-:mod:`ntm_fast.reference`.
+through and ``torch.library.opcheck`` passes. The ops, their schemas, fakes, autograd formulas
+and the public functions are all derived from :mod:`ntm_fast.op_table`. Conventions are those
+of :mod:`ntm_fast.reference`.
 
 Triton runs on CUDA tensors, and on CPU tensors only under ``TRITON_INTERPRET=1`` (set before
 the kernels are first imported; a slow test mode).
@@ -27,7 +28,7 @@ import torch
 from torch import Tensor
 
 from .backends import BackendUnavailableError
-from .op_table import OP_NAMES, OPS, OpSpec, backend_function, register_fakes_and_autograd
+from .op_table import OP_NAMES, OPS, backend_functions, register_fakes_and_autograd
 
 try:
     import triton  # noqa: F401
@@ -111,16 +112,10 @@ for _spec in OPS.values():
 register_fakes_and_autograd("ntm_fast_triton", "ntm_fast Triton")
 
 
-def _backend_function(spec: OpSpec) -> Callable[..., Tensor]:
-    """``spec``'s backend function: validate, check Triton can run there, run ``<op>_fwd``."""
-    check, fwd = spec.check, getattr(torch.ops.ntm_fast_triton, f"{spec.name}_fwd").default
-
-    def op(*args: Tensor) -> Tensor:
-        check(*args)
-        _require(args[0].device)
-        return fwd(*args)
-
-    return backend_function(op, spec, __name__, f"See :func:`ntm_fast.reference.{spec.name}`.")
-
-
-globals().update({name: _backend_function(spec) for name, spec in OPS.items()})
+globals().update(
+    backend_functions(
+        __name__,
+        lambda t: _require(t.device),
+        lambda name: getattr(torch.ops.ntm_fast_triton, f"{name}_fwd").default,
+    )
+)

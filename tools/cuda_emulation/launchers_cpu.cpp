@@ -1,7 +1,7 @@
 // The memory-op launchers of csrc/cuda/launchers.h on the CPU (tools/cuda_emulation): each
 // calls the registered ntm_fast CPU op on views of the buffers and copies its results out, so
 // the emulated drivers run the CPU op's memory math (the CUDA kernels are tested on their own
-// by tests/test_native_ops.py on a GPU).
+// by tests/ops/test_backend_ops.py on a GPU).
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/stack.h>
 #include <ATen/ops/from_blob.h>
