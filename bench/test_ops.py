@@ -12,9 +12,10 @@ import itertools
 import pytest
 import torch
 
+from ntm_fast.op_table import OP_NAMES as OPS
+
 from .workloads import BACKENDS, copy_bandwidth, op_bytes, op_function, op_inputs, skip_reason, sync
 
-OPS = ("address", "read", "write", "content_address", "shift_convolve", "sharpen")
 # (B, H, N, W, S): the paper's copy configuration (one read + one write head addressed together)
 # at several batch sizes, then sweeps over N, W and heads.
 COPY = [(B, 2, 128, 20, 3) for B in (1, 16, 256, 1024)]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
 import torch
 
 from ntm_fast import backends, reference
+from ntm_fast.op_table import ARG_SHAPES, OPS, make_inputs
 
 BACKENDS = ("reference", "reference-compiled", "triton", "native")
 
@@ -35,56 +37,18 @@ def op_function(op: str, backend: str, device: torch.device) -> Callable:
     return getattr(backends.get(backend, device), op)
 
 
-def address_inputs(B, H, N, W, S, *, device, dtype=torch.float32, seed=0, grad=False):
-    """Valid inputs for ``address``: β > 0, g in (0,1), γ >= 1, shift and w_prev normalised."""
-    g = torch.Generator(device="cpu").manual_seed(seed)
-
-    def r(*shape):
-        return torch.randn(*shape, generator=g)
-
-    tensors = [
-        r(B, N, W),
-        r(B, H, W),
-        torch.nn.functional.softplus(r(B, H)) * 5,
-        torch.sigmoid(r(B, H)),
-        torch.softmax(r(B, H, S), -1),
-        1 + torch.nn.functional.softplus(r(B, H)),
-        torch.softmax(r(B, H, N), -1),
-    ]
-    return [t.to(device=device, dtype=dtype).requires_grad_(grad) for t in tensors]
-
-
 def op_inputs(op: str, B, H, N, W, S, *, device, dtype=torch.float32, seed=0, grad=False):
-    """Inputs for any of the seven ops, derived from the address inputs."""
-    m, k, beta, gate, shift, gamma, wp = address_inputs(
-        B, H, N, W, S, device=device, dtype=dtype, seed=seed
-    )
-    erase, add = torch.sigmoid(k.detach()), torch.tanh(k.detach())
-    args = {
-        "address": (m, k, beta, gate, shift, gamma, wp),
-        "content_address": (m, k, beta),
-        "interpolate": (wp, wp.flip(-1), gate),
-        "shift_convolve": (wp, shift),
-        "sharpen": (wp, gamma),
-        "read": (m, wp),
-        "write": (m, wp, erase, add),
-    }[op]
-    return [a.detach().clone().requires_grad_(grad) for a in args]
+    """Valid inputs for ``op`` from the library's input factory (:mod:`ntm_fast.op_table`)."""
+    gen = torch.Generator().manual_seed(seed)
+    args = make_inputs(op, B, H, N, W, S, dtype, device, gen, beta=(0.0, 10.0), gamma=(1.0, 3.0))
+    return [a.requires_grad_(grad) for a in args]
 
 
 def op_bytes(op: str, B, H, N, W, S, element_size: int = 4) -> int:
     """Bytes an ideal forward kernel moves: every input read once, the output written once."""
-    BN, BH = B * N, B * H
-    counts = {
-        "address": BN * W + BH * (W + 3 + S) + 2 * BH * N,
-        "content_address": BN * W + BH * (W + 1) + BH * N,
-        "interpolate": 3 * BH * N + BH,
-        "shift_convolve": 2 * BH * N + BH * S,
-        "sharpen": 2 * BH * N + BH,
-        "read": BN * W + BH * N + BH * W,
-        "write": 2 * BN * W + BH * N + 2 * BH * W,
-    }
-    return counts[op] * element_size
+    size = dict(B=B, H=H, N=N, W=W, S=S)
+    shapes = [ARG_SHAPES[a] for a in OPS[op].args] + [OPS[op].out]
+    return sum(math.prod(size[c] for c in shape) for shape in shapes) * element_size
 
 
 def copy_bandwidth(device: torch.device, nbytes: int = 1 << 28) -> float:

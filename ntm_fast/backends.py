@@ -21,6 +21,8 @@ from types import ModuleType, SimpleNamespace
 
 import torch
 
+from .op_table import OP_NAMES
+
 BACKEND_NAMES = ("reference", "triton", "native")
 _MODULES = {
     "reference": "ntm_fast.reference",
@@ -47,8 +49,6 @@ def module(name: str) -> ModuleType:
     return mod
 
 
-_KERNEL_OPS = ("address", "read", "write", "content_address", "interpolate", "shift_convolve",
-               "sharpen")  # fmt: skip
 _kernels: dict[str, SimpleNamespace] = {}
 
 
@@ -64,7 +64,7 @@ def kernel_ops(name: str) -> SimpleNamespace | None:
         _kernels[name] = SimpleNamespace(
             **{
                 f"{op}_{d}": getattr(ns, f"{op}_{d}").default
-                for op in _KERNEL_OPS
+                for op in OP_NAMES
                 for d in ("fwd", "bwd")
             }
         )

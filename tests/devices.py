@@ -9,6 +9,11 @@ interpreter and fails on the GPU run).
   (``backend_cases``): the CPU, and CUDA when present.
 * ``DEVICE_PARAMS``: the CPU and CUDA as pytest params, the CUDA case skipped without a GPU,
   for the native ops' tests (tests/gpu_tests.py lists their CUDA cases for the GPU proof).
+* ``OP_BACKENDS``: ``(backend, device)`` params for the op tests of every fast backend, ids
+  ``native-cpu``, ``native-cuda`` (skipped without a GPU) and ``triton-cpu`` (interpreter) or
+  ``triton-cuda`` (compiled); each test skips, saying why, where its backend cannot run
+  (tests/op_checks.py's ``need``); ``NATIVE_BACKENDS`` and ``TRITON_BACKENDS`` are its
+  cases of one backend.
 """
 
 from __future__ import annotations
@@ -26,6 +31,15 @@ DEVICE_PARAMS = [
     "cpu",
     pytest.param("cuda", marks=pytest.mark.skipif(not CUDA, reason="no CUDA device")),
 ]
+
+OP_BACKENDS = [
+    pytest.param("native", "cpu", id="native-cpu"),
+    pytest.param("native", "cuda", id="native-cuda",
+                 marks=pytest.mark.skipif(not CUDA, reason="no CUDA device")),
+    pytest.param("triton", DEVICE, id=f"triton-{DEVICE}"),
+]  # fmt: skip
+NATIVE_BACKENDS = [p for p in OP_BACKENDS if p.values[0] == "native"]
+TRITON_BACKENDS = [p for p in OP_BACKENDS if p.values[0] == "triton"]
 
 
 def backend_cases(names: tuple[str, ...] = ("native", "triton")) -> list:

@@ -51,42 +51,52 @@ class GpuTest:
 
 
 GPU_TESTS = [
-    GpuTest("proof", "tests/test_native_registration.py", keyword="cuda",
-            proves="the extension was built with CUDA and registers every op for the CUDA "
-                   "dispatch key; the native backend reports itself available on CUDA"),
-    GpuTest("proof", "tests/test_native_ops.py", keyword="cuda",
+    GpuTest("proof", "tests/ops/test_backend_ops.py", keyword="native-cuda",
             proves="every native CUDA kernel, forward and backward, every dtype, matches the "
-                   "reference (NaN-poisoned outputs: an unwritten element fails)"),
-    GpuTest("proof", "tests/test_native_sequence_cuda.py",
+                   "reference (NaN-poisoned outputs: an unwritten element fails); float64 "
+                   "gradcheck; deterministic backwards"),
+    GpuTest("proof", "tests/ops/test_backend_registration.py", shard=True,
+            proves="the extension was built with CUDA and registers every op for the CUDA "
+                   "dispatch key; opcheck (the table's fakes and autograd) and torch.compile "
+                   "on CUDA, native and compiled Triton"),
+    GpuTest("proof", "tests/ops/test_backend_validation.py",
+            proves="the native CUDA ops' own argument checks, and every backend's messages on "
+                   "CUDA tensors equal the reference's"),
+    GpuTest("proof", "tests/model/test_native_sequence_cuda.py",
             proves="the CUDA whole-sequence op (FastNTM's native path on CUDA) matches "
                    "ReferenceNTM, outputs and all gradients, over the CPU op's hypothesis "
                    "configurations (float32, float64); float64 gradcheck; forward and backward "
                    "captured in one CUDA graph replay the eager results; lengths"),
-    GpuTest("proof", "tests/test_fast_ntm.py::test_training_step_matches_reference_on_cuda",
+    GpuTest("proof", "tests/model/test_fast_ntm.py::test_training_step_matches_reference_on_cuda",
             proves="FastNTM trains like ReferenceNTM on CUDA (120 steps, B 1 and 64) with the "
                    "native and the Triton backend"),
-    GpuTest("proof", "tests/test_fast_ntm.py::test_cuda_graph_path_matches_eager",
+    GpuTest("proof", "tests/model/test_fast_ntm.py::test_cuda_graph_path_matches_eager",
             proves="the CUDA-graph path of FastNTM equals its eager path"),
-    GpuTest("proof", "tests/test_triton_integration.py", shard=True,
-            proves="compiled Triton: gradcheck, opcheck and torch.compile on CUDA, edge "
-                   "numerics (zero norms, β 1e4, γ 50, underflow), the backward's narrower "
-                   "tile, hypothesis edge values"),
-    GpuTest("proof", "tests/test_float32_edge.py",
+    GpuTest("proof", "tests/ops/test_backend_numerics.py", shard=True,
+            proves="edge numerics on native CUDA and compiled Triton: zero norms, β 1e4, γ 50, "
+                   "sharpening underflow, full erases, the Triton backward's narrower tile"),
+    GpuTest("proof", "tests/ops/test_backend_extremes.py", shard=True,
+            proves="saturated half-precision gradients (native CUDA), hypothesis edge values "
+                   "of the fused addressing (compiled Triton)"),
+    GpuTest("proof", "tests/ops/test_float32_edge.py",
             proves="the float32 edge (scale-safe norms): native CUDA and compiled Triton give "
                    "the float64 answer for memory/key entries 1e-30..1e37 and subnormal "
                    "sharpening rows, forward and backward, FastNTM with extreme memory"),
-    GpuTest("proof", "tests/test_triton_ops.py", shard=True,
+    GpuTest("proof", "tests/ops/test_backend_ops.py", keyword="triton", shard=True,
             proves="every compiled Triton op, forward and backward, matches the reference: "
-                   "shapes, dtypes, non-contiguous inputs, the tiled path, determinism"),
+                   "shapes, dtypes, non-contiguous inputs, the tiled path, random shapes and "
+                   "tiles, gradcheck, determinism"),
     GpuTest("suite", "tests",
             proves="the whole suite passes on a CUDA machine with compiled Triton"),
     GpuTest("slow", "tests", marker="slow",
-            proves="GPU-sized sweeps: every Triton op at N up to 65536 (BN = 1024, the tiled "
+            proves="GPU-sized sweeps: every op at N up to 65536 (Triton: BN = 1024, the tiled "
                    "forward), the robustness sweeps"),
-    GpuTest("sanitize", "tests/test_native_ops.py", keyword="cuda",
+    GpuTest("sanitize", "tests/ops/test_backend_ops.py", keyword="native-cuda",
             proves="no out-of-bounds access (memcheck) and no shared-memory race (racecheck) "
                    "in the native CUDA kernels"),
-    GpuTest("sanitize", "tests/test_native_sequence_cuda.py", keyword="lengths",
+    GpuTest("sanitize", "tests/ops/test_backend_numerics.py", keyword="native-cuda",
+            proves="the same at the edge values (zero norms, β 1e4, γ 50, underflow)"),
+    GpuTest("sanitize", "tests/model/test_native_sequence_cuda.py", keyword="lengths",
             proves="no out-of-bounds access or race in the CUDA whole-sequence op's kernels "
                    "and drivers (LSTM and feedforward, lengths, saving on and off)"),
 ]  # fmt: skip

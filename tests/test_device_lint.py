@@ -26,7 +26,7 @@ FACTORIES = {
 def device_modules(names: set[str] | None = None) -> list[Path]:
     """test modules that import from tests/devices.py (only ``names`` of it, if given)."""
     out = []
-    for path in sorted(TESTS.glob("test_*.py")):
+    for path in sorted(TESTS.rglob("test_*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module == "devices":
                 if names is None or any(a.name in names for a in node.names):
@@ -80,8 +80,8 @@ def undeviced_calls(source: str) -> list[int]:
 
 def test_device_modules_found():
     names = {p.name for p in device_modules()}
-    assert {"test_triton_ops.py", "test_triton_integration.py", "test_fast_ntm.py"} <= names
-    assert {"test_native_ops.py", "test_native_registration.py"} <= names
+    assert {"test_backend_ops.py", "test_backend_registration.py", "test_fast_ntm.py"} <= names
+    assert {"test_backend_numerics.py", "test_backend_extremes.py"} <= names
 
 
 @pytest.mark.parametrize("path", device_modules(), ids=lambda p: p.name)
@@ -109,7 +109,7 @@ def test_modules_naming_cuda_take_their_devices_from_the_one_place():
     """A test module that makes CUDA tensors (it names ``"cuda"``) imports from tests/devices.py,
     so the lint above covers it."""
     linted = set(device_modules())
-    for path in sorted(TESTS.glob("test_*.py")):
+    for path in sorted(TESTS.rglob("test_*.py")):
         tree = ast.parse(path.read_text())
         names_cuda = any(isinstance(n, ast.Constant) and n.value == "cuda" for n in ast.walk(tree))
         if names_cuda and path.name != Path(__file__).name:

@@ -75,7 +75,7 @@ def test_entry_names_existing_tests(entry):
 def test_every_cuda_only_test_is_listed():
     listed = _listed()
     missing = []
-    for path in sorted((ROOT / "tests").glob("test_*.py")):
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
         tests = cuda_only_tests(path)
         rel = str(path.relative_to(ROOT))
         if not tests or (rel in listed and listed[rel] is None):
@@ -86,24 +86,24 @@ def test_every_cuda_only_test_is_listed():
 
 def test_compiled_triton_modules_are_listed():
     listed = _listed(("proof",))
-    for path in device_modules({"DEVICE"}):  # the Triton tests' device
+    for path in device_modules({"DEVICE", "OP_BACKENDS", "TRITON_BACKENDS"}):  # Triton's device
         rel = str(path.relative_to(ROOT))
         assert rel in listed and listed[rel] is None, f"{rel} runs compiled on CUDA: list it"
 
 
 def test_the_scan_finds_the_known_cuda_tests():
-    found = cuda_only_tests(ROOT / "tests" / "test_fast_ntm.py")
+    found = cuda_only_tests(ROOT / "tests" / "model" / "test_fast_ntm.py")
     assert {
         "test_cuda_graph_path_matches_eager",
         "test_training_step_matches_reference_on_cuda",
     } <= found
-    assert cuda_only_tests(ROOT / "tests" / "test_native_ops.py")
+    assert cuda_only_tests(ROOT / "tests" / "ops" / "test_backend_ops.py")
 
 
 def test_ops_sharding_matches_the_triton_tests():
-    from test_triton_ops import OPS
+    from ntm_fast.op_table import OP_NAMES
 
-    assert set(gpu_tests.OPS) == set(OPS)
+    assert set(gpu_tests.OPS) == set(OP_NAMES)
     assert gpu_tests.op_of("t.py::test_x[address-B1H1N1W1S1-torch.float64]") == "address"
     assert gpu_tests.op_of("t.py::test_x[B1-content_address]") == "content_address"
     assert gpu_tests.op_of("t.py::test_poisoning_is_on") == "misc"

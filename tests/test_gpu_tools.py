@@ -160,7 +160,9 @@ def test_report_renders_both_sections():
     assert header in text  # a column per number: regs, spill, stack, smem for each arch
     assert "| k_kernel | float32 | BN=64 BW=8 w4 | 40 | 0 | 16 | 512 | 40 | 0 | 16 | 512 |" in text
     assert "| `x_kernel` | 256 | 32 / - / - / - | 0 | 0 |" in text
-    assert "| proof | `tests/test_native_ops.py -k cuda` |" in text  # the GPU-only tests
+    assert (
+        "| proof | `tests/ops/test_backend_ops.py -k native-cuda` |" in text
+    )  # the GPU-only tests
 
 
 def _compiled(dtype: str, spill: int) -> dict:

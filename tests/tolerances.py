@@ -16,7 +16,7 @@ of the *output* dtype, scaled for the length of the reductions involved:
 Gradients chain more reductions (the backward of the fused addressing runs four stage
 backwards), so GRAD_SCALE widens the forward bound for them.
 
-Extreme values (tests/test_fuzz_equivalence.py), each widening derived from the numbers:
+Extreme values (tests/ops/test_fuzz_equivalence.py), each widening derived from the numbers:
 
 ===========================  ==============================================================
 case                         bound used, and why
@@ -53,17 +53,7 @@ import torch
 from torch import Tensor
 
 from ntm_fast.numerics import COSINE_EPS
-
-# Each op's tensor arguments, in order (the reference's signatures).
-OP_ARGS = {
-    "content_address": ["memory", "key", "beta"],
-    "interpolate": ["w_content", "w_prev", "gate"],
-    "shift_convolve": ["w", "shift"],
-    "sharpen": ["w", "gamma"],
-    "address": ["memory", "key", "beta", "gate", "shift", "gamma", "w_prev"],
-    "read": ["memory", "w"],
-    "write": ["memory", "w", "erase", "add"],
-}
+from ntm_fast.op_table import OP_ARGS
 
 FORWARD = {
     torch.float64: dict(atol=1e-10, rtol=1e-9),
@@ -125,8 +115,8 @@ def assert_close_allowing(
         )
 
 
-# The whole-sequence native op (tests/test_native_sequence.py): T <= 12 steps of FastNTM on the
-# CPU against ReferenceNTM (outputs, final state and BPTT gradients), compared with
+# The whole-sequence native op (tests/model/test_native_sequence.py): T <= 12 steps of FastNTM on
+# the CPU against ReferenceNTM (outputs, final state and BPTT gradients), compared with
 # assert_close_allowing (atol relative to the tensor's largest entry). Both sides differ only in
 # summation order, BLAS blocking and the op's vectorised exp/tanh, compounded over the steps:
 # * float64: 1e-9 for outputs and gradients. Observed over 200 random configurations (the

@@ -153,21 +153,8 @@ def load(paths: list[Path]) -> list[dict[str, Any]]:
 
 # --- dry sweep on the meta device ---------------------------------------------------------------
 
-#: op -> (its input shapes, output shape) as letters of (B, H, N, W, S); the launchers are
-#: ``<op>_fwd(*inputs)`` and ``<op>_bwd(grad, *inputs)`` of the kernel module ``<op>``, argument
-#: order as ``ntm_fast.reference``.
-OPS = {
-    "content_address": (["BNW", "BHW", "BH"], "BHN"),
-    "interpolate": (["BHN", "BHN", "BH"], "BHN"),
-    "shift_convolve": (["BHN", "BHS"], "BHN"),
-    "sharpen": (["BHN", "BH"], "BHN"),
-    "address": (["BNW", "BHW", "BH", "BH", "BHS", "BH", "BHN"], "BHN"),
-    "read": (["BNW", "BHN"], "BHW"),
-    "write": (["BNW", "BHN", "BHW", "BHW"], "BNW"),
-}
 
-
-def _meta(letters: str, size: dict[str, int], dtype: Any) -> Any:
+def _meta(letters: tuple[str, ...], size: dict[str, int], dtype: Any) -> Any:
     import torch
 
     return torch.empty([size[c] for c in letters], dtype=dtype, device="meta")
@@ -178,17 +165,18 @@ def sweep(cases: list[tuple[str, tuple[int, ...], Any]], out_dir: str | os.PathL
     (B, H, N, W, S), torch dtype)`` with the kernels hooked in dry mode: the launchers choose
     blocks and warps as for real data and every launch is recorded, nothing is computed.
     Returns the number of cases."""
+    from ntm_fast.op_table import ARG_SHAPES, OPS
+
     global _out, _dry
     before = (_out, _dry)  # a recording already running (the pytest plugin) goes on after
     install(out_dir, dry=True)
     try:
         for op, dims, dtype in cases:
-            shapes, out_shape = OPS[op]
-            mod = importlib.import_module(f"{PACKAGE}.{op}")
+            mod = importlib.import_module(f"{PACKAGE}.{op}")  # <op>_fwd(*args), _bwd(grad, *args)
             size = dict(zip("BHNWS", dims, strict=True))
-            inputs = [_meta(s, size, dtype) for s in shapes]
+            inputs = [_meta(ARG_SHAPES[a], size, dtype) for a in OPS[op].args]
             getattr(mod, f"{op}_fwd")(*inputs)
-            getattr(mod, f"{op}_bwd")(_meta(out_shape, size, dtype), *inputs)
+            getattr(mod, f"{op}_bwd")(_meta(OPS[op].out, size, dtype), *inputs)
     finally:
         if before[0] is None:
             uninstall()
@@ -221,11 +209,13 @@ class _CaseCollector:
     def pytest_collection_finish(self, session: Any) -> None:  # after -m/-k deselection
         import torch
 
+        from ntm_fast.op_table import OP_NAMES
+
         for item in session.items:
             p = getattr(item, "callspec", None)
             p = p.params if p else {}
             dims = p.get("dims", p.get("cfg"))
-            if p.get("op") not in OPS or not isinstance(dims, tuple) or len(dims) != 5:
+            if p.get("op") not in OP_NAMES or not isinstance(dims, tuple) or len(dims) != 5:
                 continue
             if p.get("backend", "triton") != "triton" or str(p.get("device", "cuda")) != "cuda":
                 continue

@@ -2,7 +2,7 @@
 // element types the sequence drivers use (float, double): each calls the registered ntm_fast
 // CPU op on views of the params' buffers and copies its results out, so the emulated drivers
 // run the CPU op's memory math (the CUDA kernels are tested on their own by
-// tests/test_native_ops.py on a GPU).
+// tests/ops/test_backend_ops.py on a GPU).
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/stack.h>
 #include <ATen/ops/from_blob.h>

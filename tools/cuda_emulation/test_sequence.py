@@ -1,8 +1,8 @@
 """The CUDA whole-sequence op's drivers, binding and step kernels compiled for the CPU
 (emulation.py) against the CPU op: forward (saving on and off: outputs, final state, every saved
 tensor) and backward (every gradient, unused outputs' gradients None) over the hypothesis
-configurations of tests/test_native_sequence.py. Outputs are NaN-poisoned, so an element the
-drivers forget to write fails. Run: ``bash .ci/emulate_cuda.sh`` (no GPU needed)."""
+configurations of tests/model/test_native_sequence.py. Outputs are NaN-poisoned, so an element
+the drivers forget to write fails. Run: ``bash .ci/emulate_cuda.sh`` (no GPU needed)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "model"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import emulation
 from test_native_sequence import configs, make_ref, op_params, start_state

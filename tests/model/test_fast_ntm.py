@@ -1,7 +1,7 @@
 """FastNTM against ReferenceNTM: logits, final state and every parameter gradient of a
 training step, on each fast backend and device that can run here (tests/devices.py: the
 Triton backend on the CPU under the interpreter, on CUDA compiled; native on the CPU and
-CUDA). The fused-sequence path and checkpointing: tests/test_fast_sequence.py.
+CUDA). The fused-sequence path and checkpointing: tests/model/test_fast_sequence.py.
 
 Tolerances: float64 runs compare at 1e-9 (summation order only, compounded over up to 120
 recurrent steps); float32 runs use the forward table of tests/tolerances.py widened by

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from tolerances import OP_ARGS, forward_tol, grad_tol
 
 from ntm_fast import FastNTM, ReferenceNTM, backends, numerics, reference
+from ntm_fast.op_table import draw
 
 F32, F64 = torch.float32, torch.float64
 
@@ -98,19 +99,9 @@ def _run(backend: str, op: str, args: list, upstream):
 
 def _inputs(op: str, m_scale: float, k_scale: float, seed: int) -> list:
     g = torch.Generator().manual_seed(seed)
-    B, H, N, W, S = 2, 2, 6, 5, 3
-
-    def randn(*s):
-        return torch.randn(*s, dtype=F64, generator=g)  # cpu: moved by _run
-
-    pool = dict(
-        memory=m_scale * randn(B, N, W), key=k_scale * randn(B, H, W),
-        beta=5 * torch.rand(B, H, dtype=F64, generator=g),  # cpu: moved by _run
-        gate=torch.rand(B, H, dtype=F64, generator=g),  # cpu: moved by _run
-        shift=torch.softmax(randn(B, H, S), -1),
-        gamma=1 + 3 * torch.rand(B, H, dtype=F64, generator=g),  # cpu: moved by _run
-        w_prev=torch.softmax(randn(B, H, N), -1),
-    )  # fmt: skip
+    ranges = dict(beta=(0.0, 5.0), gamma=(1.0, 4.0))
+    pool = draw(OP_ARGS[op], 2, 2, 6, 5, 3, generator=g, **ranges)  # float64 on the CPU
+    pool["memory"], pool["key"] = m_scale * pool["memory"], k_scale * pool["key"]
     # float32 values (the inputs under test), held exactly in float64 for the expected answer
     return [pool[name].to(F32) for name in OP_ARGS[op]]
 
@@ -232,7 +223,7 @@ def test_fast_ntm_with_extreme_memory(backend, device, fused, scale):
 
 
 def test_norm_range_constants_match_the_headers():
-    header = (Path(__file__).parents[1] / "csrc" / "ntm_math.h").read_text()
+    header = (Path(__file__).parents[2] / "csrc" / "ntm_math.h").read_text()
     lo = float.fromhex(re.search(r"NTM_NORM_SQ_LO = (0x[0-9a-fp+-]+);", header).group(1))
     hi = float.fromhex(re.search(r"NTM_NORM_SQ_HI = (0x[0-9a-fp+-]+);", header).group(1))
     assert (lo, hi) == (numerics.NORM_SQ_LO, numerics.NORM_SQ_HI)

@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 from tolerances import FORWARD, GRAD_SCALE, OP_ARGS, assert_close_allowing, cosine_allowance
 
 from ntm_fast import backends, reference
+from ntm_fast.op_table import draw
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 EXAMPLES = {
@@ -101,20 +102,18 @@ def _dist(kind: str, shape, g) -> torch.Tensor:
 
 
 def make_inputs(op: str, c: dict) -> list[torch.Tensor]:
-    """Valid float64 inputs for ``op`` in the example's regime (cast to its dtype later)."""
+    """Valid float64 inputs for ``op`` (ntm_fast.op_table's factory) moved into the example's
+    regime (cast to its dtype later)."""
     g = torch.Generator().manual_seed(c["seed"])
     B, H, N, W, S, r = c["B"], c["H"], c["N"], c["W"], c["S"], c["regime"]
+    ranges = dict(beta=(0.0, r["beta"]), gamma=(1.0, r["gamma"]))
+    out = draw(OP_ARGS[op], B, H, N, W, S, generator=g, **ranges)
 
     def rand(*shape):
         return torch.rand(shape, generator=g, dtype=torch.float64)
 
-    def randn(*shape):
-        return torch.randn(shape, generator=g, dtype=torch.float64)
-
-    out = {}
-    for name in OP_ARGS[op]:
+    for name, t in out.items():
         if name == "memory":
-            t = randn(B, N, W)
             if r["memory"] == "large":
                 t = t * 1e4 / t.abs().amax().clamp_min(1e-300)  # up to 1e4 in magnitude
             elif r["memory"] == "zero-rows":
@@ -122,25 +121,19 @@ def make_inputs(op: str, c: dict) -> list[torch.Tensor]:
             elif r["memory"] == "all-zero":
                 t = torch.zeros_like(t)
         elif name == "key":
-            t = torch.tanh(randn(B, H, W))
+            t = torch.tanh(t)
             if r["key"] == "zero-heads":
                 t = t * (rand(B, H, 1) > 0.5)
             elif r["key"] == "all-zero":
                 t = torch.zeros_like(t)
-        elif name == "beta":
-            t = rand(B, H) * r["beta"]
-        elif name == "gate":
-            t = rand(B, H) if r["gate"] == "normal" else (rand(B, H) > 0.5).double()
-        elif name == "shift":
-            t = _dist("normal" if r["shift"] == "normal" else r["shift"], (B, H, S), g)
-        elif name == "gamma":
-            t = 1 + rand(B, H) * (r["gamma"] - 1)
-        elif name in ("w", "w_prev", "w_content"):
+        elif (name, r.get(name)) in (("gate", "binary"), ("erase", "binary")):
+            t = (t > 0.5).double()
+        elif name == "shift" and r["shift"] != "normal":
+            t = _dist(r["shift"], (B, H, S), g)
+        elif name in ("w", "w_prev", "w_content") and r["weighting"] != "normal":
             t = _dist(r["weighting"], (B, H, N), g)
-        elif name == "erase":
-            t = rand(B, H, W) if r["erase"] == "normal" else (rand(B, H, W) > 0.5).double()
         elif name == "add":
-            t = torch.tanh(randn(B, H, W)) * (1e4 if r["add"] == "large" else 1)
+            t = torch.tanh(t) * (1e4 if r["add"] == "large" else 1)
         out[name] = t
     return [out[n].to(c["dtype"]) for n in OP_ARGS[op]]
 

@@ -17,26 +17,13 @@ import pytest
 import torch
 
 from ntm_fast import FastNTM, ReferenceNTM, backends, ops, reference
+from ntm_fast.op_table import ARG_SHAPES, OP_ARGS
 
 BACKENDS = list(backends.BACKEND_NAMES)  # reference, triton, native
 
 # (name, dims) in signature order, which is also the order validation checks them in.
 SPECS: dict[str, list[tuple[str, str]]] = {
-    "content_address": [("memory", "BNW"), ("key", "BHW"), ("beta", "BH")],
-    "interpolate": [("w_content", "BHN"), ("w_prev", "BHN"), ("gate", "BH")],
-    "shift_convolve": [("w", "BHN"), ("shift", "BHS")],
-    "sharpen": [("w", "BHN"), ("gamma", "BH")],
-    "address": [
-        ("memory", "BNW"),
-        ("key", "BHW"),
-        ("beta", "BH"),
-        ("gate", "BH"),
-        ("shift", "BHS"),
-        ("gamma", "BH"),
-        ("w_prev", "BHN"),
-    ],
-    "read": [("memory", "BNW"), ("w", "BHN")],
-    "write": [("memory", "BNW"), ("w", "BHN"), ("erase", "BHW"), ("add", "BHW")],
+    op: [(name, "".join(ARG_SHAPES[name])) for name in args] for op, args in OP_ARGS.items()
 }
 SIZES = dict(B=2, H=3, N=5, W=4, S=3)  # all distinct, so a swapped dimension is caught
 

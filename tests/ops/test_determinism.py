@@ -20,8 +20,9 @@ from tolerances import OP_ARGS
 
 from ntm_fast import FastNTM, ReferenceNTM, backends
 from ntm_fast import native_backend as nb
+from ntm_fast.op_table import make_inputs
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 # Large enough that parallel_for splits the work (grain: 2^15 inner iterations per task).
 B, H, N, W, S = 8, 4, 256, 32, 3
 
@@ -33,24 +34,7 @@ needs_native = pytest.mark.skipif(
 
 def inputs(op: str, dtype: torch.dtype) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(1234)
-    shapes = dict(
-        memory=(B, N, W), key=(B, H, W), beta=(B, H), gate=(B, H), gamma=(B, H),
-        shift=(B, H, S), w=(B, H, N), w_prev=(B, H, N), w_content=(B, H, N),
-        erase=(B, H, W), add=(B, H, W),
-    )  # fmt: skip
-    out = []
-    for name in OP_ARGS[op]:
-        t = torch.rand(shapes[name], generator=g, dtype=torch.float64)
-        if name in ("shift", "w", "w_prev", "w_content"):
-            t = torch.softmax(4 * t, -1)
-        elif name == "beta":
-            t = 20 * t
-        elif name == "gamma":
-            t = 1 + 10 * t
-        elif name in ("memory", "key", "add"):
-            t = 2 * t - 1
-        out.append(t.to(dtype).requires_grad_())
-    return out
+    return [t.requires_grad_() for t in make_inputs(op, B, H, N, W, S, dtype, generator=g)]
 
 
 def run(op: str, dtype: torch.dtype) -> list[torch.Tensor]:

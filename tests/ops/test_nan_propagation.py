@@ -15,6 +15,7 @@ import torch
 from tolerances import OP_ARGS
 
 from ntm_fast import backends
+from ntm_fast.op_table import make_inputs
 
 B, H, N, W, S = 2, 2, 5, 3, 3
 F64 = torch.float64
@@ -22,20 +23,8 @@ F64 = torch.float64
 
 def _inputs(op: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(3)
-
-    def randn(*s):
-        return torch.randn(*s, dtype=F64, generator=g)
-
-    def rand(*s):
-        return torch.rand(*s, dtype=F64, generator=g)
-
-    pool = dict(
-        memory=randn(B, N, W), key=randn(B, H, W), beta=3 * rand(B, H), gate=rand(B, H),
-        shift=torch.softmax(randn(B, H, S), -1), gamma=1 + 2 * rand(B, H),
-        w_prev=torch.softmax(randn(B, H, N), -1), w_content=torch.softmax(randn(B, H, N), -1),
-        w=torch.softmax(randn(B, H, N), -1), erase=rand(B, H, W), add=randn(B, H, W),
-    )  # fmt: skip
-    return {name: pool[name].to(dtype) for name in OP_ARGS[op]}
+    args = make_inputs(op, B, H, N, W, S, dtype, generator=g, beta=(0.0, 3.0), gamma=(1.0, 3.0))
+    return dict(zip(OP_ARGS[op], args, strict=True))
 
 
 def _nan_patterns(backend: str, op: str, args: dict[str, torch.Tensor], poisoned: str):
