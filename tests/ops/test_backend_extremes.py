@@ -8,6 +8,7 @@ import pytest
 import torch
 from devices import NATIVE_BACKENDS as NATIVE
 from devices import TRITON_BACKENDS as TRITON
+from high_precision import address_row_grad
 from hypothesis import given
 from hypothesis import strategies as st
 from op_checks import finite_fwd_bwd, inputs, need, op_fn
@@ -15,6 +16,7 @@ from test_backend_ops import SHAPES
 from tolerances import forward_tol, grad_tol
 
 from ntm_fast import reference as R
+from ntm_fast.numerics import COSINE_EPS
 from ntm_fast.op_table import OP_NAMES as OPS
 
 F64 = torch.float64
@@ -101,12 +103,32 @@ def test_hypothesis_edge_values(backend, device, dims, beta, gamma, gate, zero_k
     ref_grads = torch.autograd.grad(ref, xs, g)
     ts = [a.clone().requires_grad_() for a in args]
     grads = torch.autograd.grad(op_fn(backend, "address")(*ts), ts, g)
-    # At a zero-norm key or row the cosine's gradient is (β/ε)·Σ ∂L/∂z_i M_i: rounding in
-    # ∂L/∂z (itself a cancellation when γ makes w one-hot) is amplified by up to 1e4/1e-8, so
-    # those cases get a relative bound of 1e-3 instead of grad_tol's 1e-8.
-    rtol = 1e-3 if (zero_key or zero_row) else grad_tol(F64)["rtol"]
+    # At a zero-norm key (row) the gradient of that key (memory row) is (β/ε)·Σ ∂L/∂z_i M_i
+    # (k_i): rounding in ∂L/∂z (a cancellation when γ makes w one-hot) is amplified by up to
+    # 1e4/1e-8, so float64 itself cannot give it to grad_tol: with β = γ = 50 and gate 0.5 the
+    # reference was found 6-40% off the 60-digit value, the kernels 2-21%, both within ~11
+    # u·β/ε of it (u = 2^-53). That row is checked against the 60-digit truth instead: no
+    # farther from it than 4x the reference is, plus a floor of 64 u·β/ε·max|M|·max|g| (the
+    # float64 noise there; it exceeds the value itself when γ makes w one-hot). The rest of
+    # the gradients, whose rounding feels the amplification only through shared sums, get a
+    # relative bound of 1e-3 instead of grad_tol's 1e-8 in those cases.
+    amplified = {1: "key"} if zero_key else {}
+    if zero_row:
+        amplified[0] = "memory"
+    rtol = 1e-3 if amplified else grad_tol(F64)["rtol"]
     for i, (a, b) in enumerate(zip(grads, ref_grads, strict=True)):
         scale = max(1.0, b.abs().max().item())
-        torch.testing.assert_close(
-            a, b, atol=grad_tol(F64)["atol"] * scale, rtol=rtol, msg=f"grad of input {i}"
-        )
+        atol = grad_tol(F64)["atol"] * scale
+        if i in amplified:
+            truth = address_row_grad(args, g, amplified[i], 0, 0)
+            fast_err = (a[0, 0].cpu() - truth).norm()
+            ref_err = (b[0, 0].cpu() - truth).norm()
+            noise = 2.0**-53 * beta / COSINE_EPS * args[0].abs().max() * g.abs().max()
+            bound = 4 * ref_err + 64 * noise.item() + atol
+            assert fast_err <= bound, (
+                f"grad of input {i} row [0, 0]: {fast_err:.3g} from the 60-digit value, "
+                f"the reference {ref_err:.3g}"
+            )
+            a, b = a.clone(), b.clone()
+            a[0, 0] = b[0, 0] = 0  # checked above
+        torch.testing.assert_close(a, b, atol=atol, rtol=rtol, msg=f"grad of input {i}")
