@@ -13,6 +13,7 @@ the flags (:func:`apply_resume_overrides`), instead of being silently ignored.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -221,6 +222,11 @@ def learning_rate(c: TrainConfig, step: int) -> float:
         progress = (step - c.warmup_steps) / max(1, c.steps - c.warmup_steps)
         return c.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     return c.lr
+
+
+def default_run_dir(c: TrainConfig) -> str:
+    """``runs/<task>-<controller>-seed<seed>-<date>-<time>``: where a run without --out goes."""
+    return f"runs/{c.task}-{c.controller}-seed{c.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def describe_schedule(c: TrainConfig) -> str:

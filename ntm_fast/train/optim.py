@@ -98,3 +98,15 @@ class SpikeClip:
             torch.where(started, self.mean * self.decay + kept * (1 - self.decay), kept)
         )
         return norm
+
+
+def clip_gradients(
+    params: list[Tensor], value: float, norm: float, spike: SpikeClip | None
+) -> None:
+    """The trainer's clipping, in order: each element to ±``value`` (the paper's), the global
+    norm to ``norm`` (0: off), then to ``spike``'s multiple of its running mean (None: off)."""
+    torch.nn.utils.clip_grad_value_(params, value)
+    if norm:
+        torch.nn.utils.clip_grad_norm_(params, norm)
+    if spike is not None:
+        spike(params)

@@ -17,13 +17,11 @@ itself is :mod:`ntm_fast.train.loop`; the configuration :mod:`ntm_fast.train.con
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from ..resources import InsufficientMemoryError
 from . import distributed, loop
@@ -34,12 +32,13 @@ from .config import (
     UserError,
     apply_resume_overrides,
     config_from_dict,
+    default_run_dir,
     describe_schedule,
     learning_rate,
 )
 from .loop import NonFiniteError
 from .objective import LN2, check_task_fits, make_optimizer, sequence_cost
-from .optim import SpikeClip
+from .optim import SpikeClip, clip_gradients
 from .presets import build_model, parameter_table, preset
 from .rundir import RunDir, describe_os_error
 from .runlog import CSV_FIELDS
@@ -247,11 +246,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         cost.backward()  # under DDP: the mean over ranks, i.e. of the global batch's cost
         c = self.config
-        nn.utils.clip_grad_value_(self.model.parameters(), c.clip)
-        if c.clip_norm:
-            nn.utils.clip_grad_norm_(self.model.parameters(), c.clip_norm)
-        if self.spike_clip is not None:
-            self.spike_clip(self.model.parameters())
+        clip_gradients(list(self.model.parameters()), c.clip, c.clip_norm, self.spike_clip)
         for group in self.optimizer.param_groups:  # a function of the step: resume stays exact
             group["lr"] = learning_rate(c, self.step)
         self.optimizer.step()
@@ -280,10 +275,6 @@ class Trainer:
         if distributed.any_rank(failure is not None):
             raise failure or UserError(f"{self.out}: rank 0 could not open the training log")
         return logger
-
-
-def default_run_dir(c: TrainConfig) -> str:
-    return f"runs/{c.task}-{c.controller}-seed{c.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def train(
