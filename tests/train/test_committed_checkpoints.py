@@ -1,0 +1,25 @@
+"""The trained checkpoints committed under docs/checkpoints/ (docs/results.md's copy runs) still
+load and still copy: a change of the checkpoint format, the presets or the model that breaks
+them fails here, not in a user's `ntm-fast eval`."""
+
+from pathlib import Path
+
+import pytest
+
+from ntm_fast.train.evaluate import evaluate
+
+RUNS = sorted((Path(__file__).parents[2] / "docs" / "checkpoints").glob("copy-lstm-seed*"))
+
+
+def test_the_four_copy_runs_are_there():
+    assert [r.name for r in RUNS] == [f"copy-lstm-seed{s}" for s in range(4)]
+
+
+@pytest.mark.parametrize("run", RUNS, ids=lambda r: r.name)
+def test_copy_checkpoint_evaluates_without_bit_errors(run):
+    result = evaluate(run, batches=1, batch_size=8, write=False)
+    rows = {row["setting"]: row for row in result["rows"]}
+    assert result["sequences_trained"] == 30_000
+    # results.md: every length-120 sequence of every seed is copied exactly (fixed eval seed)
+    assert rows["length 120"]["bit_errors_per_sequence"] == 0.0
+    assert rows["length 10"]["bits_per_sequence"] < 0.05
