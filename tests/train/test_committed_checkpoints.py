@@ -23,3 +23,11 @@ def test_copy_checkpoint_evaluates_without_bit_errors(run):
     # results.md: every length-120 sequence of every seed is copied exactly (fixed eval seed)
     assert rows["length 120"]["bit_errors_per_sequence"] == 0.0
     assert rows["length 10"]["bits_per_sequence"] < 0.05
+
+
+def test_feedforward_associative_recall_checkpoint_recalls():
+    run = RUNS[0].parent / "assoc-ff-seed0"
+    result = evaluate(run, batches=1, batch_size=8, write=False)
+    rows = {row["setting"]: row for row in result["rows"]}
+    assert result["controller"] == "feedforward" and result["sequences_trained"] == 231_424
+    assert rows["6 items"]["bit_errors_per_sequence"] == 0.0  # results.md: 0.004 bits at 6
