@@ -89,7 +89,7 @@ class SpikeClip:
     def __call__(self, params: Iterable[Tensor]) -> Tensor:
         """Scale the gradients of ``params`` in place; returns the norm before clipping."""
         grads = [p.grad for p in params if p.grad is not None]
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        norm = torch.nn.utils.get_total_norm(grads)  # torch's fused (foreach) norm
         started = self.mean > 0
         limit = torch.where(started, self.mean * self.factor, norm)
         torch._foreach_mul_(grads, (limit / norm.clamp_min(1e-30)).clamp(max=1.0))
