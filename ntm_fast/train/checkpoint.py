@@ -29,6 +29,7 @@ import torch
 from .config import config_from_dict
 from .presets import build_model
 
+CHECKPOINT = "checkpoint.pt"  # its file name in a run directory
 FORMAT = "ntm_fast-checkpoint-v2"
 LEGACY_FORMATS = ("ntm_fast-checkpoint-v1",)  # no checksum
 _REQUIRED = ("format", "config", "model_config", "model", "optimizer", "task", "step")
@@ -130,7 +131,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load and verify a checkpoint; raise :class:`CheckpointError` naming the file."""
     path = Path(path)
     if path.is_dir():
-        path = path / "checkpoint.pt"
+        path = path / CHECKPOINT
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:

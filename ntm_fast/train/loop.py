@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from . import distributed
+from .checkpoint import CHECKPOINT
 from .config import TrainConfig, UserError
 from .objective import LN2
 from .plotting import write_run_figures
@@ -35,6 +36,19 @@ _CODE_REASONS = {code: reason for reason, code in REASON_CODES.items()}
 class NonFiniteError(UserError):
     """The training cost or the weights became NaN or inf: the run stopped without saving
     them (the last good checkpoint stays)."""
+
+
+def nonfinite_message(t: Trainer, what: str) -> str:
+    """Why the run stopped on a NaN/inf ``what``, and which checkpoint is kept."""
+    ckpt = t.out / CHECKPOINT
+    if t._saved_step is not None:
+        kept = (f"{ckpt} keeps the last good checkpoint (step {t._saved_step}); resume "
+                "it with a lower --lr or --clip-norm")  # fmt: skip
+    else:
+        kept = (f"no checkpoint was written yet (the first was due at step "
+                f"{t.config.checkpoint_every}); start again with a lower --lr or "
+                "--clip-norm")  # fmt: skip
+    return f"step {t.step}: the {what} became NaN or inf, so training stopped; {kept}"
 
 
 def run(t: Trainer) -> dict[str, Any]:
@@ -120,7 +134,7 @@ def log_row(t: Trainer, logger: Logger, bar: Any, rate: float) -> dict[str, Any]
     distributed.average_(t.acc)  # under torchrun: the global batch's means
     cost, errors, n = t.acc.tolist()  # the one host sync per log interval
     if not math.isfinite(cost):
-        raise NonFiniteError(t.nonfinite_message("training cost"))
+        raise NonFiniteError(nonfinite_message(t, "training cost"))
     row = {
         "step": t.step, "sequences": t.sequences,
         "cost_bits": cost / max(n, 1) / LN2, "bit_errors": errors / max(n, 1),

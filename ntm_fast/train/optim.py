@@ -86,13 +86,14 @@ class SpikeClip:
         self.factor, self.decay = factor, decay
         self.mean = torch.zeros((), device=device)  # 0: no step seen yet
 
-    def __call__(self, params: Iterable[Tensor]) -> Tensor:
-        """Scale the gradients of ``params`` in place; returns the norm before clipping."""
+    def __call__(self, params: Iterable[Tensor], flat: Tensor | None = None) -> Tensor:
+        """Scale the gradients of ``params`` in place (``flat``: one buffer they are all views
+        of, scaled in one op); returns the norm before clipping."""
         grads = [p.grad for p in params if p.grad is not None]
         norm = torch.nn.utils.get_total_norm(grads)  # torch's fused (foreach) norm
         started = self.mean > 0
         limit = torch.where(started, self.mean * self.factor, norm)
-        torch._foreach_mul_(grads, (limit / norm.clamp_min(1e-30)).clamp(max=1.0))
+        _scale(grads, flat, (limit / norm.clamp_min(1e-30)).clamp(max=1.0))
         kept = torch.minimum(norm, limit)
         self.mean.copy_(
             torch.where(started, self.mean * self.decay + kept * (1 - self.decay), kept)
@@ -100,13 +101,34 @@ class SpikeClip:
         return norm
 
 
+def _scale(grads: list[Tensor], flat: Tensor | None, factor: Tensor) -> None:
+    if flat is not None:
+        flat.mul_(factor)
+    else:
+        torch._foreach_mul_(grads, factor)
+
+
 def clip_gradients(
-    params: list[Tensor], value: float, norm: float, spike: SpikeClip | None
+    params: list[Tensor],
+    value: float,
+    norm: float,
+    spike: SpikeClip | None,
+    flat: Tensor | None = None,
 ) -> None:
     """The trainer's clipping, in order: each element to ±``value`` (the paper's), the global
-    norm to ``norm`` (0: off), then to ``spike``'s multiple of its running mean (None: off)."""
-    torch.nn.utils.clip_grad_value_(params, value)
+    norm to ``norm`` (0: off), then to ``spike``'s multiple of its running mean (None: off).
+
+    ``flat``: one buffer that every parameter's gradient is a view of
+    (:class:`ntm_fast.train.flat.FlatParameters`): the element-wise parts run on it as one op
+    each; the norms are still taken per tensor, so the result is the same to the bit as
+    :func:`torch.nn.utils.clip_grad_value_` and :func:`~torch.nn.utils.clip_grad_norm_`."""
+    if flat is None:
+        torch.nn.utils.clip_grad_value_(params, value)
+    else:
+        flat.clamp_(-value, value)
     if norm:
-        torch.nn.utils.clip_grad_norm_(params, norm)
+        grads = [p.grad for p in params if p.grad is not None]
+        total = torch.nn.utils.get_total_norm(grads)
+        _scale(grads, flat, (norm / (total + 1e-6)).clamp(max=1.0))  # as clip_grad_norm_
     if spike is not None:
-        spike(params)
+        spike(params, flat)

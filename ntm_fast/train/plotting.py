@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .checkpoint import load_checkpoint, load_model
+from .checkpoint import CHECKPOINT, load_checkpoint, load_model
 from .config import UserError
 from .evaluate import build_task, generalisation_settings
 from .tasks import NGramTask, Task
@@ -193,9 +193,9 @@ def plot_runs(
     paths = [plot_learning_curves(list(zip(labels, [d / "log.csv" for d in dirs], strict=True)),
                                   fig_dir / "learning_curves.png")]  # fmt: skip
     for d, label in zip(dirs, labels, strict=True):
-        if not (d / "checkpoint.pt").exists():
+        if not (d / CHECKPOINT).exists():
             continue
-        state, model = load_model(d / "checkpoint.pt")
+        state, model = load_model(d / CHECKPOINT)
         task = build_task(state["task_config"], 0)
         sub = fig_dir if len(dirs) == 1 else fig_dir / label
         paths += write_run_figures(d, model, task, fig_dir=sub)
@@ -206,7 +206,7 @@ def _label(d: Path) -> str:
     try:
         with warnings.catch_warnings():  # a legacy checkpoint's warning comes with the figures
             warnings.simplefilter("ignore")
-            c = load_checkpoint(d / "checkpoint.pt")["config"]
+            c = load_checkpoint(d / CHECKPOINT)["config"]
         return f"NTM {c['controller']}" if c["controller"] != "baseline" else "LSTM"
     except Exception:
         return d.name

@@ -25,7 +25,13 @@ import torch
 
 from ..resources import InsufficientMemoryError
 from . import distributed, loop
-from .checkpoint import CheckpointError, load_checkpoint, load_for_resume, save_checkpoint
+from .checkpoint import (
+    CHECKPOINT,
+    CheckpointError,
+    load_checkpoint,
+    load_for_resume,
+    save_checkpoint,
+)
 from .config import (
     LR_SCHEDULES,
     TrainConfig,
@@ -36,6 +42,7 @@ from .config import (
     describe_schedule,
     learning_rate,
 )
+from .flat import FlatParameters, load_optimizer_state, optimizer_state
 from .loop import NonFiniteError
 from .objective import LN2, check_task_fits, make_optimizer, sequence_cost
 from .optim import SpikeClip, clip_gradients
@@ -50,8 +57,6 @@ __all__ = [
     "CSV_FIELDS", "LN2", "LR_SCHEDULES", "NonFiniteError", "TrainConfig", "Trainer",
     "UserError", "describe_schedule", "learning_rate", "sequence_cost", "train",
 ]  # fmt: skip
-
-CHECKPOINT = "checkpoint.pt"
 
 
 class Trainer:
@@ -143,7 +148,11 @@ class Trainer:
         except (TypeError, ValueError) as exc:
             raise UserError(f"model: {exc}") from None
         self.net = distributed.wrap(self.model, self.device)  # DDP under torchrun
-        self.optimizer = make_optimizer(c.optimizer, self.model.parameters(), c.lr)
+        # One buffer for the weights and one for their gradients (flat.py); DDP has its own.
+        solo = distributed.world_size() == 1
+        self.flat = FlatParameters(list(self.model.parameters())) if solo else None
+        params = [self.flat.param] if self.flat else self.model.parameters()
+        self.optimizer = make_optimizer(c.optimizer, params, c.lr)
         self.spike_clip = SpikeClip(c.clip_spike, device=self.device) if c.clip_spike else None
         self.step = self.sequences = 0
         self.elapsed = 0.0
@@ -171,7 +180,7 @@ class Trainer:
             "model_config": self.model_config,
             "task_config": {"name": self.config.task, **self.task.config()},
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": optimizer_state(self.optimizer, self.flat),
             "task": self.task.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "step": self.step,
@@ -192,7 +201,7 @@ class Trainer:
         checks = [p.isfinite().all() for p in self.model.parameters()]
         finite = torch.stack([*checks, self.acc.isfinite().all()]).all()
         if distributed.any_rank(not bool(finite)):
-            raise NonFiniteError(self.nonfinite_message("model weights or the training cost"))
+            raise NonFiniteError(loop.nonfinite_message(self, "model weights or the training cost"))
         state = distributed.collect(self.state())
         path, failure = self.out / CHECKPOINT, None
         if state is not None:
@@ -209,22 +218,10 @@ class Trainer:
         self._saved_step = self.step
         return None if state is None else path
 
-    def nonfinite_message(self, what: str) -> str:
-        """Why the run stopped on a NaN/inf ``what``, and which checkpoint is kept."""
-        ckpt = self.out / CHECKPOINT
-        if self._saved_step is not None:
-            kept = (f"{ckpt} keeps the last good checkpoint (step {self._saved_step}); resume "
-                    "it with a lower --lr or --clip-norm")  # fmt: skip
-        else:
-            kept = (f"no checkpoint was written yet (the first was due at step "
-                    f"{self.config.checkpoint_every}); start again with a lower --lr or "
-                    "--clip-norm")  # fmt: skip
-        return f"step {self.step}: the {what} became NaN or inf, so training stopped; {kept}"
-
     def _restore(self, s: dict[str, Any]) -> None:
         try:
             self.model.load_state_dict(s["model"])
-            self.optimizer.load_state_dict(s["optimizer"])
+            load_optimizer_state(self.optimizer, s["optimizer"], self.flat)
             self.task.load_state_dict(s["task"])
             torch.set_rng_state(s["torch_rng"])
         except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
@@ -243,10 +240,13 @@ class Trainer:
         batch = Batch(*(t.to(self.device) for t in self.task.sample(self.config.batch_size)))
         logits = self.net(batch.inputs)[0]
         cost, errors = sequence_cost(logits, batch)
-        self.optimizer.zero_grad(set_to_none=True)
+        if self.flat:
+            self.flat.zero_grad()
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
         cost.backward()  # under DDP: the mean over ranks, i.e. of the global batch's cost
-        c = self.config
-        clip_gradients(list(self.model.parameters()), c.clip, c.clip_norm, self.spike_clip)
+        c, flat = self.config, self.flat and self.flat.param.grad
+        clip_gradients(list(self.model.parameters()), c.clip, c.clip_norm, self.spike_clip, flat)
         for group in self.optimizer.param_groups:  # a function of the step: resume stays exact
             group["lr"] = learning_rate(c, self.step)
         self.optimizer.step()
