@@ -21,7 +21,8 @@ from torch import Tensor, nn
 from .checkpoint import CHECKPOINT, load_checkpoint, load_model
 from .config import UserError
 from .evaluate import build_task, generalisation_settings
-from .tasks import NGramTask, Task
+from .sort_analysis import analyse_sort_memory_use, plot_sort_memory_use
+from .tasks import NGramTask, PrioritySortTask, Task
 
 DPI = 80  # keeps each PNG well under 200 KB
 
@@ -138,7 +139,8 @@ def write_run_figures(
     fig_dir: str | Path | None = None,
 ) -> list[Path]:
     """The figures of the run in ``out`` into ``fig_dir`` (default ``out/figures``): learning
-    curve, outputs on the generalisation settings, and memory use (NTM only). Uses fresh
+    curve, outputs on the generalisation settings, and memory use (NTM only; for priority sort
+    also Fig. 17's, :mod:`ntm_fast.train.sort_analysis`). Uses fresh
     sequences (seed 4321), never the training stream."""
     out = Path(out)
     fig_dir = Path(fig_dir) if fig_dir is not None else out / "figures"
@@ -167,6 +169,9 @@ def write_run_figures(
         if has_trace and not memory_done:
             paths.append(plot_memory_use(x, logits, result[2], fig_dir / "memory_use.png"))
             memory_done = True
+    if isinstance(task, PrioritySortTask) and hasattr(model, "layout"):  # paper Fig. 17
+        use = analyse_sort_memory_use(model, task)
+        paths.append(plot_sort_memory_use(use, fig_dir / "sort_memory_use.png"))
     paths.append(plot_outputs(examples, fig_dir / "outputs.png"))
     model.train(was_training)
     return paths

@@ -7,7 +7,9 @@ at each input step (the weighting's arg max) is fitted by a linear function of t
 (least squares; memory is circular, so over every rotation of the location index, keeping the
 best), giving R²; for every read head, the fraction of output steps whose focus is where the
 target vector (the j-th highest priority) was written by the best write head. The heads with
-the highest R² and hit rate are reported and drawn (:func:`plot_sort_memory_use`).
+the highest R² and hit rate are reported and drawn (:func:`plot_sort_memory_use`), among the
+heads that focus (mean largest weight >= ``FOCUSED``; all heads when none does): the arg max of
+a near-uniform weighting says nothing about where a head writes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from torch import Tensor, nn
 
 from .tasks import PrioritySortTask
 
+FOCUSED = 0.2  # a head's mean largest weight over the steps analysed
+
 
 @dataclass
 class SortMemoryUse:
@@ -27,7 +31,9 @@ class SortMemoryUse:
     sequence 0 (the one drawn)."""
 
     sequences: int
-    write_head: int  # the write head whose locations priority explains best
+    write_head: int  # the focused write head whose locations priority explains best
+    write_focus: Tensor  # (write heads,) mean largest write weight over the input steps
+    read_focus: Tensor  # (read heads,) mean largest read weight over the output steps
     fit_r2: float  # mean over sequences of that head's R² (location ~ a * priority + b)
     read_head: int  # the read head that most often reads where the target was written
     read_hits: float  # fraction of output steps (all sequences) reading the target's location
@@ -52,6 +58,11 @@ def _best_linear_fit(prio: Tensor, loc: Tensor, N: int) -> tuple[float, int, Ten
     return float(r2[best]), best, fitted[best]
 
 
+def _among_focused(score: Tensor, focus: Tensor) -> Tensor:
+    focused = focus >= FOCUSED
+    return score.where(focused, -torch.inf) if focused.any() else score
+
+
 @torch.no_grad()
 def analyse_sort_memory_use(
     model: nn.Module, task: PrioritySortTask, *, sequences: int = 100, seed: int = 4321
@@ -73,16 +84,20 @@ def analyse_sort_memory_use(
     written = ww[:n].argmax(-1)  # (n, B, Hw)
     r2 = torch.tensor([[_best_linear_fit(prio[:, b], written[:, b, h], N)[0]
                         for h in range(ww.shape[2])] for b in range(sequences)])  # fmt: skip
-    write_head = int(r2.mean(0).argmax())
+    write_focus = ww[:n].amax(-1).mean((0, 1)).double()
+    read_focus = rw[n + 1 : n + 1 + k].amax(-1).mean((0, 1)).double()
+    write_head = int(_among_focused(r2.mean(0), write_focus).argmax())
     order = torch.argsort(prio, dim=0, descending=True)[:k]  # (k, B): input step of target j
     target_loc = written[:, :, write_head].gather(0, order)  # (k, B)
     read = rw[n + 1 : n + 1 + k].argmax(-1)  # (k, B, R)
     hits = (read == target_loc.unsqueeze(-1)).double().mean((0, 1))  # per read head
-    read_head = int(hits.argmax())
+    read_head = int(_among_focused(hits, read_focus).argmax())
     _, rotation, fitted = _best_linear_fit(prio[:, 0], written[:, 0, write_head], N)
     return SortMemoryUse(
         sequences=sequences,
         write_head=write_head,
+        write_focus=write_focus,
+        read_focus=read_focus,
         fit_r2=float(r2[:, write_head].mean()),
         read_head=read_head,
         read_hits=float(hits[read_head]),
@@ -104,17 +119,20 @@ def plot_sort_memory_use(use: SortMemoryUse, path: str | Path) -> Path:
     hypothesised = torch.zeros(n, N)
     at = use.fitted_locations.round().long().clamp(0, N - 1)
     hypothesised[torch.arange(n), at] = 1.0
+    reads = use.read_weightings[n + 1 :]
+    seen = torch.cat([at, use.write_weightings[:n].argmax(1), reads.argmax(1)])
+    lo, hi = max(0, int(seen.min()) - 4), min(N, int(seen.max()) + 5)  # the rows in use
     fig, axes = _pyplot().subplots(1, 3, figsize=(11, 3.6), sharey=True)
     panels = [
         (f"Hypothesised locations (R² {use.fit_r2:.2f})", hypothesised),
         (f"Write weightings (head {use.write_head})", use.write_weightings[:n]),
-        (f"Read weightings (head {use.read_head}, {use.read_hits:.0%} on target)",
-         use.read_weightings[n + 1 :]),
-    ]  # fmt: skip
+        (f"Read weightings (head {use.read_head}, {use.read_hits:.0%} on target)", reads),
+    ]
     for ax, (title, img) in zip(axes, panels, strict=True):
-        ax.imshow(img.T.numpy(), cmap="gray", vmin=0, vmax=1, aspect="auto",
-                  interpolation="nearest", origin="lower")  # fmt: skip
+        ax.imshow(img[:, lo:hi].T.numpy(), cmap="gray", vmin=0, vmax=1, aspect="auto",
+                  interpolation="nearest", origin="lower",
+                  extent=(-0.5, img.shape[0] - 0.5, lo - 0.5, hi - 0.5))  # fmt: skip
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("time")
-    axes[0].set_ylabel("location")
+    axes[0].set_ylabel("location (rotated as fitted)")
     return _save(fig, path)
