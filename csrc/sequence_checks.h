@@ -2,6 +2,7 @@
 // device's implementation (the parameter order and the saved layout: sequence_config.h).
 #pragma once
 
+#include <ATen/core/List.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
@@ -164,6 +165,56 @@ inline SeqConfig check_sequence_bwd_args(const char* op,
     check_arg(op, names[i], *gr[i], specs[i], {sh[0], sh[1], sh[2]}, x, "x");
   }
   return c;
+}
+
+// The whole-sequence ops' arguments as every device's binding starts from them: the lists as
+// vectors, checked (check_sequence_args / check_sequence_bwd_args), lengths made contiguous.
+struct SequenceArgs {
+  SeqConfig config;
+  std::vector<at::Tensor> state, params, saved;  // saved: sequence_bwd only
+  std::vector<c10::optional<at::Tensor>> grads;  // sequence_bwd only
+  at::Tensor lengths;                            // undefined: none given
+  const int64_t* lengths_ptr() const {
+    return lengths.defined() ? lengths.const_data_ptr<int64_t>() : nullptr;
+  }
+};
+
+inline at::Tensor contiguous_or_undefined(const c10::optional<at::Tensor>& t) {
+  return t.has_value() && t->defined() ? t->contiguous() : at::Tensor();
+}
+
+inline SequenceArgs sequence_fwd_args(const char* op, const at::Tensor& x,
+                                      const at::Tensor& memory, const at::Tensor& reads,
+                                      const at::Tensor& weightings, at::TensorList state,
+                                      at::TensorList params,
+                                      const c10::optional<at::Tensor>& lengths,
+                                      int64_t read_heads, int64_t shift_range, bool uniform,
+                                      bool lstm) {
+  SequenceArgs a;
+  a.state.assign(state.begin(), state.end());
+  a.params.assign(params.begin(), params.end());
+  a.config = check_sequence_args(op, x, memory, reads, weightings, a.state, a.params, lengths,
+                                 read_heads, shift_range, uniform, lstm);
+  a.lengths = contiguous_or_undefined(lengths);
+  return a;
+}
+
+inline SequenceArgs sequence_bwd_args(const char* op,
+                                      const c10::List<c10::optional<at::Tensor>>& grads,
+                                      const at::Tensor& x, at::TensorList state,
+                                      at::TensorList params, at::TensorList saved,
+                                      const c10::optional<at::Tensor>& lengths,
+                                      int64_t read_heads, int64_t shift_range, bool uniform,
+                                      bool lstm, int64_t extra_saved = 0) {
+  SequenceArgs a;
+  a.state.assign(state.begin(), state.end());
+  a.params.assign(params.begin(), params.end());
+  a.saved.assign(saved.begin(), saved.end());
+  for (const auto& g : grads) a.grads.push_back(g);
+  a.config = check_sequence_bwd_args(op, a.grads, x, a.state, a.params, a.saved, lengths,
+                                     read_heads, shift_range, uniform, lstm, extra_saved);
+  a.lengths = contiguous_or_undefined(lengths);
+  return a;
 }
 
 }  // namespace ntm_fast

@@ -22,22 +22,19 @@ std::vector<at::Tensor> sequence_bwd_cpu(const c10::List<c10::optional<at::Tenso
                                          int64_t read_heads, int64_t shift_range, bool uniform,
                                          bool lstm) {
   const char* op = "ntm_fast::sequence_bwd";
-  const std::vector<at::Tensor> st(state.begin(), state.end()), pr(params.begin(), params.end());
-  const std::vector<at::Tensor> sv(saved.begin(), saved.end());
-  std::vector<c10::optional<at::Tensor>> gr;
-  for (const auto& g : grads) gr.push_back(g);
   // One CPU-only saved tensor after the shared layout: the forward's content dots and norms.
-  const SeqConfig c = check_sequence_bwd_args(op, gr, x, st, pr, sv, lengths, read_heads,
-                                              shift_range, uniform, lstm, /*extra_saved=*/1);
-  const int64_t CK = content_keep(MemDims{x.size(1), c.H, sv[0].size(2), sv[0].size(3), c.S});
-  check_arg(op, "saved (content dots)", sv.back(), "(T, B, (H + 2) N + 2 H)",
+  const SequenceArgs a = sequence_bwd_args(op, grads, x, state, params, saved, lengths,
+                                           read_heads, shift_range, uniform, lstm,
+                                           /*extra_saved=*/1);
+  const SeqConfig& c = a.config;
+  const int64_t CK = content_keep(MemDims{x.size(1), c.H, a.saved[0].size(2),
+                                          a.saved[0].size(3), c.S});
+  check_arg(op, "saved (content dots)", a.saved.back(), "(T, B, (H + 2) N + 2 H)",
             {x.size(0), x.size(1), CK}, x, "x");
-  at::Tensor len;
-  if (lengths.has_value() && lengths->defined()) len = lengths->contiguous();
   std::vector<at::Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "ntm_fast::sequence_bwd", [&] {
-    sequence_backward_dispatch<scalar_t>(c, gr, x, st, pr, sv,
-                                len.defined() ? len.const_data_ptr<int64_t>() : nullptr, out);
+    sequence_backward_dispatch<scalar_t>(c, a.grads, x, a.state, a.params, a.saved,
+                                         a.lengths_ptr(), out);
   });
   return out;
 }

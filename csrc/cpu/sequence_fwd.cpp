@@ -21,17 +21,13 @@ std::vector<at::Tensor> sequence_fwd_cpu(const at::Tensor& x, const at::Tensor& 
                                          const c10::optional<at::Tensor>& lengths,
                                          int64_t read_heads, int64_t shift_range, bool uniform,
                                          bool lstm, bool save) {
-  const std::vector<at::Tensor> st(state.begin(), state.end()), pr(params.begin(), params.end());
-  const SeqConfig c = check_sequence_args("ntm_fast::sequence_fwd", x, memory, reads, weightings,
-                                          st, pr, lengths, read_heads, shift_range, uniform,
-                                          lstm);
-  at::Tensor len;
-  if (lengths.has_value() && lengths->defined()) len = lengths->contiguous();
+  const SequenceArgs a = sequence_fwd_args("ntm_fast::sequence_fwd", x, memory, reads, weightings,
+                                           state, params, lengths, read_heads, shift_range,
+                                           uniform, lstm);
   std::vector<at::Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "ntm_fast::sequence_fwd", [&] {
-    sequence_forward_dispatch<scalar_t>(c, x, memory, reads, weightings, st, pr,
-                               len.defined() ? len.const_data_ptr<int64_t>() : nullptr, save,
-                               out);
+    sequence_forward_dispatch<scalar_t>(a.config, x, memory, reads, weightings, a.state,
+                                        a.params, a.lengths_ptr(), save, out);
   });
   return out;
 }

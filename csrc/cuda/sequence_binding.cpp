@@ -264,16 +264,14 @@ std::vector<at::Tensor> sequence_fwd_cuda(const at::Tensor& x, const at::Tensor&
                                           int64_t read_heads, int64_t shift_range, bool uniform,
                                           bool lstm, bool save) {
   const char* op = "ntm_fast::sequence_fwd";
-  const std::vector<at::Tensor> st(state.begin(), state.end()), pr(params.begin(), params.end());
-  const SeqConfig c = check_sequence_args(op, x, memory, reads, weightings, st, pr, lengths,
-                                          read_heads, shift_range, uniform, lstm);
+  const SequenceArgs a = sequence_fwd_args(op, x, memory, reads, weightings, state, params,
+                                           lengths, read_heads, shift_range, uniform, lstm);
   check_cuda(op, x);
   const c10::cuda::CUDAGuard guard(x.device());
-  at::Tensor len;
-  if (lengths.has_value() && lengths->defined()) len = lengths->contiguous();
   std::vector<at::Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "ntm_fast::sequence_fwd", [&] {
-    out = forward<scalar_t>(c, x, memory, reads, weightings, st, pr, len, save);
+    out = forward<scalar_t>(a.config, x, memory, reads, weightings, a.state, a.params,
+                            a.lengths, save);
   });
   return out;
 }
@@ -285,19 +283,14 @@ std::vector<at::Tensor> sequence_bwd_cuda(const c10::List<c10::optional<at::Tens
                                           int64_t read_heads, int64_t shift_range, bool uniform,
                                           bool lstm) {
   const char* op = "ntm_fast::sequence_bwd";
-  const std::vector<at::Tensor> st(state.begin(), state.end()), pr(params.begin(), params.end());
-  const std::vector<at::Tensor> sv(saved.begin(), saved.end());
-  std::vector<c10::optional<at::Tensor>> gr;
-  for (const auto& g : grads) gr.push_back(g);
-  const SeqConfig c = check_sequence_bwd_args(op, gr, x, st, pr, sv, lengths, read_heads,
-                                              shift_range, uniform, lstm);
+  const SequenceArgs a = sequence_bwd_args(op, grads, x, state, params, saved, lengths,
+                                           read_heads, shift_range, uniform, lstm);
   check_cuda(op, x);
   const c10::cuda::CUDAGuard guard(x.device());
-  at::Tensor len;
-  if (lengths.has_value() && lengths->defined()) len = lengths->contiguous();
   std::vector<at::Tensor> out;
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "ntm_fast::sequence_bwd",
-                             [&] { out = backward<scalar_t>(c, gr, x, pr, sv, len); });
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "ntm_fast::sequence_bwd", [&] {
+    out = backward<scalar_t>(a.config, a.grads, x, a.params, a.saved, a.lengths);
+  });
   return out;
 }
 
