@@ -45,27 +45,22 @@ _BASELINE = {  # Table 3: (layers, hidden, learning rate, paper #parameters)
     "priority_sort": (3, 128, 3e-5, 384_424),
 }
 
-# CPU training defaults (measured on a 2-core CPU, docs/results.md, docs/copy-recipes.md).
+# CPU training defaults (measured on a 2-core CPU, docs/results/, docs/copy-recipes.md).
 # Copy: with the whole-sequence op a batch-2 step is cheap, and Graves's RMSProp at batch 2
 # reaches 0.05 bits in ~4k sequences against ~70k for Adam at batch 32; the cosine decay and
 # --clip-spike 3 keep single hard sequences (an all-zero input vector) from knocking the
 # converged network back to chance (without it 10 of 24 runs relapsed to 25-150 bits).
+# Priority sort: the same small-batch recipe left the plateau Adam at batch 32 had not left in
+# 200k sequences (120 bits) and fell below 40 bits within 100k (docs/results/priority-sort.md).
 # Elsewhere Adam with a batch of 32: repeat copy left its plateau with the norm clipped to 5
 # and had not in 20 minutes without.
+_SMALL_BATCH = dict(optimizer="rmsprop", lr=3e-4, batch_size=2, clip_norm=10.0, clip_spike=3.0)
 _CPU_DEFAULTS: dict[str, dict[str, Any]] = {
-    "copy": dict(
-        optimizer="rmsprop",
-        lr=3e-4,
-        batch_size=2,
-        steps=15000,
-        clip_norm=10.0,
-        clip_spike=3.0,
-        lr_schedule="cosine",
-    ),
+    "copy": dict(_SMALL_BATCH, steps=15000, lr_schedule="cosine"),
     "repeat_copy": dict(optimizer="adam", lr=1e-3, batch_size=32, steps=10000, clip_norm=5.0),
     "associative_recall": {"optimizer": "adam", "lr": 1e-3, "batch_size": 32, "steps": 10000},
     "ngrams": {"optimizer": "adam", "lr": 3e-4, "batch_size": 32, "steps": 10000},
-    "priority_sort": {"optimizer": "adam", "lr": 3e-4, "batch_size": 32, "steps": 20000},
+    "priority_sort": dict(_SMALL_BATCH, steps=400_000, lr_schedule="constant"),
 }
 
 
