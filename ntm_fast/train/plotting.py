@@ -129,6 +129,15 @@ def plot_memory_use(
     return _save(fig, path)
 
 
+def optimal_cost(task: Task) -> float | None:
+    """N-grams: the Bayesian optimal estimator's mean cost (bits per sequence) on 256 fresh
+    sequences, the line of Fig. 13; other tasks: None."""
+    if not isinstance(task, NGramTask):
+        return None
+    bits, _ = NGramTask(999, **task.config()).sample_bits(256)
+    return float(task.optimal_cost(bits).mean())
+
+
 @torch.no_grad()
 def write_run_figures(
     out: str | Path,
@@ -146,12 +155,9 @@ def write_run_figures(
     fig_dir = Path(fig_dir) if fig_dir is not None else out / "figures"
     paths = []
     if (out / "log.csv").exists():
-        optimal = None
-        if isinstance(task, NGramTask):  # the Bayesian optimal estimator's cost, as in Fig. 13
-            bits, _ = NGramTask(999, **task.config()).sample_bits(256)
-            optimal = float(task.optimal_cost(bits).mean())
         curve = fig_dir / "learning_curve.png"
-        paths.append(plot_learning_curves([(out.name, out / "log.csv")], curve, optimal=optimal))
+        logs = [(out.name, out / "log.csv")]
+        paths.append(plot_learning_curves(logs, curve, optimal=optimal_cost(task)))
     was_training = model.training
     model.eval()
     examples = []
@@ -195,13 +201,15 @@ def plot_runs(
         raise UserError(f"--out {out}: is a file, not a directory for the figures")
     labels = list(labels) if labels else [_label(d) for d in dirs]
     fig_dir = Path(out) if out else dirs[0] / "figures"
-    paths = [plot_learning_curves(list(zip(labels, [d / "log.csv" for d in dirs], strict=True)),
-                                  fig_dir / "learning_curves.png")]  # fmt: skip
-    for d, label in zip(dirs, labels, strict=True):
-        if not (d / CHECKPOINT).exists():
+    logs = list(zip(labels, [d / "log.csv" for d in dirs], strict=True))
+    loaded = [load_model(d / CHECKPOINT) if (d / CHECKPOINT).exists() else None for d in dirs]
+    tasks = [None if m is None else build_task(m[0]["task_config"], 0) for m in loaded]
+    optimal = optimal_cost(tasks[0]) if tasks[0] is not None else None  # N-grams: Fig. 13's line
+    paths = [plot_learning_curves(logs, fig_dir / "learning_curves.png", optimal=optimal)]
+    for d, label, m, task in zip(dirs, labels, loaded, tasks, strict=True):
+        if m is None:
             continue
-        state, model = load_model(d / CHECKPOINT)
-        task = build_task(state["task_config"], 0)
+        model = m[1]
         sub = fig_dir if len(dirs) == 1 else fig_dir / label
         paths += write_run_figures(d, model, task, fig_dir=sub)
     return paths

@@ -42,3 +42,29 @@ def test_malformed_log_is_a_clear_error(tmp_path, capsys):
     assert main(["plot", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"ntm-fast: error: {tmp_path / 'log.csv'}: not a well-formed")
+
+
+def test_ngrams_runs_are_plotted_beside_the_optimal_estimator(tmp_path, monkeypatch, capsys):
+    """Fig. 13: ``ntm-fast plot`` of N-grams runs draws the optimal estimator's cost as a
+    line beside the runs' curves; other tasks have none."""
+    cli = [a for a in CLI if a not in ("max_length=3", "--task-arg")]
+    seen = []
+    real = plotting.plot_learning_curves
+
+    def recording(logs, path, optimal=None):
+        seen.append(optimal)
+        return real(logs, path)
+
+    monkeypatch.setattr(plotting, "plot_learning_curves", recording)
+    for task in ("ngrams", "copy"):
+        run = tmp_path / task
+        assert main(["train", task, "--steps", "2", "--log-every", "1", "--out", str(run),
+                     "--task-arg", "length=12" if task == "ngrams" else "max_length=3",
+                     *cli]) == 0  # fmt: skip
+        seen.clear()
+        assert main(["plot", str(run), "--out", str(tmp_path / f"{task}-figs")]) == 0
+        if task == "ngrams":
+            assert len(seen) == 2 and seen[0] == seen[1] and 0 < seen[0] < 12  # bits / sequence
+        else:
+            assert seen == [None, None]
+    capsys.readouterr()
