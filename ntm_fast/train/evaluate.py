@@ -5,7 +5,8 @@
   (Fig. 8; the count keeps the training normalisation);
 * associative recall: 6 to 20 items (trained on 2..6; Fig. 11);
 * N-grams: 200-bit sequences, beside the Bayesian optimal estimator of eq. (10) (Fig. 13);
-* priority sort: the training distribution.
+* priority sort: the training distribution, and for an NTM how it uses its memory (Fig. 17:
+  :mod:`ntm_fast.train.sort_analysis`).
 
 Each setting reports cost in bits per sequence, bit errors per sequence and the per-bit
 error rate (thresholding the output at 1/2), on fresh sequences from a fixed seed.
@@ -25,7 +26,8 @@ from .checkpoint import CheckpointError, load_model
 from .config import UserError
 from .objective import LN2
 from .rundir import file_error, write_json
-from .tasks import Batch, NGramTask, Task, make_task
+from .sort_analysis import analyse_sort_memory_use
+from .tasks import Batch, NGramTask, PrioritySortTask, Task, make_task
 
 _ASSOC_ITEMS = (6, 8, 10, 12, 15, 20)
 
@@ -162,6 +164,13 @@ def evaluate(
         "sequences_trained": state["sequences"],
         "rows": rows,
     }
+    if isinstance(tasks[0], PrioritySortTask) and hasattr(model, "layout"):
+        use = analyse_sort_memory_use(model, tasks[0], seed=seed)
+        result["memory_use"] = {
+            "sequences": use.sequences, "write_head": use.write_head, "fit_r2": use.fit_r2,
+            "read_head": use.read_head, "read_hits": use.read_hits,
+            "write_focus": use.write_focus.tolist(), "read_focus": use.read_focus.tolist(),
+        }  # fmt: skip
     if json_path is not None:
         result["json"] = str(write_result(result, json_path))
     return result
@@ -188,4 +197,12 @@ def format_table(result: dict[str, Any]) -> str:
             o = r.get("optimal_bits_per_sequence", math.nan)
             line += f" {o:.3f} |"
         lines.append(line)
+    use = result.get("memory_use")
+    if use:
+        lines.append(
+            f"memory use (Fig. 17, {use['sequences']} sequences): write head {use['write_head']}'s "
+            f"locations ~ linear in priority, R² {use['fit_r2']:.3f}; read head "
+            f"{use['read_head']} reads where the target was written at "
+            f"{use['read_hits']:.1%} of output steps"
+        )
     return "\n".join(lines)

@@ -60,7 +60,7 @@ _CPU_DEFAULTS: dict[str, dict[str, Any]] = {
     "repeat_copy": dict(optimizer="adam", lr=1e-3, batch_size=32, steps=10000, clip_norm=5.0),
     "associative_recall": {"optimizer": "adam", "lr": 1e-3, "batch_size": 32, "steps": 10000},
     "ngrams": {"optimizer": "adam", "lr": 3e-4, "batch_size": 32, "steps": 10000},
-    "priority_sort": dict(_SMALL_BATCH, steps=400_000, lr_schedule="constant"),
+    "priority_sort": dict(_SMALL_BATCH, steps=300_000, lr_schedule="cosine"),
 }
 
 
