@@ -89,3 +89,24 @@ def test_analysis_runs_on_an_untrained_ntm(backend):
     assert 0 <= use.write_head < 2 and 0 <= use.read_head < 2
     assert -1e-9 <= use.fit_r2 <= 1 + 1e-9 and 0 <= use.read_hits <= 1
     assert use.priorities.shape == (6,) and use.fitted_locations.shape == (6,)
+
+
+def test_eval_reports_memory_use_for_priority_sort_ntms(tmp_path):
+    from tiny_run import TINY, tiny
+
+    from ntm_fast.train import Trainer
+    from ntm_fast.train.evaluate import evaluate, format_table
+
+    overrides = {"inputs": 6, "outputs": 4}
+    heads = {**TINY, "read_heads": 2, "write_heads": 2}
+    config = tiny(tmp_path / "run", task="priority_sort", task_overrides=overrides,
+                  model_overrides=heads)  # fmt: skip
+    t = Trainer(config)
+    t.train_step()
+    t.save()
+    t.close()
+    result = evaluate(tmp_path / "run", batches=1, batch_size=4, write=False)
+    use = result["memory_use"]
+    assert set(use) >= {"write_head", "fit_r2", "read_head", "read_hits", "sequences"}
+    assert 0 <= use["read_hits"] <= 1 and len(use["write_focus"]) == 2
+    assert "memory use (Fig. 17" in format_table(result)
