@@ -1,4 +1,4 @@
-"""The trained checkpoints committed under docs/checkpoints/ (docs/results.md's copy runs) still
+"""The trained checkpoints committed under docs/checkpoints/ (docs/results/) still
 load and still copy: a change of the checkpoint format, the presets or the model that breaks
 them fails here, not in a user's `ntm-fast eval`."""
 
@@ -38,3 +38,21 @@ def test_ngrams_checkpoint_is_near_the_optimal_estimator():
     row = result["rows"][0]
     # results.md: 1.0 bit above the optimal estimator on 1,000 sequences; 64 vary more
     assert 0 < row["bits_per_sequence"] - row["optimal_bits_per_sequence"] < 3
+
+
+def test_feedforward_repeat_copy_checkpoint_repeats_within_the_training_range():
+    run = RUNS[0].parent / "repeat-copy-ff-seed0"
+    result = evaluate(run, batches=1, batch_size=8, write=False)
+    rows = {row["setting"]: row for row in result["rows"]}
+    assert result["controller"] == "feedforward" and result["sequences_trained"] == 475_354
+    # results/repeat-copy.md: 0.02 bit errors per sequence at length 10 x 10 repeats
+    assert rows["length 10, 10 repeats"]["bit_error_rate"] < 1e-3
+    assert rows["length 20, 10 repeats"]["bit_error_rate"] > 0.1  # the stated failure
+
+
+def test_priority_sort_baseline_checkpoint_is_where_results_says():
+    run = RUNS[0].parent / "priority-sort-baseline-seed0"
+    result = evaluate(run, batches=1, batch_size=50, write=False)
+    assert result["controller"] == "baseline" and result["sequences_trained"] == 290_820
+    # results/priority-sort.md: 90.3 bits per sequence on 1,000 sequences
+    assert 80 < result["rows"][0]["bits_per_sequence"] < 100
