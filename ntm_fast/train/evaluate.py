@@ -168,7 +168,7 @@ def evaluate(
         use = analyse_sort_memory_use(model, tasks[0], seed=seed)
         result["memory_use"] = {
             "sequences": use.sequences, "write_head": use.write_head, "fit_r2": use.fit_r2,
-            "read_head": use.read_head, "read_hits": use.read_hits,
+            "read_head": use.read_head, "read_hits": use.read_hits, "read_order": use.read_order,
             "write_focus": use.write_focus.tolist(), "read_focus": use.read_focus.tolist(),
         }  # fmt: skip
     if json_path is not None:
@@ -203,6 +203,7 @@ def format_table(result: dict[str, Any]) -> str:
             f"memory use (Fig. 17, {use['sequences']} sequences): write head {use['write_head']}'s "
             f"locations ~ linear in priority, R² {use['fit_r2']:.3f}; read head "
             f"{use['read_head']} reads where the target was written at "
-            f"{use['read_hits']:.1%} of output steps"
+            f"{use['read_hits']:.1%} of output steps, in order (|rank correlation|) "
+            f"{use['read_order']:.2f}"
         )
     return "\n".join(lines)

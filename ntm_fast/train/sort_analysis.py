@@ -7,7 +7,9 @@ at each input step (the weighting's arg max) is fitted by a linear function of t
 (least squares; memory is circular, so over every rotation of the location index, keeping the
 best), giving R²; for every read head, the fraction of output steps whose focus is where the
 target vector (the j-th highest priority) was written by the best write head. The heads with
-the highest R² and hit rate are reported and drawn (:func:`plot_sort_memory_use`), among the
+the highest R² and hit rate are reported and drawn, with how monotonically the read head's
+locations move over the output steps (|Spearman correlation|, rotated as the fit; 1: the
+reads traverse the memory in order) (:func:`plot_sort_memory_use`), among the
 heads that focus (mean largest weight >= ``FOCUSED``; all heads when none does): the arg max of
 a near-uniform weighting says nothing about where a head writes.
 """
@@ -37,6 +39,7 @@ class SortMemoryUse:
     fit_r2: float  # mean over sequences of that head's R² (location ~ a * priority + b)
     read_head: int  # the read head that most often reads where the target was written
     read_hits: float  # fraction of output steps (all sequences) reading the target's location
+    read_order: float  # mean |rank correlation| of read_head's locations with output step
     priorities: Tensor  # (inputs,)
     write_locations: Tensor  # (inputs,) rotated as fitted
     fitted_locations: Tensor  # (inputs,)
@@ -56,6 +59,14 @@ def _best_linear_fit(prio: Tensor, loc: Tensor, N: int) -> tuple[float, int, Ten
     r2 = 1 - ss_res / ss_tot
     best = int(r2.argmax())
     return float(r2[best]), best, fitted[best]
+
+
+def _rank_correlation(y: Tensor) -> float:
+    """Spearman's correlation of ``y`` with 0, 1, 2, ... (ties ranked by position)."""
+    ranks = y.double().argsort(stable=True).argsort().double()
+    steps = torch.arange(len(y), dtype=torch.float64)
+    a, b = ranks - ranks.mean(), steps - steps.mean()
+    return float((a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-12))
 
 
 def _among_focused(score: Tensor, focus: Tensor) -> Tensor:
@@ -92,6 +103,10 @@ def analyse_sort_memory_use(
     read = rw[n + 1 : n + 1 + k].argmax(-1)  # (k, B, R)
     hits = (read == target_loc.unsqueeze(-1)).double().mean((0, 1))  # per read head
     read_head = int(_among_focused(hits, read_focus).argmax())
+    rotations = [_best_linear_fit(prio[:, b], written[:, b, write_head], N)[1]
+                 for b in range(sequences)]  # fmt: skip
+    order = [abs(_rank_correlation((read[:, b, read_head] - rotations[b]) % N))
+             for b in range(sequences)]  # fmt: skip
     _, rotation, fitted = _best_linear_fit(prio[:, 0], written[:, 0, write_head], N)
     return SortMemoryUse(
         sequences=sequences,
@@ -101,6 +116,7 @@ def analyse_sort_memory_use(
         fit_r2=float(r2[:, write_head].mean()),
         read_head=read_head,
         read_hits=float(hits[read_head]),
+        read_order=sum(order) / sequences,
         priorities=prio[:, 0],
         write_locations=(written[:, 0, write_head] - rotation) % N,
         fitted_locations=fitted.float(),
@@ -126,7 +142,11 @@ def plot_sort_memory_use(use: SortMemoryUse, path: str | Path) -> Path:
     panels = [
         (f"Hypothesised locations (R² {use.fit_r2:.2f})", hypothesised),
         (f"Write weightings (head {use.write_head})", use.write_weightings[:n]),
-        (f"Read weightings (head {use.read_head}, {use.read_hits:.0%} on target)", reads),
+        (
+            f"Read weightings (head {use.read_head}, {use.read_hits:.0%} on target, "
+            f"order {use.read_order:.2f})",
+            reads,
+        ),
     ]
     for ax, (title, img) in zip(axes, panels, strict=True):
         ax.imshow(img[:, lo:hi].T.numpy(), cmap="gray", vmin=0, vmax=1, aspect="auto",

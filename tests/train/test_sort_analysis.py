@@ -13,6 +13,7 @@ from torch import nn
 from ntm_fast import FastNTM
 from ntm_fast.train.sort_analysis import (
     _best_linear_fit,
+    _rank_correlation,
     analyse_sort_memory_use,
     plot_sort_memory_use,
 )
@@ -61,6 +62,12 @@ class _SortingByPriority(nn.Module):
         return x, None, SimpleNamespace(write_weightings=ww, read_weightings=rw)
 
 
+def test_rank_correlation():
+    assert _rank_correlation(torch.tensor([3, 5, 9, 20])) == pytest.approx(1.0)
+    assert _rank_correlation(torch.tensor([9, 5, 3, 1])) == pytest.approx(-1.0)
+    assert abs(_rank_correlation(torch.tensor([1, 4, 2, 3, 0]))) < 0.5
+
+
 def test_analysis_recovers_a_known_sorting_memory_use(tmp_path):
     task = PrioritySortTask(0, inputs=10, outputs=8)
     use = analyse_sort_memory_use(_SortingByPriority(task), task, sequences=20)
@@ -68,6 +75,7 @@ def test_analysis_recovers_a_known_sorting_memory_use(tmp_path):
     assert use.write_focus[0] < 0.05 and use.write_focus[1] == 1.0
     assert 0.8 < use.fit_r2 < 1.0  # the jitter
     assert use.read_hits == 1.0
+    assert use.read_order > 0.9  # reads follow priority order, which the locations encode
     assert use.write_weightings.shape == (10 + 1 + 8, N)
     path = plot_sort_memory_use(use, tmp_path / "fig17.png")
     assert path.stat().st_size > 1000
@@ -107,6 +115,6 @@ def test_eval_reports_memory_use_for_priority_sort_ntms(tmp_path):
     t.close()
     result = evaluate(tmp_path / "run", batches=1, batch_size=4, write=False)
     use = result["memory_use"]
-    assert set(use) >= {"write_head", "fit_r2", "read_head", "read_hits", "sequences"}
+    assert set(use) >= {"write_head", "fit_r2", "read_head", "read_hits", "read_order"}
     assert 0 <= use["read_hits"] <= 1 and len(use["write_focus"]) == 2
     assert "memory use (Fig. 17" in format_table(result)
