@@ -7,9 +7,9 @@ at each input step (the weighting's arg max) is fitted by a linear function of t
 (least squares; memory is circular, so over every rotation of the location index, keeping the
 best), giving R²; for every read head, the fraction of output steps whose focus is where the
 target vector (the j-th highest priority) was written by the best write head. The heads with
-the highest R² and hit rate are reported and drawn (:func:`plot_sort_memory_use`), with how
-monotonically the read head's locations move over the output steps (|Spearman correlation|
-at the best rotation of the circular memory; 1: the reads traverse memory in order), among the
+the highest R² and hit rate are reported and drawn, with how monotonically the read head's
+locations move over the output steps (|Spearman correlation|, rotated as the fit; 1: the
+reads traverse the memory in order) (:func:`plot_sort_memory_use`), among the
 heads that focus (mean largest weight >= ``FOCUSED``; all heads when none does): the arg max of
 a near-uniform weighting says nothing about where a head writes.
 """
@@ -39,7 +39,7 @@ class SortMemoryUse:
     fit_r2: float  # mean over sequences of that head's R² (location ~ a * priority + b)
     read_head: int  # the read head that most often reads where the target was written
     read_hits: float  # fraction of output steps (all sequences) reading the target's location
-    read_order: float  # mean |rank correlation| of read_head's locations with the output step
+    read_order: float  # mean |rank correlation| of read_head's locations with output step
     priorities: Tensor  # (inputs,)
     write_locations: Tensor  # (inputs,) rotated as fitted
     fitted_locations: Tensor  # (inputs,)
@@ -103,7 +103,9 @@ def analyse_sort_memory_use(
     read = rw[n + 1 : n + 1 + k].argmax(-1)  # (k, B, R)
     hits = (read == target_loc.unsqueeze(-1)).double().mean((0, 1))  # per read head
     read_head = int(_among_focused(hits, read_focus).argmax())
-    order = [max(abs(_rank_correlation((read[:, b, read_head] - r) % N)) for r in range(N))
+    rotations = [_best_linear_fit(prio[:, b], written[:, b, write_head], N)[1]
+                 for b in range(sequences)]  # fmt: skip
+    order = [abs(_rank_correlation((read[:, b, read_head] - rotations[b]) % N))
              for b in range(sequences)]  # fmt: skip
     _, rotation, fitted = _best_linear_fit(prio[:, 0], written[:, 0, write_head], N)
     return SortMemoryUse(
