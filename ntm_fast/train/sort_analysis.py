@@ -12,6 +12,10 @@ locations move over the output steps (|Spearman correlation|, rotated as the fit
 reads traverse the memory in order) (:func:`plot_sort_memory_use`), among the
 heads that focus (mean largest weight >= ``FOCUSED``; all heads when none does): the arg max of
 a near-uniform weighting says nothing about where a head writes.
+
+Chance levels (locations drawn uniformly at random, 20 writes and 16 reads over 128 locations,
+mean of 200 draws): R² 0.21 (the best of 128 rotations fits noise a little) and read order
+0.23; a sorting network as the paper's Fig. 17 describes it scores near 1 on both.
 """
 
 from __future__ import annotations
