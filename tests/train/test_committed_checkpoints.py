@@ -56,3 +56,12 @@ def test_priority_sort_baseline_checkpoint_is_where_results_says():
     assert result["controller"] == "baseline" and result["sequences_trained"] == 290_820
     # results/priority-sort.md: 90.3 bits per sequence on 1,000 sequences
     assert 80 < result["rows"][0]["bits_per_sequence"] < 100
+
+
+def test_priority_sort_ntm_checkpoint_sorts_partway():
+    result = evaluate(RUNS[0].parent / "priority-sort-lstm-seed0", batches=1, batch_size=50,
+                      write=False)  # fmt: skip
+    assert result["sequences_trained"] == 600_000
+    # results/priority-sort.md: 13.6 bits per sequence on 1,000 sequences, baseline 90.3
+    assert result["rows"][0]["bits_per_sequence"] < 25
+    assert result["memory_use"]["read_hits"] > 0.5
