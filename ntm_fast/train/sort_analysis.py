@@ -132,7 +132,10 @@ def analyse_sort_memory_use(
 def plot_sort_memory_use(use: SortMemoryUse, path: str | Path) -> Path:
     """Fig. 17's three panels for sequence 0: the locations the linear fit of the priorities
     predicts, the observed write weightings and the read weightings (rotated as fitted)."""
-    from .plotting import _pyplot, _save
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
     N = use.write_weightings.shape[1]
     n = use.priorities.shape[0]
@@ -142,7 +145,7 @@ def plot_sort_memory_use(use: SortMemoryUse, path: str | Path) -> Path:
     reads = use.read_weightings[n + 1 :]
     seen = torch.cat([at, use.write_weightings[:n].argmax(1), reads.argmax(1)])
     lo, hi = max(0, int(seen.min()) - 4), min(N, int(seen.max()) + 5)  # the rows in use
-    fig, axes = _pyplot().subplots(1, 3, figsize=(11, 3.6), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6), sharey=True)
     panels = [
         (f"Hypothesised locations (R² {use.fit_r2:.2f})", hypothesised),
         (f"Write weightings (head {use.write_head})", use.write_weightings[:n]),
@@ -159,4 +162,8 @@ def plot_sort_memory_use(use: SortMemoryUse, path: str | Path) -> Path:
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("time")
     axes[0].set_ylabel("location (rotated as fitted)")
-    return _save(fig, path)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
