@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from .checkpoint import CHECKPOINT, load_checkpoint, load_model
 from .config import UserError
 from .evaluate import build_task, generalisation_settings
-from .sort_analysis import analyse_sort_memory_use, plot_sort_memory_use
+from .sort_analysis import SortMemoryUse, analyse_sort_memory_use
 from .tasks import NGramTask, PrioritySortTask, Task
 
 DPI = 80  # keeps each PNG well under 200 KB
@@ -136,6 +136,37 @@ def optimal_cost(task: Task) -> float | None:
         return None
     bits, _ = NGramTask(999, **task.config()).sample_bits(256)
     return float(task.optimal_cost(bits).mean())
+
+
+def plot_sort_memory_use(use: SortMemoryUse, path: str | Path) -> Path:
+    """Fig. 17's three panels for sequence 0: the locations the linear fit of the priorities
+    predicts, the observed write weightings and the read weightings (rotated as fitted)."""
+    N = use.write_weightings.shape[1]
+    n = use.priorities.shape[0]
+    hypothesised = torch.zeros(n, N)
+    at = use.fitted_locations.round().long().clamp(0, N - 1)
+    hypothesised[torch.arange(n), at] = 1.0
+    reads = use.read_weightings[n + 1 :]
+    seen = torch.cat([at, use.write_weightings[:n].argmax(1), reads.argmax(1)])
+    lo, hi = max(0, int(seen.min()) - 4), min(N, int(seen.max()) + 5)  # the rows in use
+    fig, axes = _pyplot().subplots(1, 3, figsize=(11, 3.6), sharey=True)
+    panels = [
+        (f"Hypothesised locations (R² {use.fit_r2:.2f})", hypothesised),
+        (f"Write weightings (head {use.write_head})", use.write_weightings[:n]),
+        (
+            f"Read weightings (head {use.read_head}, {use.read_hits:.0%} on target, "
+            f"order {use.read_order:.2f})",
+            reads,
+        ),
+    ]
+    for ax, (title, img) in zip(axes, panels, strict=True):
+        ax.imshow(img[:, lo:hi].T.numpy(), cmap="gray", vmin=0, vmax=1, aspect="auto",
+                  interpolation="nearest", origin="lower",
+                  extent=(-0.5, img.shape[0] - 0.5, lo - 0.5, hi - 0.5))  # fmt: skip
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("time")
+    axes[0].set_ylabel("location (rotated as fitted)")
+    return _save(fig, path)
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ best), giving R²; for every read head, the fraction of output steps whose focus
 target vector (the j-th highest priority) was written by the best write head. The heads with
 the highest R² and hit rate are reported and drawn, with how monotonically the read head's
 locations move over the output steps (|Spearman correlation|, rotated as the fit; 1: the
-reads traverse the memory in order) (:func:`plot_sort_memory_use`), among the
+reads traverse the memory in order) (``plotting.plot_sort_memory_use``), among the
 heads that focus (mean largest weight >= ``FOCUSED``; all heads when none does): the arg max of
 a near-uniform weighting says nothing about where a head writes.
 
@@ -21,7 +21,6 @@ mean of 200 draws): R² 0.21 (the best of 128 rotations fits noise a little) and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -97,8 +96,9 @@ def analyse_sort_memory_use(
     N = ww.shape[-1]
     prio = batch.inputs[:n, :, bits]  # (n, B)
     written = ww[:n].argmax(-1)  # (n, B, Hw)
-    r2 = torch.tensor([[_best_linear_fit(prio[:, b], written[:, b, h], N)[0]
-                        for h in range(ww.shape[2])] for b in range(sequences)])  # fmt: skip
+    fits = [[_best_linear_fit(prio[:, b], written[:, b, h], N) for h in range(ww.shape[2])]
+            for b in range(sequences)]  # fmt: skip
+    r2 = torch.tensor([[fit[0] for fit in per_head] for per_head in fits])
     write_focus = ww[:n].amax(-1).mean((0, 1)).double()
     read_focus = rw[n + 1 : n + 1 + k].amax(-1).mean((0, 1)).double()
     write_head = int(_among_focused(r2.mean(0), write_focus).argmax())
@@ -107,11 +107,9 @@ def analyse_sort_memory_use(
     read = rw[n + 1 : n + 1 + k].argmax(-1)  # (k, B, R)
     hits = (read == target_loc.unsqueeze(-1)).double().mean((0, 1))  # per read head
     read_head = int(_among_focused(hits, read_focus).argmax())
-    rotations = [_best_linear_fit(prio[:, b], written[:, b, write_head], N)[1]
-                 for b in range(sequences)]  # fmt: skip
-    order = [abs(_rank_correlation((read[:, b, read_head] - rotations[b]) % N))
-             for b in range(sequences)]  # fmt: skip
-    _, rotation, fitted = _best_linear_fit(prio[:, 0], written[:, 0, write_head], N)
+    read_order = [abs(_rank_correlation((read[:, b, read_head] - fits[b][write_head][1]) % N))
+                  for b in range(sequences)]  # fmt: skip
+    _, rotation, fitted = fits[0][write_head]
     return SortMemoryUse(
         sequences=sequences,
         write_head=write_head,
@@ -120,50 +118,10 @@ def analyse_sort_memory_use(
         fit_r2=float(r2[:, write_head].mean()),
         read_head=read_head,
         read_hits=float(hits[read_head]),
-        read_order=sum(order) / sequences,
+        read_order=sum(read_order) / sequences,
         priorities=prio[:, 0],
         write_locations=(written[:, 0, write_head] - rotation) % N,
         fitted_locations=fitted.float(),
         write_weightings=torch.roll(ww[:, 0, write_head], -rotation, -1),
         read_weightings=torch.roll(rw[:, 0, read_head], -rotation, -1),
     )
-
-
-def plot_sort_memory_use(use: SortMemoryUse, path: str | Path) -> Path:
-    """Fig. 17's three panels for sequence 0: the locations the linear fit of the priorities
-    predicts, the observed write weightings and the read weightings (rotated as fitted)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    N = use.write_weightings.shape[1]
-    n = use.priorities.shape[0]
-    hypothesised = torch.zeros(n, N)
-    at = use.fitted_locations.round().long().clamp(0, N - 1)
-    hypothesised[torch.arange(n), at] = 1.0
-    reads = use.read_weightings[n + 1 :]
-    seen = torch.cat([at, use.write_weightings[:n].argmax(1), reads.argmax(1)])
-    lo, hi = max(0, int(seen.min()) - 4), min(N, int(seen.max()) + 5)  # the rows in use
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6), sharey=True)
-    panels = [
-        (f"Hypothesised locations (R² {use.fit_r2:.2f})", hypothesised),
-        (f"Write weightings (head {use.write_head})", use.write_weightings[:n]),
-        (
-            f"Read weightings (head {use.read_head}, {use.read_hits:.0%} on target, "
-            f"order {use.read_order:.2f})",
-            reads,
-        ),
-    ]
-    for ax, (title, img) in zip(axes, panels, strict=True):
-        ax.imshow(img[:, lo:hi].T.numpy(), cmap="gray", vmin=0, vmax=1, aspect="auto",
-                  interpolation="nearest", origin="lower",
-                  extent=(-0.5, img.shape[0] - 0.5, lo - 0.5, hi - 0.5))  # fmt: skip
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("time")
-    axes[0].set_ylabel("location (rotated as fitted)")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return path

@@ -11,11 +11,11 @@ import torch
 from torch import nn
 
 from ntm_fast import FastNTM
+from ntm_fast.train.plotting import plot_sort_memory_use
 from ntm_fast.train.sort_analysis import (
     _best_linear_fit,
     _rank_correlation,
     analyse_sort_memory_use,
-    plot_sort_memory_use,
 )
 from ntm_fast.train.tasks import PrioritySortTask
 
