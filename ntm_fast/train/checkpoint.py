@@ -48,6 +48,7 @@ FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
     "log_acc": ((torch.Tensor,), "a tensor of 3 numbers"),
     "paper_parameters": ((int, type(None)), "an int or None"),
     "grad_norm_mean": ((torch.Tensor, type(None)), "a scalar tensor or None"),
+    "nonfinite_steps": ((int,), "an int >= 0"),
 }
 #: the fields a training run reads to resume exactly
 RESUME_FIELDS = ("config", "model_config", "task_config", "model", "optimizer", "task",
@@ -55,7 +56,7 @@ RESUME_FIELDS = ("config", "model_config", "task_config", "model", "optimizer", 
 
 
 #: fields a checkpoint may lack (written by later versions), checked when present
-OPTIONAL_FIELDS = frozenset({"grad_norm_mean"})
+OPTIONAL_FIELDS = frozenset({"grad_norm_mean", "nonfinite_steps"})
 
 
 class CheckpointError(ValueError):
@@ -175,7 +176,7 @@ def check_fields(data: dict[str, Any], path: str | os.PathLike[str], names: Any)
         types, what = FIELDS[name]
         v = data[name]
         ok = isinstance(v, types) and not (isinstance(v, bool) and bool not in types)
-        if ok and name in ("step", "sequences", "elapsed"):
+        if ok and name in ("step", "sequences", "elapsed", "nonfinite_steps"):
             ok = v >= 0
         elif ok and name == "torch_rng":
             ok = v.dtype == torch.uint8

@@ -16,6 +16,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+import torch
 from tqdm import tqdm
 
 from . import distributed
@@ -53,7 +54,8 @@ def nonfinite_message(t: Trainer, what: str) -> str:
 
 def run(t: Trainer) -> dict[str, Any]:
     """Train ``t`` until it stops; the summary dict (run_dir, reason, step, sequences,
-    seconds, and the last log row's cost_bits, bit_errors, seq_per_s)."""
+    seconds, nonfinite_steps (gradients dropped), and the last log row's cost_bits,
+    bit_errors, seq_per_s)."""
     c = t.config
     logger = t.open_logger()
     bar = progress_bar(c, t.step)
@@ -107,6 +109,7 @@ def run(t: Trainer) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "run_dir": str(t.out), "reason": reason, "step": t.step,
         "sequences": t.sequences, "seconds": round(t.elapsed, 1),
+        "nonfinite_steps": t.nonfinite_steps(),
     }  # fmt: skip
     summary.update({k: last.get(k) for k in ("cost_bits", "bit_errors", "seq_per_s")})
     if c.plots and reason not in ("interrupted", "terminated") and distributed.is_main():
@@ -132,9 +135,18 @@ def final_save(t: Trainer, failing: bool) -> None:
 def log_row(t: Trainer, logger: Logger, bar: Any, rate: float) -> dict[str, Any]:
     """Average the accumulated cost and errors (over ranks too), write one log row."""
     distributed.average_(t.acc)  # under torchrun: the global batch's means
-    cost, errors, n = t.acc.tolist()  # the one host sync per log interval
+    # the one host sync per log interval (dropped: the same on every rank, gradients are shared)
+    cost, errors, n, dropped = torch.cat([t.acc, t.dropped.view(1)]).tolist()
     if not math.isfinite(cost):
         raise NonFiniteError(nonfinite_message(t, "training cost"))
+    if dropped and dropped >= n:  # not one usable step since the last row: stuck, stop
+        what = f"gradient of every one of the {int(n)} steps since the last log"
+        raise NonFiniteError(nonfinite_message(t, what))
+    if dropped and distributed.is_main():
+        print(f"ntm-fast: warning: step {t.step}: {int(dropped)} of the last {int(n)} steps "
+              "had a NaN or inf gradient (float32 overflow through the sequence) and were "
+              f"dropped ({t.dropped_before + int(dropped)} in the run so far)",
+              file=sys.stderr)  # fmt: skip
     row = {
         "step": t.step, "sequences": t.sequences,
         "cost_bits": cost / max(n, 1) / LN2, "bit_errors": errors / max(n, 1),
@@ -148,6 +160,8 @@ def log_row(t: Trainer, logger: Logger, bar: Any, rate: float) -> dict[str, Any]
     if distributed.any_rank(failure is not None):
         raise failure or UserError(f"{t.out}: rank 0 could not write the training log")
     t.acc.zero_()  # only now: after a failed write the checkpoint keeps these steps' sums
+    t.dropped_before += int(dropped)
+    t.dropped.zero_()
     bar.update(t.step - bar.n)
     bar.set_postfix(seqs=t.sequences, cost=f"{row['cost_bits']:.3f}", seq_s=f"{rate:.0f}")
     return row

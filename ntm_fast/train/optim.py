@@ -86,18 +86,20 @@ class SpikeClip:
         self.factor, self.decay = factor, decay
         self.mean = torch.zeros((), device=device)  # 0: no step seen yet
 
-    def __call__(self, params: Iterable[Tensor], flat: Tensor | None = None) -> Tensor:
+    def __call__(
+        self, params: Iterable[Tensor], flat: Tensor | None = None, update: Tensor | None = None
+    ) -> Tensor:
         """Scale the gradients of ``params`` in place (``flat``: one buffer they are all views
-        of, scaled in one op); returns the norm before clipping."""
+        of, scaled in one op); returns the norm before clipping. ``update``: a device bool;
+        when False the running mean is left as it is (a dropped, all-zero gradient)."""
         grads = [p.grad for p in params if p.grad is not None]
         norm = torch.nn.utils.get_total_norm(grads)  # torch's fused (foreach) norm
         started = self.mean > 0
         limit = torch.where(started, self.mean * self.factor, norm)
         _scale(grads, flat, (limit / norm.clamp_min(1e-30)).clamp(max=1.0))
         kept = torch.minimum(norm, limit)
-        self.mean.copy_(
-            torch.where(started, self.mean * self.decay + kept * (1 - self.decay), kept)
-        )
+        new = torch.where(started, self.mean * self.decay + kept * (1 - self.decay), kept)
+        self.mean.copy_(new if update is None else torch.where(update, new, self.mean))
         return norm
 
 
@@ -114,21 +116,38 @@ def clip_gradients(
     norm: float,
     spike: SpikeClip | None,
     flat: Tensor | None = None,
-) -> None:
+) -> Tensor:
     """The trainer's clipping, in order: each element to ±``value`` (the paper's), the global
     norm to ``norm`` (0: off), then to ``spike``'s multiple of its running mean (None: off).
+
+    A gradient with any NaN or inf element is dropped first: every gradient is set to zero,
+    so the optimiser step that follows carries no information from the batch (its momentum
+    still applies) instead of writing NaN into the weights. This happens when the gradient
+    through a long sequence overflows float32 (seen in float64 at 1e42 on N-grams with the
+    feedforward controller, docs/training.md#non-finite-gradients). Returns a device bool,
+    False when the gradient was dropped; no host sync.
 
     ``flat``: one buffer that every parameter's gradient is a view of
     (:class:`ntm_fast.train.flat.FlatParameters`): the element-wise parts run on it as one op
     each; the norms are still taken per tensor, so the result is the same to the bit as
     :func:`torch.nn.utils.clip_grad_value_` and :func:`~torch.nn.utils.clip_grad_norm_`."""
+    grads = [p.grad for p in params if p.grad is not None]
+    finite = _all_finite(grads if flat is None else [flat])
+    for g in [flat] if flat is not None else grads:
+        g.masked_fill_(~finite, 0.0)
     if flat is None:
         torch.nn.utils.clip_grad_value_(params, value)
     else:
         flat.clamp_(-value, value)
     if norm:
-        grads = [p.grad for p in params if p.grad is not None]
         total = torch.nn.utils.get_total_norm(grads)
         _scale(grads, flat, (norm / (total + 1e-6)).clamp(max=1.0))  # as clip_grad_norm_
     if spike is not None:
-        spike(params, flat)
+        spike(params, flat, update=finite)
+    return finite
+
+
+def _all_finite(tensors: list[Tensor]) -> Tensor:
+    if not tensors:
+        return torch.ones((), dtype=torch.bool)
+    return torch.stack([t.isfinite().all() for t in tensors]).all()

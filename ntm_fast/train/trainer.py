@@ -157,6 +157,10 @@ class Trainer:
         self.step = self.sequences = 0
         self.elapsed = 0.0
         self.acc = torch.zeros(3, device=self.device)  # cost nats, bit errors, steps since log
+        # steps whose gradient was NaN/inf and dropped (optim.clip_gradients): since the last
+        # log row (on the device, no sync per step) and before it
+        self.dropped = torch.zeros((), device=self.device)
+        self.dropped_before = 0
         self._saved_step: int | None = None  # the step of the last good checkpoint on disk
         if state is not None:
             self._restore(state)
@@ -188,6 +192,7 @@ class Trainer:
             "elapsed": self.elapsed,
             "log_acc": self.acc.cpu(),
             "grad_norm_mean": None if self.spike_clip is None else self.spike_clip.mean.cpu(),
+            "nonfinite_steps": self.nonfinite_steps(),
             "paper_parameters": self.paper_parameters,
         }
 
@@ -233,6 +238,11 @@ class Trainer:
         mean = s.get("grad_norm_mean")  # absent before --clip-spike existed, None when off
         if self.spike_clip is not None and mean is not None:
             self.spike_clip.mean.copy_(mean)
+        self.dropped_before = s.get("nonfinite_steps", 0)  # absent before it was counted
+
+    def nonfinite_steps(self) -> int:
+        """Steps so far whose gradient had a NaN or inf and was dropped (one host sync)."""
+        return self.dropped_before + int(self.dropped.item())
 
     # -- the loop ------------------------------------------------------------------------------
     def train_step(self) -> None:
@@ -246,7 +256,10 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
         cost.backward()  # under DDP: the mean over ranks, i.e. of the global batch's cost
         c, flat = self.config, self.flat and self.flat.param.grad
-        clip_gradients(list(self.model.parameters()), c.clip, c.clip_norm, self.spike_clip, flat)
+        finite = clip_gradients(
+            list(self.model.parameters()), c.clip, c.clip_norm, self.spike_clip, flat
+        )
+        self.dropped += ~finite
         for group in self.optimizer.param_groups:  # a function of the step: resume stays exact
             group["lr"] = learning_rate(c, self.step)
         self.optimizer.step()
