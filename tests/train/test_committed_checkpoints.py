@@ -65,3 +65,13 @@ def test_priority_sort_ntm_checkpoint_sorts_partway():
     # results/priority-sort.md: 13.6 bits per sequence on 1,000 sequences, baseline 90.3
     assert result["rows"][0]["bits_per_sequence"] < 25
     assert result["memory_use"]["read_hits"] > 0.5
+
+
+def test_copy_baseline_checkpoint_has_not_learned_copy():
+    run = RUNS[0].parent / "copy-baseline-seed0"
+    result = evaluate(run, batches=1, batch_size=16, write=False)
+    rows = {row["setting"]: row for row in result["rows"]}
+    assert result["controller"] == "baseline" and result["sequences_trained"] == 30_000
+    # results/copy.md: 8.3 bit errors per length-10 sequence (10%), 49% wrong at length 120
+    assert 0.05 < rows["length 10"]["bit_error_rate"] < 0.2
+    assert rows["length 120"]["bit_error_rate"] > 0.4
