@@ -15,8 +15,11 @@ rest of the math in docs/math.md#one-time-step):
 
 Episodic reset (paper section 4; docs/math.md#episodic-reset-and-initial-state): without a
 ``state`` argument every sequence starts from learned bias parameters - ``memory_bias``
-`(N, W)`, ``read_bias`` `(R, W)`, ``weighting_logits`` `(R + Wh, N)` (the initial weightings
-are their softmax, so they are always valid distributions) and, for the LSTM controller,
+`(N, W)` (``memory_init="per_slot"``) or `(1, W)`, one row copied to every slot
+(``memory_init="shared"``: nothing is learned about a slot's index, so what the network
+learns of unwritten slots holds beyond the positions it was trained on), ``read_bias``
+`(R, W)`, ``weighting_logits`` `(R + Wh, N)` (the initial weightings are their softmax, so
+they are always valid distributions) and, for the LSTM controller,
 ``controller_h0``/``controller_c0`` `(layers, C)`. Initialisation: memory ~ U(-σ, σ) with
 σ = 1/sqrt(N + W) (a zero memory would still be safe here since the cosine is ε-guarded, but
 a random start breaks the symmetry between slots); read vectors and controller state 0; the
@@ -72,6 +75,8 @@ class ReferenceNTM(nn.Module):
         shift_mode: ``"softmax"`` (a distribution over the 2k+1 shifts) or ``"uniform"``
             (the paper's single scalar read as the lower bound of a width-one uniform).
         batch_first: inputs and logits are `(B, T, F)` instead of `(T, B, F)`.
+        memory_init: the learned initial memory: ``"per_slot"`` (a row per slot) or
+            ``"shared"`` (one row copied to every slot; see the module docstring).
 
     Example::
 
@@ -95,6 +100,7 @@ class ReferenceNTM(nn.Module):
         shift_range: int = 1,
         shift_mode: str = "softmax",
         batch_first: bool = False,
+        memory_init: str = "per_slot",
     ) -> None:
         super().__init__()
         self.config = dict(
@@ -102,7 +108,7 @@ class ReferenceNTM(nn.Module):
             memory_width=memory_width, read_heads=read_heads, write_heads=write_heads,
             controller=controller, controller_size=controller_size,
             controller_layers=controller_layers, shift_range=shift_range,
-            shift_mode=shift_mode, batch_first=batch_first,
+            shift_mode=shift_mode, batch_first=batch_first, memory_init=memory_init,
         )  # fmt: skip
         """The constructor arguments, so an equal module can be rebuilt (checkpoints, FastNTM)."""
         self.input_size = positive("input_size", input_size)
@@ -121,6 +127,8 @@ class ReferenceNTM(nn.Module):
             )
         if controller not in ("lstm", "feedforward"):
             raise ValueError(f"controller: expected 'lstm' or 'feedforward', got {controller!r}")
+        if memory_init not in ("per_slot", "shared"):
+            raise ValueError(f"memory_init: expected 'per_slot' or 'shared', got {memory_init!r}")
         if shift_mode not in ("softmax", "uniform"):
             raise ValueError(f"shift_mode: expected 'softmax' or 'uniform', got {shift_mode!r}")
         if not isinstance(batch_first, bool):
@@ -138,7 +146,9 @@ class ReferenceNTM(nn.Module):
         self.output = nn.Linear(C + R * W, output_size)
 
         sigma = 1.0 / math.sqrt(N + W)
-        self.memory_bias = nn.Parameter(torch.empty(N, W).uniform_(-sigma, sigma))
+        self.memory_init = memory_init
+        rows = N if memory_init == "per_slot" else 1
+        self.memory_bias = nn.Parameter(torch.empty(rows, W).uniform_(-sigma, sigma))
         self.read_bias = nn.Parameter(torch.zeros(R, W))
         logits = torch.zeros(R + Hw, N)
         logits[:, 0] = 2 * math.log(N)
@@ -161,7 +171,7 @@ class ReferenceNTM(nn.Module):
                 p.unsqueeze(1).expand(-1, B, -1) for p in (self.controller_h0, self.controller_c0)
             )
         return NTMState(
-            memory=self.memory_bias.expand(B, -1, -1),
+            memory=self.memory_bias.expand(B, self.memory_slots, -1),
             read_vectors=self.read_bias.expand(B, -1, -1),
             weightings=torch.softmax(self.weighting_logits, dim=-1).expand(B, -1, -1),
             controller=ctrl,

@@ -149,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
             "--" + flag.replace("_", "-"), type=_positive_int, help="model size override"
         )
     t.add_argument(
+        "--memory-init",
+        choices=("per_slot", "shared"),
+        help="the NTM's learned initial memory: a row per slot, or one row shared by every "
+        "slot (default: preset's; docs/training.md#initial-memory)",
+    )
+    t.add_argument(
         "--task-arg",
         type=_key_value,
         action="append",
@@ -217,7 +223,7 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
     model: dict[str, Any] = {}
     if args.heads:
         model.update(read_heads=args.heads, write_heads=args.heads)
-    for flag, key in _MODEL_FLAGS.items():
+    for flag, key in (*_MODEL_FLAGS.items(), ("memory_init", "memory_init")):
         if getattr(args, flag) is not None:
             model[key] = getattr(args, flag)
     if model:

@@ -136,6 +136,8 @@ class Trainer:
         p = preset(c.task, c.controller)
         io = {"input_size": self.task.input_size, "output_size": self.task.output_size}
         self.model_config = {**p.model, **io, **c.model_overrides}
+        if state is not None:  # the run's own model, even if the preset changed since
+            self.model_config = {**state["model_config"], **io}
         self.paper_parameters = p.paper_parameters
         if c.controller != "baseline":
             try:

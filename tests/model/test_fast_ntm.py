@@ -79,6 +79,7 @@ NATIVE_CONFIGS = [
     dict(controller="lstm", read_heads=3, write_heads=2, shift_mode="uniform", shift_range=3),
     dict(controller="feedforward", shift_mode="uniform"),
     dict(controller="lstm", controller_layers=2, read_heads=2, write_heads=2),
+    dict(controller="feedforward", memory_init="shared"),
 ]
 
 
@@ -137,9 +138,20 @@ def test_variable_lengths_match_reference(backend, device):
     B=st.integers(1, 5),
     T=st.integers(1, 12),
     seed=st.integers(0, 2**16),
+    memory_init=st.sampled_from(["per_slot", "shared"]),
 )
 def test_native_random_configurations(
-    controller, read_heads, write_heads, shift_range, shift_mode, slots, width, B, T, seed
+    controller,
+    read_heads,
+    write_heads,
+    shift_range,
+    shift_mode,
+    slots,
+    width,
+    B,
+    T,
+    seed,
+    memory_init,
 ):
     reason = backends.unavailable_reason("native", torch.device("cpu"))
     if reason is not None:
@@ -148,7 +160,7 @@ def test_native_random_configurations(
         "native", "cpu", seed=seed, input_size=3, output_size=2, memory_slots=slots,
         memory_width=width, read_heads=read_heads, write_heads=write_heads,
         controller=controller, controller_size=8, shift_range=shift_range,
-        shift_mode=shift_mode,
+        shift_mode=shift_mode, memory_init=memory_init,
     )  # fmt: skip
     x = torch.rand(T, B, 3, dtype=torch.float64, device="cpu")
     y = torch.rand(T, B, 2, dtype=torch.float64, device="cpu").round()

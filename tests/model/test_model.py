@@ -20,6 +20,7 @@ CONFIGS = [
     dict(controller="feedforward", read_heads=2, write_heads=3, shift_range=3),
     dict(controller="lstm", shift_mode="uniform", shift_range=3),
     dict(controller="lstm", controller_layers=2, shift_range=0),
+    dict(controller="feedforward", memory_init="shared"),
 ]
 
 
@@ -146,6 +147,26 @@ def test_state_dict_round_trip_with_fast_ntm():
     assert clone.backend == "reference"
 
 
+def test_shared_initial_memory_is_one_row_in_every_slot():
+    """memory_init="shared" is the per-slot model with all rows tied: same outputs when the
+    per-slot rows are equal, and the shared row's gradient is the sum of theirs."""
+    shared = small_ntm(memory_init="shared", read_heads=2)
+    per_slot = small_ntm(read_heads=2)
+    assert shared.memory_bias.shape == (1, SMALL["memory_width"])
+    assert shared.initial_state(2).memory.shape == (2, SMALL["memory_slots"], 4)
+    assert shared.parameter_counts()["total"] == per_slot.parameter_counts()["total"] - 6 * 4
+    state = {**shared.state_dict()}
+    state["memory_bias"] = state["memory_bias"].expand(SMALL["memory_slots"], -1).clone()
+    per_slot.load_state_dict(state)
+    x = torch.rand(5, 2, 3, dtype=torch.float64)
+    for m in (shared, per_slot):
+        m(x)[0].sum().backward()
+    torch.testing.assert_close(shared(x)[0], per_slot(x)[0], rtol=0, atol=0)
+    torch.testing.assert_close(shared.memory_bias.grad, per_slot.memory_bias.grad.sum(0, True))
+    with pytest.raises(RuntimeError, match="memory_bias"):  # a per-slot checkpoint: refused
+        shared.load_state_dict(per_slot.state_dict())
+
+
 def test_parameter_counts_add_up():
     model = ReferenceNTM(9, 8)
     counts = model.parameter_counts()
@@ -173,6 +194,7 @@ CONSTRUCTOR_ERRORS = [
     (dict(controller="gru"), ValueError, "controller"),
     (dict(shift_mode="gaussian"), ValueError, "shift_mode"),
     (dict(batch_first=1), TypeError, "batch_first"),
+    (dict(memory_init="zeros"), ValueError, "memory_init"),
 ]
 
 

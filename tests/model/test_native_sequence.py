@@ -35,7 +35,7 @@ def make_ref(c: dict, dtype=torch.float64) -> ReferenceNTM:
         c["F"], c["O"], memory_slots=c["N"], memory_width=c["W"], read_heads=c["R"],
         write_heads=c["Wh"], controller=c["ctrl"], controller_size=c["C"],
         controller_layers=c["layers"], shift_range=c["k"], shift_mode=c["mode"],
-        batch_first=c.get("bf", False),
+        batch_first=c.get("bf", False), memory_init=c.get("mi", "per_slot"),
     ).to(dtype)  # fmt: skip
     with torch.no_grad():  # off the initial point (zero read bias and state)
         for p in ref.parameters():
@@ -67,6 +67,7 @@ def configs(draw):
         bf=draw(st.booleans()),  # batch_first: x and logits (B, T, ...), x non-contiguous
         prev=draw(st.integers(0, 3)),  # > 0: start from the state a call of this many steps left
         isa=draw(st.sampled_from(["as set", "baseline"])),  # NTM_FAST_CPU_ISA, read per call
+        mi=draw(st.sampled_from(["per_slot", "shared"])),  # the initial memory's parameter
         seed=draw(st.integers(0, 2**31 - 1)),
     )
 
