@@ -27,7 +27,7 @@ from .config import UserError
 from .objective import LN2
 from .rundir import file_error, write_json
 from .sort_analysis import analyse_sort_memory_use
-from .tasks import Batch, NGramTask, PrioritySortTask, Task, make_task
+from .tasks import Batch, NGramTask, PrioritySortTask, RepeatCopyTask, Task, make_task
 
 _ASSOC_ITEMS = (6, 8, 10, 12, 15, 20)
 
@@ -64,15 +64,28 @@ def build_task(task_config: dict[str, Any], seed: int) -> Task:
 
 
 @torch.no_grad()
-def score(model: torch.nn.Module, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-sequence cost (bits), bit errors and number of scored bits."""
+def score(model: torch.nn.Module, batch: Batch) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per-sequence cost (bits), bit errors and number of scored bits, and the `(T, B, C)`
+    map of wrong output bits on the scored steps."""
     logits = model(batch.inputs)[0]
     ce = torch.nn.functional.binary_cross_entropy_with_logits(
         logits, batch.targets, reduction="none"
     ).sum(-1)
-    wrong = ((logits > 0).float() != batch.targets).float().sum(-1)
+    wrong_bits = ((logits > 0).float() != batch.targets).float() * batch.mask.unsqueeze(-1)
     m = batch.mask
-    return (ce * m).sum(0) / LN2, (wrong * m).sum(0), m.sum(0) * batch.targets.shape[-1]
+    cost = (ce * m).sum(0) / LN2
+    return cost, wrong_bits.sum((0, 2)), m.sum(0) * batch.targets.shape[-1], wrong_bits
+
+
+def repeat_copy_split(wrong_bits: Tensor, batch: Batch, bits: int) -> tuple[float, float, float]:
+    """Repeat copy's errors apart (the paper: beyond the training range the copies can stay
+    right while the end marker fails): wrong copy bits (channels ``0..bits-1`` of the copy
+    steps), their number, and the sequences whose end-marker channel is right on every
+    scored step (1 at the end, 0 before)."""
+    copying = batch.mask.bool() & (batch.targets[..., bits] == 0)
+    copy_wrong = float(wrong_bits[..., :bits][copying].sum())
+    marker_right = float((wrong_bits[..., bits].sum(0) == 0).sum())
+    return copy_wrong, float(copying.sum()) * bits, marker_right
 
 
 def _checkpoint_path(checkpoint: str | os.PathLike[str]) -> Path:
@@ -130,7 +143,7 @@ def evaluate(
     rows = []
     for (label, _), task in zip(settings, tasks, strict=True):
         cost = errors = nbits = 0.0
-        optimal = 0.0
+        optimal = copy_wrong = copy_bits = marker_right = 0.0
         n = 0
         for _ in range(batches):
             if isinstance(task, NGramTask):
@@ -139,7 +152,13 @@ def evaluate(
                 optimal += float(task.optimal_cost(bits).sum())
             else:
                 batch = task.sample(batch_size)
-            c, e, b = score(model, Batch(*(t.to(dev) for t in batch)))
+            batch = Batch(*(t.to(dev) for t in batch))
+            c, e, b, wrong_bits = score(model, batch)
+            if isinstance(task, RepeatCopyTask):
+                split = repeat_copy_split(wrong_bits, batch, task.bits)
+                copy_wrong, copy_bits, marker_right = (
+                    a + v for a, v in zip((copy_wrong, copy_bits, marker_right), split, strict=True)
+                )
             cost, errors, nbits = (
                 cost + float(c.sum()),
                 errors + float(e.sum()),
@@ -155,6 +174,9 @@ def evaluate(
         }
         if isinstance(task, NGramTask):
             row["optimal_bits_per_sequence"] = optimal / n
+        if isinstance(task, RepeatCopyTask):
+            row["copy_bit_error_rate"] = copy_wrong / max(copy_bits, 1.0)
+            row["end_marker_right"] = marker_right / n
         rows.append(row)
     result = {
         "checkpoint": str(path),
@@ -179,14 +201,16 @@ def evaluate(
 def format_table(result: dict[str, Any]) -> str:
     """The evaluation as a printable (and markdown-compatible) table."""
     opt = any("optimal_bits_per_sequence" in r for r in result["rows"])
+    split = any("copy_bit_error_rate" in r for r in result["rows"])
     head = "| setting | bits/seq | bit errors/seq | per-bit error |" + (
         " optimal bits/seq |" if opt else ""
     )
+    head += " copy bits wrong | end marker right |" if split else ""
     lines = [
         f"{result['task']} / {result['controller']} after {result['sequences_trained']:,} "
         f"sequences ({result['step']:,} steps)",
         head,
-        "|" + "---|" * (5 if opt else 4),
+        "|" + "---|" * (4 + opt + 2 * split),
     ]
     for r in result["rows"]:
         line = (
@@ -196,6 +220,8 @@ def format_table(result: dict[str, Any]) -> str:
         if opt:
             o = r.get("optimal_bits_per_sequence", math.nan)
             line += f" {o:.3f} |"
+        if split:
+            line += f" {r['copy_bit_error_rate']:.4f} | {r['end_marker_right']:.0%} |"
         lines.append(line)
     use = result.get("memory_use")
     if use:

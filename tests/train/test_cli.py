@@ -63,6 +63,10 @@ def test_other_tasks_train_and_evaluate(tmp_path, task, capsys):
         assert 0 < rows[0]["optimal_bits_per_sequence"] < 24
     if task == "associative-recall":
         assert rows[-1]["setting"] == "20 items"
+    if task == "repeat_copy":
+        assert all(0 <= r["copy_bit_error_rate"] <= 1 and 0 <= r["end_marker_right"] <= 1
+                   for r in rows)  # fmt: skip
+        assert "copy bits wrong | end marker right |" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
