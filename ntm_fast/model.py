@@ -15,9 +15,8 @@ rest of the math in docs/math.md#one-time-step):
 
 Episodic reset (paper section 4; docs/math.md#episodic-reset-and-initial-state): without a
 ``state`` argument every sequence starts from learned bias parameters - ``memory_bias``
-`(N, W)` (``memory_init="per_slot"``) or `(1, W)`, one row copied to every slot
-(``memory_init="shared"``: nothing is learned about a slot's index, so what the network
-learns of unwritten slots holds beyond the positions it was trained on), ``read_bias``
+`(N, W)` (``memory_init="per_slot"``) or `(1, W)` copied to every slot (``"shared"``: an
+unwritten slot looks the same at every position; docs/training.md#initial-memory), ``read_bias``
 `(R, W)`, ``weighting_logits`` `(R + Wh, N)` (the initial weightings are their softmax, so
 they are always valid distributions) and, for the LSTM controller,
 ``controller_h0``/``controller_c0`` `(layers, C)`. Initialisation: memory ~ U(-σ, σ) with
@@ -40,7 +39,7 @@ from torch import Tensor, nn
 from . import reference
 from .controllers import FeedforwardController, LSTMController
 from .heads import HeadLayout, HeadParams
-from .model_checks import NTMState, check_input, check_state, lengths_mask, positive
+from .model_checks import NTMState, check_input, check_state, lengths_mask, one_of, positive
 
 
 @dataclass
@@ -75,8 +74,7 @@ class ReferenceNTM(nn.Module):
         shift_mode: ``"softmax"`` (a distribution over the 2k+1 shifts) or ``"uniform"``
             (the paper's single scalar read as the lower bound of a width-one uniform).
         batch_first: inputs and logits are `(B, T, F)` instead of `(T, B, F)`.
-        memory_init: the learned initial memory: ``"per_slot"`` (a row per slot) or
-            ``"shared"`` (one row copied to every slot; see the module docstring).
+        memory_init: ``"per_slot"`` (a learned initial row per slot) or ``"shared"``.
 
     Example::
 
@@ -125,19 +123,12 @@ class ReferenceNTM(nn.Module):
                 f"shift_range: expected 2 * shift_range + 1 <= memory_slots = {memory_slots}, "
                 f"got shift_range = {shift_range}"
             )
-        if controller not in ("lstm", "feedforward"):
-            raise ValueError(f"controller: expected 'lstm' or 'feedforward', got {controller!r}")
-        if memory_init not in ("per_slot", "shared"):
-            raise ValueError(f"memory_init: expected 'per_slot' or 'shared', got {memory_init!r}")
-        if shift_mode not in ("softmax", "uniform"):
-            raise ValueError(f"shift_mode: expected 'softmax' or 'uniform', got {shift_mode!r}")
+        self.controller_kind = one_of("controller", controller, ("lstm", "feedforward"))
+        self.memory_init = one_of("memory_init", memory_init, ("per_slot", "shared"))
+        self.shift_mode = one_of("shift_mode", shift_mode, ("softmax", "uniform"))
         if not isinstance(batch_first, bool):
             raise TypeError(f"batch_first: expected a bool, got {type(batch_first).__name__}")
-        self.controller_kind, self.shift_mode, self.batch_first = (
-            controller,
-            shift_mode,
-            batch_first,
-        )
+        self.batch_first = batch_first
 
         ctrl_cls = LSTMController if controller == "lstm" else FeedforwardController
         self.controller = ctrl_cls(input_size + R * W, C, self.controller_layers)
@@ -146,7 +137,6 @@ class ReferenceNTM(nn.Module):
         self.output = nn.Linear(C + R * W, output_size)
 
         sigma = 1.0 / math.sqrt(N + W)
-        self.memory_init = memory_init
         rows = N if memory_init == "per_slot" else 1
         self.memory_bias = nn.Parameter(torch.empty(rows, W).uniform_(-sigma, sigma))
         self.read_bias = nn.Parameter(torch.zeros(R, W))

@@ -32,6 +32,13 @@ def positive(name: str, value: object, minimum: int = 1) -> int:
     return value
 
 
+def one_of(name: str, value: object, options: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``options``, else a ValueError naming ``name`` and them."""
+    if value not in options:
+        raise ValueError(f"{name}: expected {' or '.join(map(repr, options))}, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
 def check_input(x: object, input_size: int, batch_first: bool, like: Tensor) -> Tensor:
     """``x`` time-major `(T, B, input_size)`; ``like`` is a module parameter whose device and
     dtype the input must share (any floating dtype under autocast)."""

@@ -21,9 +21,10 @@ from tqdm import tqdm
 
 from . import distributed
 from .checkpoint import CHECKPOINT
-from .config import TrainConfig, UserError
+from .config import TrainConfig, UserError, describe_schedule
 from .objective import LN2
 from .plotting import write_run_figures
+from .presets import parameter_table
 from .rundir import file_error
 from .stopping import REASON_CODES, StopFlag
 
@@ -50,6 +51,20 @@ def nonfinite_message(t: Trainer, what: str) -> str:
                 f"{t.config.checkpoint_every}); start again with a lower --lr or "
                 "--clip-norm")  # fmt: skip
     return f"step {t.step}: the {what} became NaN or inf, so training stopped; {kept}"
+
+
+def print_header(t: Trainer, resume: bool) -> None:
+    """What the run is (its settings in effect, the resume's changes) and its parameter table,
+    on stderr."""
+    c, k = t.config, distributed.world_size()
+    per_rank = f" per rank x {k} ranks" if k > 1 else ""
+    print(f"{c.task} / {c.controller}: batch {c.batch_size}{per_rank}, {c.optimizer} "
+          f"lr {c.lr:g} ({describe_schedule(c)}), seed {c.seed}, device {c.device}, "
+          f"run dir {t.out}", file=sys.stderr)  # fmt: skip
+    if resume:
+        changed = "; changed: " + ", ".join(t.resume_changes) if t.resume_changes else ""
+        print(f"resuming at step {t.step}{changed}", file=sys.stderr)
+    print(parameter_table(t.model, t.paper_parameters), file=sys.stderr)
 
 
 def run(t: Trainer) -> dict[str, Any]:

@@ -6,17 +6,14 @@ The loop keeps the cost and bit errors as tensors and reads them (one sync) only
 ``log_every`` steps. Resume is bit-identical: the checkpoint holds the model, the optimiser,
 the task's generator (the data stream), the global torch RNG and the logging accumulators.
 
-Nothing fails silently: the run directory is locked (:mod:`ntm_fast.train.rundir`),
-checkpoints are checksummed (:mod:`ntm_fast.train.checkpoint`), the log is cut back to the
-checkpoint on resume (:mod:`ntm_fast.train.runlog`), SIGTERM saves like Ctrl-C
-(:mod:`ntm_fast.train.stopping`), a NaN/inf cost or weight stops the run without overwriting
-the last good checkpoint (:class:`NonFiniteError`), and a failed write names its file. The loop
-itself is :mod:`ntm_fast.train.loop`; the configuration :mod:`ntm_fast.train.config`.
+Nothing fails silently (docs/robustness-cases.md): a locked run directory, checksummed
+checkpoints, the log cut back on resume, SIGTERM saves, NaN/inf gradients dropped and a NaN
+cost or weight stops the run (:class:`NonFiniteError`). The loop is
+:mod:`ntm_fast.train.loop`; the configuration :mod:`ntm_fast.train.config`.
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -46,7 +43,7 @@ from .flat import FlatParameters, load_optimizer_state, optimizer_state
 from .loop import NonFiniteError
 from .objective import LN2, check_task_fits, make_optimizer, sequence_cost
 from .optim import SpikeClip, clip_gradients
-from .presets import build_model, parameter_table, preset
+from .presets import build_model, preset
 from .rundir import RunDir, describe_os_error
 from .runlog import CSV_FIELDS
 from .runlog import Logger as _Logger
@@ -159,8 +156,7 @@ class Trainer:
         self.step = self.sequences = 0
         self.elapsed = 0.0
         self.acc = torch.zeros(3, device=self.device)  # cost nats, bit errors, steps since log
-        # steps whose gradient was NaN/inf and dropped (optim.clip_gradients): since the last
-        # log row (on the device, no sync per step) and before it
+        # steps with a dropped NaN/inf gradient: since the last log row (on the device), before
         self.dropped = torch.zeros((), device=self.device)
         self.dropped_before = 0
         self._saved_step: int | None = None  # the step of the last good checkpoint on disk
@@ -243,7 +239,7 @@ class Trainer:
         self.dropped_before = s.get("nonfinite_steps", 0)  # absent before it was counted
 
     def nonfinite_steps(self) -> int:
-        """Steps so far whose gradient had a NaN or inf and was dropped (one host sync)."""
+        """Steps so far whose NaN/inf gradient was dropped (one host sync)."""
         return self.dropped_before + int(self.dropped.item())
 
     # -- the loop ------------------------------------------------------------------------------
@@ -307,21 +303,8 @@ def train(
     """
     with distributed.session(dist_backend):
         trainer = Trainer(config, resume=resume, resume_overrides=resume_overrides)
-        c = trainer.config
         if distributed.is_main():
-            k = distributed.world_size()
-            per_rank = f" per rank x {k} ranks" if k > 1 else ""
-            print(
-                f"{c.task} / {c.controller}: batch {c.batch_size}{per_rank}, {c.optimizer} "
-                f"lr {c.lr:g} ({describe_schedule(c)}), seed {c.seed}, device {c.device}, "
-                f"run dir {trainer.out}",
-                file=sys.stderr,
-            )
-            if resume:
-                changed = "; changed: " + ", ".join(trainer.resume_changes)
-                print(f"resuming at step {trainer.step}"
-                      f"{changed if trainer.resume_changes else ''}", file=sys.stderr)  # fmt: skip
-            print(parameter_table(trainer.model, trainer.paper_parameters), file=sys.stderr)
+            loop.print_header(trainer, resume)
         summary = trainer.run()
         del trainer  # free DDP's reducer before its process group is destroyed
     return summary
