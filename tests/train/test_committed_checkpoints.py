@@ -86,9 +86,11 @@ def test_feedforward_ngrams_checkpoint_is_where_results_says():
 
 
 # results/repeat-copy.md, per-bit error at length 20 x 10 repeats (128 sequences): 0.0001,
-# 0.0048, 0.18, 0.058 for the LSTM-controlled seeds 0-3; bounds leave room for 16 sequences
+# 0.0048, 0.18, 0.058, 0.109, 0.176 for the LSTM-controlled seeds 0-5; bounds leave room for
+# the 16 sequences used here
 @pytest.mark.parametrize(
-    ("seed", "low", "high"), [(0, 0, 0.01), (1, 0, 0.02), (2, 0.1, 0.3), (3, 0.02, 0.12)]
+    ("seed", "low", "high"),
+    [(0, 0, 0.01), (1, 0, 0.02), (2, 0.1, 0.3), (3, 0.02, 0.12), (4, 0.05, 0.2), (5, 0.1, 0.3)],
 )
 def test_repeat_copy_checkpoints_generalise_as_results_says(seed, low, high):
     run = RUNS[0].parent / f"repeat-copy-lstm-seed{seed}"
