@@ -58,8 +58,10 @@ def _best_linear_fit(prio: Tensor, loc: Tensor, N: int) -> tuple[float, int, Ten
     slope = (y * x).sum(1) / x.square().sum().clamp_min(1e-12)
     fitted = y.mean(1, keepdim=True) + slope.unsqueeze(1) * x
     ss_res = (y - fitted).square().sum(1)
-    ss_tot = (y - y.mean(1, keepdim=True)).square().sum(1).clamp_min(1e-12)
-    r2 = 1 - ss_res / ss_tot
+    ss_tot = (y - y.mean(1, keepdim=True)).square().sum(1)
+    # a head that writes every item to one slot explains nothing of the priorities: R² 0, not
+    # the 1 that 0/0 would give
+    r2 = torch.where(ss_tot > 1e-9, 1 - ss_res / ss_tot.clamp_min(1e-12), 0.0)
     best = int(r2.argmax())
     return float(r2[best]), best, fitted[best]
 

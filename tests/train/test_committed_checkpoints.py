@@ -111,3 +111,12 @@ def test_feedforward_repeat_copy_with_a_shared_row_nearly_generalises():
     assert result["sequences_trained"] == 150_000
     # results/repeat-copy.md: 1.2% of bits wrong at length 20 (the row per slot: 36%)
     assert rows["length 20, 10 repeats"]["bit_error_rate"] < 0.05
+
+
+def test_feedforward_priority_sort_checkpoint_is_where_results_says():
+    run = RUNS[0].parent / "priority-sort-ff-seed0"
+    result = evaluate(run, batches=1, batch_size=50, write=False)
+    assert result["controller"] == "feedforward" and result["sequences_trained"] == 134_052
+    # results/priority-sort.md: 78.3 bits per sequence on 1,000 sequences; writes by priority
+    assert 65 < result["rows"][0]["bits_per_sequence"] < 90
+    assert result["memory_use"]["fit_r2"] > 0.5

@@ -62,6 +62,11 @@ class _SortingByPriority(nn.Module):
         return x, None, SimpleNamespace(write_weightings=ww, read_weightings=rw)
 
 
+def test_a_head_that_never_moves_does_not_fit_the_priorities():
+    prio = torch.rand(16)
+    assert _best_linear_fit(prio, torch.full((16,), 7), 32)[0] == 0.0
+
+
 def test_rank_correlation():
     assert _rank_correlation(torch.tensor([3, 5, 9, 20])) == pytest.approx(1.0)
     assert _rank_correlation(torch.tensor([9, 5, 3, 1])) == pytest.approx(-1.0)
