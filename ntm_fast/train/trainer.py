@@ -37,6 +37,7 @@ from .config import (
     config_from_dict,
     default_run_dir,
     describe_schedule,
+    flag_name,
     learning_rate,
 )
 from .flat import FlatParameters, load_optimizer_state, optimizer_state
@@ -132,6 +133,9 @@ class Trainer:
             raise UserError(f"task {c.task}: {exc}") from None
         p = preset(c.task, c.controller)
         io = {"input_size": self.task.input_size, "output_size": self.task.output_size}
+        foreign = sorted({flag_name(k) for k in c.model_overrides if k not in p.model})
+        if foreign:  # e.g. --memory-slots for the baseline, --hidden-size for an NTM
+            raise UserError(f"{', '.join(foreign)}: not a setting of --controller {c.controller}")
         self.model_config = {**p.model, **io, **c.model_overrides}
         if state is not None:  # the run's own model, even if the preset changed since
             self.model_config = {**state["model_config"], **io}

@@ -48,3 +48,19 @@ def test_resume_keeps_the_runs_model_when_the_preset_changed(tmp_path, monkeypat
     resumed = Trainer(tiny(run), resume=True, resume_overrides={"steps": 4})
     assert resumed.model.memory_init == "per_slot"
     assert resumed.run()["step"] == 4
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--controller", "baseline", "--memory-init", "shared", "--memory-slots", "8"],
+         "--memory-init, --memory-slots: not a setting of --controller baseline"),
+        (["--hidden-size", "8"], "--hidden-size: not a setting of --controller lstm"),
+    ],
+)  # fmt: skip
+def test_a_flag_the_controller_has_no_use_for_is_named(tmp_path, capsys, argv, message):
+    run = tmp_path / "run"
+    assert main(["train", "copy", "--steps", "1", "--out", str(run), *argv,
+                 "--no-plots", "--no-progress"]) == 1  # fmt: skip
+    assert capsys.readouterr().err.strip() == f"ntm-fast: error: {message}"
+    assert not run.exists()  # nothing left behind
