@@ -44,7 +44,7 @@ from .flat import FlatParameters, load_optimizer_state, optimizer_state
 from .loop import NonFiniteError
 from .objective import LN2, check_task_fits, make_optimizer, sequence_cost
 from .optim import SpikeClip, clip_gradients
-from .presets import build_model, preset
+from .presets import CONTROLLERS, build_model, preset
 from .rundir import RunDir, describe_os_error
 from .runlog import CSV_FIELDS
 from .runlog import Logger as _Logger
@@ -133,7 +133,8 @@ class Trainer:
             raise UserError(f"task {c.task}: {exc}") from None
         p = preset(c.task, c.controller)
         io = {"input_size": self.task.input_size, "output_size": self.task.output_size}
-        foreign = sorted({flag_name(k) for k in c.model_overrides if k not in p.model})
+        other = {k for ctrl in CONTROLLERS for k in preset(c.task, ctrl).model} - set(p.model)
+        foreign = sorted({flag_name(k) for k in c.model_overrides if k in other})
         if foreign:  # e.g. --memory-slots for the baseline, --hidden-size for an NTM
             raise UserError(f"{', '.join(foreign)}: not a setting of --controller {c.controller}")
         self.model_config = {**p.model, **io, **c.model_overrides}
