@@ -95,9 +95,7 @@ def _worker(rank: int, port: int, root: str) -> None:
     calls.close()
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ddp")
+def _spawn(root) -> None:
     ctx = mp.start_processes(_worker, args=(_free_port(), str(root)), nprocs=WORLD,
                              join=False, start_method="spawn")  # fmt: skip
     deadline = time.monotonic() + 120
@@ -106,6 +104,21 @@ def runs(tmp_path_factory):
             for p in ctx.processes:
                 p.kill()
             pytest.fail("2-process training did not finish in 120 s")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    # One retry, only for a rank killed by SIGABRT ("terminate called without an active
+    # exception": gloo's threads torn down at exit, seen in ~1 of 10 spawns on the 2-core CI
+    # machine in session 7); any other failure, or the same one twice, fails the tests.
+    try:
+        root = tmp_path_factory.mktemp("ddp")
+        _spawn(root)
+    except mp.ProcessExitedException as exc:
+        if exc.signal_name != "SIGABRT":
+            raise
+        root = tmp_path_factory.mktemp("ddp-retry")
+        _spawn(root)
     return root
 
 
