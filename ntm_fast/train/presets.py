@@ -55,7 +55,7 @@ _BASELINE = {  # Table 3: (layers, hidden, learning rate, paper #parameters)
 # Repeat copy: with it and a row per slot the feedforward NTM learned in 80k sequences and
 # the LSTM one in 270k (Adam at batch 32, norm clipped to 5: 230k); with the shared initial
 # memory row (below) the LSTM one is below 0.01 bits by 64k (40k steps at a constant rate:
-# 2 of 3 seeds generalise to length 20; a 75k-step cosine run of seed 0 did not). N-grams:
+# 2 of 6 seeds generalise to length 20; a 75k-step cosine run of seed 0 did not). N-grams:
 # 1.00 and 1.31 bits above the optimal estimator (seeds 0, 1) against Adam's 8.2.
 # Associative recall: Adam with a batch of 32.
 # Repeat copy: with a learned row per slot the network tells written from unwritten slots by
