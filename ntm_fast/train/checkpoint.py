@@ -26,7 +26,8 @@ from typing import IO, Any
 
 import torch
 
-from .config import config_from_dict
+from ..memory_size import grow_memory_state
+from .config import UserError, config_from_dict
 from .presets import build_model
 
 CHECKPOINT = "checkpoint.pt"  # its file name in a run directory
@@ -236,16 +237,29 @@ def load_for_resume(path: str | os.PathLike[str], task: str, controller: str) ->
     return state
 
 
-def load_model(path: str | os.PathLike[str], backend: str = "auto") -> tuple[dict[str, Any], Any]:
+def load_model(
+    path: str | os.PathLike[str], backend: str = "auto", memory_slots: int | None = None
+) -> tuple[dict[str, Any], Any]:
     """The checkpoint and its model (built by :func:`ntm_fast.train.presets.build_model`, weights
     loaded, on the CPU); a configuration/weights mismatch, a mistyped field or non-finite
-    weights are a :class:`CheckpointError`."""
+    weights are a :class:`CheckpointError`. ``memory_slots``: build the NTM with that many
+    slots instead of its trained number (:mod:`ntm_fast.memory_size`; a
+    :class:`~ntm_fast.train.config.UserError` when the model cannot grow)."""
     state = load_checkpoint(path)
     check_fields(state, path, ("config", "model_config", "task_config", "step", "sequences"))
     check_finite({"model": state["model"]}, path)
+    config, weights = state["model_config"], state["model"]
+    if memory_slots is not None and memory_slots != config.get("memory_slots"):
+        if config.get("kind") != "ntm":
+            raise UserError(f"--memory-slots: {path} holds an LSTM baseline, which has no memory")
+        try:
+            weights = grow_memory_state(weights, memory_slots)
+        except ValueError as exc:
+            raise UserError(f"--memory-slots {memory_slots} for {path}: {exc}") from None
+        config = {**config, "memory_slots": memory_slots}
     try:
-        model = build_model(state["model_config"], backend)
-        model.load_state_dict(state["model"])
+        model = build_model(config, backend)
+        model.load_state_dict(weights)
     except (RuntimeError, TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
         raise CheckpointError(
             f"{path}: model weights do not match its configuration: {exc}"

@@ -199,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--out", help="where to write the JSON (default: eval.json beside the checkpoint)"
     )
+    e.add_argument(
+        "--memory-slots",
+        type=_positive_int,
+        help="run the NTM with this many memory slots (>= its trained number; needs a model "
+        "trained with --memory-init shared; default: as trained)",
+    )
 
     p = sub.add_parser("plot", help="learning curves of runs, output and memory-use figures")
     p.add_argument("runs", nargs="+", help="run directories (one learning-curve plot for all)")
@@ -250,10 +256,11 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    json_path = default_json_path(args.checkpoint, args.out)
+    json_path = default_json_path(args.checkpoint, args.out, args.memory_slots)
     result = evaluate(
         args.checkpoint, batches=args.batches, batch_size=args.batch_size, seed=args.seed,
         device=args.device, backend=args.backend, write=False,
+        memory_slots=args.memory_slots,
     )  # fmt: skip
     print(format_table(result))  # the result is shown even if it cannot be saved
     sys.stdout.flush()

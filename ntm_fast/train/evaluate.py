@@ -94,15 +94,19 @@ def _checkpoint_path(checkpoint: str | os.PathLike[str]) -> Path:
 
 
 def default_json_path(
-    checkpoint: str | os.PathLike[str], out: str | os.PathLike[str] | None = None
+    checkpoint: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    memory_slots: int | None = None,
 ) -> Path:
-    """Where :func:`evaluate` writes: ``out``, else eval.json beside the checkpoint. ``out``
-    naming a directory is a :class:`UserError` (it must be the JSON file's path)."""
+    """Where :func:`evaluate` writes: ``out``, else eval.json (eval-slots<N>.json with
+    ``memory_slots``) beside the checkpoint. ``out`` naming a directory is a
+    :class:`UserError` (it must be the JSON file's path)."""
     if out is not None:
         if Path(out).is_dir():
             raise UserError(f"--out {out}: is a directory; give the JSON file's path")
         return Path(out)
-    return _checkpoint_path(checkpoint).parent / "eval.json"
+    name = "eval.json" if memory_slots is None else f"eval-slots{memory_slots}.json"
+    return _checkpoint_path(checkpoint).parent / name
 
 
 def write_result(result: dict[str, Any], path: str | os.PathLike[str]) -> Path:
@@ -126,13 +130,15 @@ def evaluate(
     backend: str = "auto",
     out: str | Path | None = None,
     write: bool = True,
+    memory_slots: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on its task's generalisation settings and return the result;
     with ``write`` also write it as JSON (to ``out``, default eval.json beside the
-    checkpoint; its path is then ``result["json"]``)."""
+    checkpoint; its path is then ``result["json"]``). ``memory_slots``: run the NTM with that
+    many slots instead of its trained number (:mod:`ntm_fast.memory_size`)."""
     path = _checkpoint_path(checkpoint)
-    json_path = default_json_path(checkpoint, out) if write else None
-    state, model = load_model(path, backend)
+    json_path = default_json_path(checkpoint, out, memory_slots) if write else None
+    state, model = load_model(path, backend, memory_slots)
     dev = torch.device(device)
     model = model.to(dev).eval()
     try:
@@ -186,6 +192,8 @@ def evaluate(
         "sequences_trained": state["sequences"],
         "rows": rows,
     }
+    if memory_slots is not None:
+        result["memory_slots"] = memory_slots
     if isinstance(tasks[0], PrioritySortTask) and hasattr(model, "layout"):
         use = analyse_sort_memory_use(model, tasks[0], seed=seed)
         result["memory_use"] = {
@@ -208,7 +216,8 @@ def format_table(result: dict[str, Any]) -> str:
     head += " copy bits wrong | end marker right |" if split else ""
     lines = [
         f"{result['task']} / {result['controller']} after {result['sequences_trained']:,} "
-        f"sequences ({result['step']:,} steps)",
+        f"sequences ({result['step']:,} steps)"
+        + (f", run with {result['memory_slots']} memory slots" if "memory_slots" in result else ""),
         head,
         "|" + "---|" * (4 + opt + 2 * split),
     ]

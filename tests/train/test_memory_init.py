@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from tiny_run import CLI, tiny
 
@@ -64,3 +66,49 @@ def test_a_flag_the_controller_has_no_use_for_is_named(tmp_path, capsys, argv, m
                  "--no-plots", "--no-progress"]) == 1  # fmt: skip
     assert capsys.readouterr().err.strip() == f"ntm-fast: error: {message}"
     assert not run.exists()  # nothing left behind
+
+
+def test_eval_with_more_memory_slots(tmp_path, capsys):
+    """`ntm-fast eval --memory-slots N` runs a shared-row NTM with N slots, says so, and writes
+    beside (not over) the run's eval.json."""
+    run = tmp_path / "run"
+    assert main(["train", "copy", "--steps", "2", "--out", str(run), "--memory-init", "shared",
+                 *CLI]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["eval", str(run), "--batches", "1", "--batch-size", "2",
+                 "--memory-slots", "20"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "run with 20 memory slots" in out.splitlines()[0]
+    result = json.loads((run / "eval-slots20.json").read_text())
+    assert result["memory_slots"] == 20 and len(result["rows"]) == 5
+    assert not (run / "eval.json").exists()
+    assert main(["eval", str(run), "--batches", "1", "--batch-size", "2"]) == 0
+    assert "memory_slots" not in json.loads((run / "eval.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("train_argv", "slots", "message"),
+    [
+        ([], "20", "memory_init='per_slot'"),
+        (["--memory-init", "shared"], "4", "expected at least the 8 slots"),
+    ],
+)
+def test_eval_memory_slots_that_cannot_be_used_are_named(tmp_path, capsys, train_argv, slots,
+                                                         message):  # fmt: skip
+    run = tmp_path / "run"
+    assert main(["train", "copy", "--steps", "1", "--out", str(run), *train_argv, *CLI]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--memory-slots", slots]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"ntm-fast: error: --memory-slots {slots} for ") and message in err
+    assert not list(run.glob("eval*.json"))
+
+
+def test_eval_memory_slots_of_a_baseline_is_refused(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "copy", "--controller", "baseline", "--hidden-size", "8", "--steps",
+                 "1", "--out", str(run), "--task-arg", "max_length=3", "--no-plots",
+                 "--no-progress"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["eval", str(run), "--memory-slots", "20"]) == 1
+    assert "LSTM baseline, which has no memory" in capsys.readouterr().err
