@@ -207,7 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("plot", help="learning curves of runs, output and memory-use figures")
-    p.add_argument("runs", nargs="+", help="run directories (one learning-curve plot for all)")
+    p.add_argument(
+        "runs",
+        nargs="+",
+        help="run directories (one learning-curve plot for all; with an eval.json in each, "
+        "also one generalisation plot)",
+    )
     p.add_argument("--out", help="figure directory (default: RUN_DIR/figures of the first)")
     p.add_argument("--labels", nargs="+", help="legend labels, one per run")
     return parser

@@ -3,6 +3,8 @@
 * learning curves: cost (bits/sequence, log axis) against sequences seen, several runs on
   one plot (Figs. 3, 7, 10, 13, 18);
 * network output beside the target for the evaluation settings (Figs. 4-5, 8, 11, 14);
+* generalisation: cost per sequence at each evaluation setting, one line per run, from the
+  runs' ``ntm-fast eval`` results (Fig. 11);
 * memory use of one sequence from the trace: inputs, adds, write weightings / outputs, reads,
   read weightings over time (Figs. 6, 9, 12, 15, 17).
 """
@@ -10,6 +12,8 @@
 from __future__ import annotations
 
 import csv
+import json
+import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -74,6 +78,29 @@ def plot_learning_curves(
     """Cost per sequence (bits, log axis) against sequences seen (thousands), one line per
     run."""
     return _save(learning_curve_figure(logs, optimal=optimal), path)
+
+
+def generalisation_figure(results: Sequence[tuple[str, dict[str, Any]]]) -> Any:
+    """Cost per sequence (bits) at each evaluation setting, one line per (label, ``ntm-fast
+    eval`` result), like Fig. 11. The settings must be the same in every result (a
+    :class:`UserError` otherwise). Linear axis as in the paper: the point is how far each
+    model's cost rises beyond the training range."""
+    settings = [r["setting"] for r in results[0][1]["rows"]]
+    fig, ax = _pyplot().subplots(figsize=(6, 3.6))
+    for label, result in results:
+        if [r["setting"] for r in result["rows"]] != settings:
+            raise UserError(
+                f"{label}: its evaluation settings differ from {results[0][0]}'s; "
+                "evaluate both runs on the same task to compare them"
+            )
+        costs = [r["bits_per_sequence"] for r in result["rows"]]  # None: non-finite in JSON
+        ax.plot(range(len(settings)), [math.nan if c is None else c for c in costs],
+                marker="o", lw=1, label=label)  # fmt: skip
+    ax.set_xticks(range(len(settings)), settings, fontsize=8)
+    ax.set_ylabel("cost per sequence (bits)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
 
 
 def plot_outputs(examples: Sequence[tuple[str, Tensor, Tensor]], path: str | Path) -> Path:
@@ -220,7 +247,8 @@ def plot_runs(
     out: str | Path | None = None,
     labels: Sequence[str] | None = None,
 ) -> list[Path]:
-    """One learning-curve plot for all ``runs``, plus each run's own figures from its
+    """One learning-curve plot for all ``runs`` (and, when every run has an ``eval.json`` from
+    ``ntm-fast eval``, one generalisation plot), plus each run's own figures from its
     checkpoint, all written to ``out`` (default: the first run's figures/ directory; with
     several runs, each run's figures go to a subdirectory named by its label). Returns every
     path written; nothing is written anywhere else."""
@@ -237,6 +265,10 @@ def plot_runs(
     tasks = [None if m is None else build_task(m[0]["task_config"], 0) for m in loaded]
     optimal = optimal_cost(tasks[0]) if tasks[0] is not None else None  # N-grams: Fig. 13's line
     paths = [plot_learning_curves(logs, fig_dir / "learning_curves.png", optimal=optimal)]
+    evals = [d / "eval.json" for d in dirs]
+    if len(dirs) > 1 and all(e.is_file() for e in evals):  # every run evaluated: Fig. 11
+        results = [(label, _read_eval(e)) for label, e in zip(labels, evals, strict=True)]
+        paths.append(_save(generalisation_figure(results), fig_dir / "generalisation.png"))
     for d, label, m, task in zip(dirs, labels, loaded, tasks, strict=True):
         if m is None:
             continue
@@ -244,6 +276,20 @@ def plot_runs(
         sub = fig_dir if len(dirs) == 1 else fig_dir / label
         paths += write_run_figures(d, model, task, fig_dir=sub)
     return paths
+
+
+def _read_eval(path: Path) -> dict[str, Any]:
+    try:
+        result = json.loads(path.read_text())
+        if not result["rows"] or any(
+            not isinstance(r["setting"], str)
+            or not isinstance(r["bits_per_sequence"], float | int | None)
+            for r in result["rows"]
+        ):
+            raise ValueError("expected rows of a setting name and bits_per_sequence")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path}: not an ntm-fast eval result: {exc}") from None
+    return result
 
 
 def _label(d: Path) -> str:

@@ -4,6 +4,8 @@ is a one-line error."""
 
 from __future__ import annotations
 
+import json
+
 import matplotlib.pyplot as plt
 from tiny_run import CLI
 
@@ -68,3 +70,48 @@ def test_ngrams_runs_are_plotted_beside_the_optimal_estimator(tmp_path, monkeypa
         else:
             assert seen == [None, None]
     capsys.readouterr()
+
+
+def _evaluated_run(tmp_path, name, argv=()):
+    run = tmp_path / name
+    assert main(["train", "copy", "--steps", "2", "--log-every", "1", "--out", str(run),
+                 *CLI, *argv]) == 0  # fmt: skip
+    assert main(["eval", str(run), "--batches", "1", "--batch-size", "2"]) == 0
+    return run
+
+
+def test_evaluated_runs_get_a_generalisation_plot(tmp_path, monkeypatch, capsys):
+    """Fig. 11: with an eval.json in every run, ``ntm-fast plot`` also draws cost per sequence
+    at each evaluation setting, one line per run, from those results."""
+    a, b = _evaluated_run(tmp_path, "a"), _evaluated_run(tmp_path, "b", ["--seed", "2"])
+    drawn = []
+    real = plotting.generalisation_figure
+    monkeypatch.setattr(plotting, "generalisation_figure", lambda r: drawn.append(r) or real(r))
+    figs = tmp_path / "figs"
+    assert main(["plot", str(a), str(b), "--out", str(figs), "--labels", "A", "B"]) == 0
+    assert (figs / "generalisation.png").is_file()
+    (results,) = drawn
+    assert [label for label, _ in results] == ["A", "B"]
+    ax = real(results).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        r["setting"] for r in results[0][1]["rows"]
+    ]
+    assert list(ax.lines[1].get_ydata()) == [r["bits_per_sequence"] for r in results[1][1]["rows"]]
+    plt.close("all")
+    (b / "eval.json").unlink()  # one run not evaluated: learning curves only
+    figs2 = tmp_path / "figs2"
+    assert main(["plot", str(a), str(b), "--out", str(figs2)]) == 0
+    assert not (figs2 / "generalisation.png").exists()
+    capsys.readouterr()
+
+
+def test_generalisation_plot_of_different_settings_or_a_bad_eval_is_an_error(tmp_path, capsys):
+    a, b = _evaluated_run(tmp_path, "a"), _evaluated_run(tmp_path, "b")
+    result = json.loads((b / "eval.json").read_text())
+    result["rows"] = result["rows"][:2]
+    (b / "eval.json").write_text(json.dumps(result))
+    assert main(["plot", str(a), str(b), "--out", str(tmp_path / "f"), "--labels", "A", "B"]) == 1
+    assert "B: its evaluation settings differ from A's" in capsys.readouterr().err
+    (b / "eval.json").write_text('{"rows": 3}')
+    assert main(["plot", str(a), str(b), "--out", str(tmp_path / "f")]) == 1
+    assert f"{b / 'eval.json'}: not an ntm-fast eval result" in capsys.readouterr().err
