@@ -33,6 +33,15 @@ def test_feedforward_associative_recall_checkpoint_recalls():
     assert rows["6 items"]["bit_errors_per_sequence"] == 0.0  # results.md: 0.004 bits at 6
 
 
+def test_lstm_associative_recall_checkpoint_recalls_up_to_20_items():
+    result = evaluate(RUNS[0].parent / "assoc-lstm-seed0", batches=1, batch_size=8, write=False)
+    rows = {row["setting"]: row for row in result["rows"]}
+    assert result["controller"] == "lstm" and result["sequences_trained"] == 320_000
+    # results/associative-recall.md: no bit error at 6-20 items (but one ambiguous sequence)
+    assert rows["6 items"]["bit_errors_per_sequence"] == 0.0
+    assert rows["20 items"]["bit_errors_per_sequence"] == 0.0
+
+
 def test_ngrams_checkpoint_is_near_the_optimal_estimator():
     result = evaluate(RUNS[0].parent / "ngrams-lstm-seed0", batches=1, batch_size=64, write=False)
     row = result["rows"][0]
