@@ -42,6 +42,16 @@ def test_lstm_associative_recall_checkpoint_recalls_up_to_20_items():
     assert rows["20 items"]["bit_errors_per_sequence"] == 0.0
 
 
+def test_associative_recall_baseline_checkpoint_has_not_learned_the_task():
+    result = evaluate(RUNS[0].parent / "assoc-baseline-seed0", batches=1, batch_size=16,
+                      write=False)  # fmt: skip
+    rows = {row["setting"]: row for row in result["rows"]}
+    assert result["controller"] == "baseline" and result["sequences_trained"] == 320_000
+    # results/associative-recall.md: 4.0 bit errors per sequence at 6 items, 7.8 at 20
+    assert 2 < rows["6 items"]["bit_errors_per_sequence"] < 6
+    assert rows["20 items"]["bit_errors_per_sequence"] > 5
+
+
 def test_ngrams_checkpoint_is_near_the_optimal_estimator():
     result = evaluate(RUNS[0].parent / "ngrams-lstm-seed0", batches=1, batch_size=64, write=False)
     row = result["rows"][0]
