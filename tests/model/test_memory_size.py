@@ -36,8 +36,10 @@ def _pin_heads(model, shift_to: int, start_slots: int) -> None:
         bias = torch.full((H, S), -60.0)
         bias[:, S // 2 + shift_to] = 60.0
         model.heads.bias[rows] = bias.flatten()
-        model.weighting_logits.normal_()
-        model.weighting_logits[:, start_slots:] = -1e4  # exactly zero initial weight there
+        # equal weight on the start slots (sharpening keeps it equal, so none vanishes),
+        # exactly zero elsewhere
+        model.weighting_logits.fill_(-1e4)
+        model.weighting_logits[:, :start_slots] = 0.0
 
 
 @pytest.mark.parametrize("cls", [ReferenceNTM, FastNTM])
