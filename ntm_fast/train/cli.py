@@ -210,8 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "runs",
         nargs="+",
-        help="run directories (one learning-curve plot for all; with an eval.json in each, "
-        "also one generalisation plot)",
+        help="run directories (one learning-curve plot for all; for two or more runs with an "
+        "eval.json in each, also one generalisation plot)",
     )
     p.add_argument("--out", help="figure directory (default: RUN_DIR/figures of the first)")
     p.add_argument("--labels", nargs="+", help="legend labels, one per run")

@@ -247,11 +247,11 @@ def plot_runs(
     out: str | Path | None = None,
     labels: Sequence[str] | None = None,
 ) -> list[Path]:
-    """One learning-curve plot for all ``runs`` (and, when every run has an ``eval.json`` from
-    ``ntm-fast eval``, one generalisation plot), plus each run's own figures from its
-    checkpoint, all written to ``out`` (default: the first run's figures/ directory; with
-    several runs, each run's figures go to a subdirectory named by its label). Returns every
-    path written; nothing is written anywhere else."""
+    """One learning-curve plot for all ``runs`` (and, for two or more runs that all have an
+    ``eval.json`` from ``ntm-fast eval``, one generalisation plot comparing them), plus each
+    run's own figures from its checkpoint, all written to ``out`` (default: the first run's
+    figures/ directory; with several runs, each run's figures go to a subdirectory named by
+    its label). Returns every path written; nothing is written anywhere else."""
     dirs = [Path(r) for r in runs]
     for d in dirs:
         if not (d / "log.csv").is_file():
