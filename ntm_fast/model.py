@@ -16,7 +16,7 @@ rest of the math in docs/math.md#one-time-step):
 Episodic reset (paper section 4; docs/math.md#episodic-reset-and-initial-state): without a
 ``state`` argument every sequence starts from learned bias parameters - ``memory_bias``
 `(N, W)` (``memory_init="per_slot"``) or `(1, W)` copied to every slot (``"shared"``: an
-unwritten slot looks the same at every position; docs/training.md#initial-memory), ``read_bias``
+unwritten slot looks the same at every position; docs/training-memory.md), ``read_bias``
 `(R, W)`, ``weighting_logits`` `(R + Wh, N)` (the initial weightings are their softmax, so
 they are always valid distributions) and, for the LSTM controller,
 ``controller_h0``/``controller_c0`` `(layers, C)`. Initialisation: memory ~ U(-σ, σ) with

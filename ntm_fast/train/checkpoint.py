@@ -243,12 +243,21 @@ def load_model(
     """The checkpoint and its model (built by :func:`ntm_fast.train.presets.build_model`, weights
     loaded, on the CPU); a configuration/weights mismatch, a mistyped field or non-finite
     weights are a :class:`CheckpointError`. ``memory_slots``: build the NTM with that many
-    slots instead of its trained number (:mod:`ntm_fast.memory_size`; a
-    :class:`~ntm_fast.train.config.UserError` when the model cannot grow)."""
+    slots instead of its own (:mod:`ntm_fast.memory_size`; a
+    :class:`~ntm_fast.train.config.UserError` when the model cannot grow). A model trained
+    on fewer slots than it has (``--train-memory-slots``) is built with its own number of
+    slots unless ``memory_slots`` says otherwise."""
     state = load_checkpoint(path)
     check_fields(state, path, ("config", "model_config", "task_config", "step", "sequences"))
     check_finite({"model": state["model"]}, path)
     config, weights = state["model_config"], state["model"]
+    try:
+        trained = config_from_dict(state["config"], str(path)).train_memory_slots
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
+    if trained:  # trained on fewer slots than the model has: weights of that size
+        memory_slots = memory_slots or config.get("memory_slots")
+        config = {**config, "memory_slots": trained}
     if memory_slots is not None and memory_slots != config.get("memory_slots"):
         if config.get("kind") != "ntm":
             raise UserError(f"--memory-slots: {path} holds an LSTM baseline, which has no memory")

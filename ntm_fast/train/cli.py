@@ -43,14 +43,22 @@ def _task_name(value: str) -> str:
     return name
 
 
-def _positive_int(value: str) -> int:
+def _int_at_least(value: str, least: int) -> int:
     try:
         v = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
+    if v < least:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {least}, got {v}")
     return v
+
+
+def _positive_int(value: str) -> int:
+    return _int_at_least(value, 1)
+
+
+def _non_negative_int(value: str) -> int:
+    return _int_at_least(value, 0)
 
 
 def _positive_float(value: str) -> float:
@@ -152,7 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--memory-init",
         choices=("per_slot", "shared"),
         help="the NTM's learned initial memory: a row per slot, or one row shared by every "
-        "slot (default: preset's; docs/training.md#initial-memory)",
+        "slot (default: preset's; docs/training-memory.md)",
+    )
+    t.add_argument(
+        "--train-memory-slots",
+        type=_non_negative_int,
+        help="train on a memory of this many slots, fewer than the model's; evaluated with "
+        "the model's (needs --memory-init shared; 0: the model's; default: preset's; "
+        "docs/training-memory.md)",
     )
     t.add_argument(
         "--task-arg",
@@ -222,7 +237,7 @@ _TRAIN_FIELDS = {  # CLI dest -> TrainConfig field, for the flags without a fixe
     "steps": "steps", "minutes": "minutes", "stop_cost": "stop_cost",
     "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer", "seed": "seed",
     "clip_norm": "clip_norm", "clip_spike": "clip_spike", "warmup": "warmup_steps",
-    "lr_schedule": "lr_schedule",
+    "lr_schedule": "lr_schedule", "train_memory_slots": "train_memory_slots",
     "device": "device", "backend": "backend", "checkpoint_every": "checkpoint_every",
     "log_every": "log_every", "threads": "threads",
 }  # fmt: skip

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .presets import preset
+from .presets import CONTROLLERS, preset
 
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -33,6 +33,9 @@ class TrainConfig:
     """Everything a run is defined by (stored in its checkpoint as a plain dict).
 
     ``None`` for batch_size / lr / optimizer / steps means the preset's CPU default.
+    ``train_memory_slots``: train the NTM on a memory of that many slots, fewer than the
+    model's (evaluated with the model's own; :func:`training_memory_slots`); 0 means the
+    model's.
     ``model_overrides`` / ``task_overrides`` change preset sizes (e.g. a tiny test model).
     """
 
@@ -56,6 +59,7 @@ class TrainConfig:
     clip_spike: float | None = None
     warmup_steps: int | None = None
     lr_schedule: str | None = None
+    train_memory_slots: int | None = None
     model_overrides: dict[str, Any] = field(default_factory=dict)
     task_overrides: dict[str, Any] = field(default_factory=dict)
     plots: bool = True
@@ -79,6 +83,11 @@ class TrainConfig:
         if c.warmup_steps is None:
             c.warmup_steps = p.train.get("warmup_steps", 0)
         c.lr_schedule = c.lr_schedule or p.train.get("lr_schedule", "constant")
+        other = {k for ctrl in CONTROLLERS for k in preset(c.task, ctrl).model} - set(p.model)
+        foreign = sorted({flag_name(k) for k in c.model_overrides if k in other})
+        if foreign:  # e.g. --memory-slots for the baseline, --hidden-size for an NTM
+            raise UserError(f"{', '.join(foreign)}: not a setting of --controller {c.controller}")
+        c.train_memory_slots = _resolve_train_slots(c, p.model, p.train)
         if c.lr_schedule not in LR_SCHEDULES:
             raise UserError(f"lr_schedule: expected one of {LR_SCHEDULES}, got {c.lr_schedule!r}")
         if c.optimizer not in ("rmsprop", "adam"):
@@ -100,6 +109,38 @@ class TrainConfig:
         return c
 
 
+def _resolve_train_slots(
+    c: TrainConfig, preset_model: dict[str, Any], preset_train: dict[str, Any]
+) -> int:
+    """``c.train_memory_slots`` checked, or the preset's default (0: the model's own)."""
+    model = {**preset_model, **c.model_overrides}
+    slots, init = model.get("memory_slots"), model.get("memory_init")
+    wanted = c.train_memory_slots
+    if wanted is None:  # the preset's default, where the model can run on a smaller memory
+        wanted = preset_train.get("train_memory_slots", 0)
+        return wanted if slots and init == "shared" and 0 < wanted < slots else 0
+    if wanted == 0 or wanted == slots:
+        return 0
+    if slots is None:
+        raise UserError("train_memory_slots: the LSTM baseline has no memory")
+    if not 0 < wanted < slots:
+        raise UserError(
+            f"train_memory_slots: expected 1 to the model's {slots} memory slots, got {wanted}"
+        )
+    if init != "shared":
+        raise UserError(
+            f"train_memory_slots {wanted}: needs memory_init='shared' (--memory-init shared), "
+            f"the only initial memory that runs with another number of slots; got {init!r}"
+        )
+    return wanted
+
+
+def training_memory_slots(c: TrainConfig, model_config: dict[str, Any]) -> int:
+    """The number of memory slots a resolved run trains with (its model's, unless
+    ``train_memory_slots`` says fewer)."""
+    return c.train_memory_slots or model_config.get("memory_slots", 0)
+
+
 # -- a stored configuration: checked, since a checkpoint may have been edited by hand ----------
 _NUMBER = (int, float)
 _TYPES: dict[str, tuple[tuple[type, ...], bool]] = {  # field: (types, None allowed)
@@ -109,7 +150,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], bool]] = {  # field: (types, None allo
     "backend": ((str,), False), "out": ((str,), True), "checkpoint_every": ((int,), False),
     "log_every": ((int,), False), "threads": ((int,), True), "stop_cost": (_NUMBER, True),
     "clip": (_NUMBER, False), "clip_norm": (_NUMBER, True), "clip_spike": (_NUMBER, True),
-    "warmup_steps": ((int,), True),
+    "warmup_steps": ((int,), True), "train_memory_slots": ((int,), True),
     "lr_schedule": ((str,), True), "model_overrides": ((dict,), False),
     "task_overrides": ((dict,), False), "plots": ((bool,), False), "progress": ((bool,), False),
 }  # fmt: skip
@@ -136,7 +177,8 @@ def config_from_dict(data: dict[str, Any], where: str) -> TrainConfig:
                 f"{where}: config field {name!r} should be {want}, got {type(value).__name__} "
                 f"{value!r}"
             )
-    return TrainConfig(**data)
+    # Runs from before train_memory_slots existed trained on the model's own memory.
+    return TrainConfig(**{"train_memory_slots": 0, **data})
 
 
 # -- resuming ----------------------------------------------------------------------------------

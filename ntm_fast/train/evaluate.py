@@ -135,7 +135,8 @@ def evaluate(
     """Evaluate a checkpoint on its task's generalisation settings and return the result;
     with ``write`` also write it as JSON (to ``out``, default eval.json beside the
     checkpoint; its path is then ``result["json"]``). ``memory_slots``: run the NTM with that
-    many slots instead of its trained number (:mod:`ntm_fast.memory_size`)."""
+    many slots instead of its own (:mod:`ntm_fast.memory_size`; a model trained on fewer,
+    ``--train-memory-slots``, runs with its own number by default)."""
     path = _checkpoint_path(checkpoint)
     json_path = default_json_path(checkpoint, out, memory_slots) if write else None
     state, model = load_model(path, backend, memory_slots)
@@ -194,6 +195,10 @@ def evaluate(
     }
     if memory_slots is not None:
         result["memory_slots"] = memory_slots
+    trained_slots = state["config"].get("train_memory_slots")
+    if trained_slots:  # --train-memory-slots: run with the model's own slots unless told
+        result["train_memory_slots"] = trained_slots
+        result.setdefault("memory_slots", state["model_config"]["memory_slots"])
     if isinstance(tasks[0], PrioritySortTask) and hasattr(model, "layout"):
         use = analyse_sort_memory_use(model, tasks[0], seed=seed)
         result["memory_use"] = {
@@ -214,10 +219,14 @@ def format_table(result: dict[str, Any]) -> str:
         " optimal bits/seq |" if opt else ""
     )
     head += " copy bits wrong | end marker right |" if split else ""
+    title = (f"{result['task']} / {result['controller']} after "
+             f"{result['sequences_trained']:,} sequences ({result['step']:,} steps)")  # fmt: skip
+    if "memory_slots" in result:
+        title += f", run with {result['memory_slots']} memory slots"
+    if "train_memory_slots" in result:
+        title += f" (trained with {result['train_memory_slots']})"
     lines = [
-        f"{result['task']} / {result['controller']} after {result['sequences_trained']:,} "
-        f"sequences ({result['step']:,} steps)"
-        + (f", run with {result['memory_slots']} memory slots" if "memory_slots" in result else ""),
+        title,
         head,
         "|" + "---|" * (4 + opt + 2 * split),
     ]

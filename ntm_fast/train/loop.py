@@ -64,6 +64,11 @@ def print_header(t: Trainer, resume: bool) -> None:
     if resume:
         changed = "; changed: " + ", ".join(t.resume_changes) if t.resume_changes else ""
         print(f"resuming at step {t.step}{changed}", file=sys.stderr)
+    if c.train_memory_slots:  # the model is evaluated with its own slots (config.py)
+        print(f"training on {c.train_memory_slots} of the model's "
+              f"{t.model_config['memory_slots']} memory slots (its initial weightings: "
+              f"{c.train_memory_slots} logits per head instead of "
+              f"{t.model_config['memory_slots']})", file=sys.stderr)  # fmt: skip
     print(parameter_table(t.model, t.paper_parameters), file=sys.stderr)
 
 

@@ -37,14 +37,13 @@ from .config import (
     config_from_dict,
     default_run_dir,
     describe_schedule,
-    flag_name,
     learning_rate,
 )
 from .flat import FlatParameters, load_optimizer_state, optimizer_state
 from .loop import NonFiniteError
 from .objective import LN2, check_task_fits, make_optimizer, sequence_cost
 from .optim import SpikeClip, clip_gradients
-from .presets import CONTROLLERS, build_model, preset
+from .presets import build_model, preset
 from .rundir import RunDir, describe_os_error
 from .runlog import CSV_FIELDS
 from .runlog import Logger as _Logger
@@ -133,22 +132,21 @@ class Trainer:
             raise UserError(f"task {c.task}: {exc}") from None
         p = preset(c.task, c.controller)
         io = {"input_size": self.task.input_size, "output_size": self.task.output_size}
-        other = {k for ctrl in CONTROLLERS for k in preset(c.task, ctrl).model} - set(p.model)
-        foreign = sorted({flag_name(k) for k in c.model_overrides if k in other})
-        if foreign:  # e.g. --memory-slots for the baseline, --hidden-size for an NTM
-            raise UserError(f"{', '.join(foreign)}: not a setting of --controller {c.controller}")
         self.model_config = {**p.model, **io, **c.model_overrides}
         if state is not None:  # the run's own model, even if the preset changed since
             self.model_config = {**state["model_config"], **io}
         self.paper_parameters = p.paper_parameters
+        built = dict(self.model_config)  # on fewer slots with --train-memory-slots
+        if c.train_memory_slots:
+            built["memory_slots"] = c.train_memory_slots
         if c.controller != "baseline":
             try:
-                check_task_fits(self.model_config, c, self.device)
+                check_task_fits(built, c, self.device)
             except InsufficientMemoryError as exc:
                 raise UserError(str(exc)) from None
         torch.manual_seed(c.seed)  # parameter initialisation
         try:
-            self.model = build_model(self.model_config, c.backend).to(self.device)
+            self.model = build_model(built, c.backend).to(self.device)
         except (TypeError, ValueError) as exc:
             raise UserError(f"model: {exc}") from None
         self.net = distributed.wrap(self.model, self.device)  # DDP under torchrun

@@ -7,7 +7,7 @@ import json
 import pytest
 from tiny_run import CLI, tiny
 
-from ntm_fast.train import Trainer, presets
+from ntm_fast.train import TrainConfig, Trainer, presets
 from ntm_fast.train import checkpoint as ckpt
 from ntm_fast.train.cli import main
 
@@ -21,14 +21,32 @@ def test_repeat_copy_presets_share_the_initial_memory_row(controller):
 
 
 def test_repeat_copy_defaults_per_controller():
-    """results/repeat-copy.md: the LSTM NTM at a constant rate for 40k steps, the
-    feedforward one decayed over 75k (it is slower to converge)."""
+    """results/repeat-copy.md: the LSTM NTM at a constant rate for 40k steps on 64 of its 128
+    slots, the feedforward one decayed over 75k (it is slower to converge) on its 128."""
     lstm, ff = (presets.preset("repeat_copy", c).train for c in ("lstm", "feedforward"))
-    assert (lstm["steps"], lstm["lr_schedule"]) == (40_000, "constant")
-    assert (ff["steps"], ff["lr_schedule"]) == (75_000, "cosine")
-    assert {k: v for k, v in ff.items() if k not in ("steps", "lr_schedule")} == {
-        k: v for k, v in lstm.items() if k not in ("steps", "lr_schedule")
+    assert (lstm["steps"], lstm["lr_schedule"], lstm["train_memory_slots"]) == (
+        40_000, "constant", 64)  # fmt: skip
+    assert (ff["steps"], ff["lr_schedule"], ff["train_memory_slots"]) == (75_000, "cosine", 0)
+    own = ("steps", "lr_schedule", "train_memory_slots")
+    assert {k: v for k, v in ff.items() if k not in own} == {
+        k: v for k, v in lstm.items() if k not in own
     }
+
+
+@pytest.mark.parametrize(
+    ("controller", "overrides", "slots"),
+    [
+        ("lstm", {}, 64),
+        ("lstm", {"memory_init": "per_slot"}, 0),  # a default, not applied where it cannot be
+        ("lstm", {"memory_slots": 48}, 0),
+        ("lstm", {"memory_slots": 100}, 64),
+        ("feedforward", {}, 0),
+        ("baseline", {}, 0),
+    ],
+)
+def test_repeat_copy_trains_on_64_slots_where_the_default_applies(controller, overrides, slots):
+    c = TrainConfig(task="repeat_copy", controller=controller, model_overrides=overrides)
+    assert c.resolved().train_memory_slots == slots
 
 
 def test_memory_init_flag_builds_the_shared_model(tmp_path, capsys):
