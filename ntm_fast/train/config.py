@@ -34,8 +34,7 @@ class TrainConfig:
 
     ``None`` for batch_size / lr / optimizer / steps means the preset's CPU default.
     ``train_memory_slots``: train the NTM on a memory of that many slots, fewer than the
-    model's (evaluated with the model's own; :func:`training_memory_slots`); 0 means the
-    model's.
+    model's (it is evaluated with its own; docs/training-memory.md); 0 means the model's.
     ``model_overrides`` / ``task_overrides`` change preset sizes (e.g. a tiny test model).
     """
 
@@ -133,12 +132,6 @@ def _resolve_train_slots(
             f"the only initial memory that runs with another number of slots; got {init!r}"
         )
     return wanted
-
-
-def training_memory_slots(c: TrainConfig, model_config: dict[str, Any]) -> int:
-    """The number of memory slots a resolved run trains with (its model's, unless
-    ``train_memory_slots`` says fewer)."""
-    return c.train_memory_slots or model_config.get("memory_slots", 0)
 
 
 # -- a stored configuration: checked, since a checkpoint may have been edited by hand ----------
