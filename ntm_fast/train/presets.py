@@ -60,7 +60,8 @@ _BASELINE = {  # Table 3: (layers, hidden, learning rate, paper #parameters)
 # Associative recall: Adam with a batch of 32.
 # Repeat copy, LSTM controller: trained on 64 of its 128 slots (config.py), the output wraps
 # around the memory in training, and the write head learns to leave the stored sequence alone:
-# 20 x 10 errors of 6 seeds 0.0-3.6% against 0.01-18% on 128 (results/repeat-copy.md). The
+# 20 x 10 errors of seeds 0-5 0.0-3.6% against 0.01-18% on 128 (seeds 6-9 worse: two did not
+# learn in 80k sequences; results/repeat-copy.md). The
 # feedforward NTM's end marker then depends on the slot count, so it trains on its 128.
 # Repeat copy: with a learned row per slot the network tells written from unwritten slots by
 # the slots' own learned contents, which it only learns for the positions trained on (1-10),
