@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         action="store_true",
         help="continue the run in --out exactly; flags that would change its model, task, "
-        "seed or optimiser are refused (see docs/training.md)",
+        "seed or optimiser are refused (see docs/training-continue.md)",
     )
     t.add_argument("--checkpoint-every", type=_positive_int, help="steps (default: 500)")
     t.add_argument("--log-every", type=_positive_int, help="steps (default: 50)")
@@ -168,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="train on a memory of this many slots, fewer than the model's; evaluated with "
         "the model's (needs --memory-init shared; 0: the model's; default: preset's; "
         "docs/training-memory.md)",
+    )
+    t.add_argument(
+        "--init-from",
+        metavar="CHECKPOINT",
+        help="start a new run from this checkpoint's model (file or run directory; same task "
+        "and controller): its weights, with a fresh optimiser, step count and data stream "
+        "(docs/training-continue.md)",
     )
     t.add_argument(
         "--task-arg",
@@ -238,7 +245,8 @@ _TRAIN_FIELDS = {  # CLI dest -> TrainConfig field, for the flags without a fixe
     "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer", "seed": "seed",
     "clip_norm": "clip_norm", "clip_spike": "clip_spike", "warmup": "warmup_steps",
     "lr_schedule": "lr_schedule", "train_memory_slots": "train_memory_slots",
-    "device": "device", "backend": "backend", "checkpoint_every": "checkpoint_every",
+    "init_from": "init_from", "device": "device", "backend": "backend",
+    "checkpoint_every": "checkpoint_every",
     "log_every": "log_every", "threads": "threads",
 }  # fmt: skip
 

@@ -35,6 +35,8 @@ class TrainConfig:
     ``None`` for batch_size / lr / optimizer / steps means the preset's CPU default.
     ``train_memory_slots``: train the NTM on a memory of that many slots, fewer than the
     model's (it is evaluated with its own; docs/training-memory.md); 0 means the model's.
+    ``init_from``: a checkpoint whose model (configuration and weights) the run starts from
+    (:mod:`ntm_fast.train.warm_start`).
     ``model_overrides`` / ``task_overrides`` change preset sizes (e.g. a tiny test model).
     """
 
@@ -59,6 +61,7 @@ class TrainConfig:
     warmup_steps: int | None = None
     lr_schedule: str | None = None
     train_memory_slots: int | None = None
+    init_from: str | None = None
     model_overrides: dict[str, Any] = field(default_factory=dict)
     task_overrides: dict[str, Any] = field(default_factory=dict)
     plots: bool = True
@@ -144,8 +147,9 @@ _TYPES: dict[str, tuple[tuple[type, ...], bool]] = {  # field: (types, None allo
     "log_every": ((int,), False), "threads": ((int,), True), "stop_cost": (_NUMBER, True),
     "clip": (_NUMBER, False), "clip_norm": (_NUMBER, True), "clip_spike": (_NUMBER, True),
     "warmup_steps": ((int,), True), "train_memory_slots": ((int,), True),
-    "lr_schedule": ((str,), True), "model_overrides": ((dict,), False),
-    "task_overrides": ((dict,), False), "plots": ((bool,), False), "progress": ((bool,), False),
+    "init_from": ((str,), True), "lr_schedule": ((str,), True),
+    "model_overrides": ((dict,), False), "task_overrides": ((dict,), False),
+    "plots": ((bool,), False), "progress": ((bool,), False),
 }  # fmt: skip
 
 

@@ -64,6 +64,8 @@ def print_header(t: Trainer, resume: bool) -> None:
     if resume:
         changed = "; changed: " + ", ".join(t.resume_changes) if t.resume_changes else ""
         print(f"resuming at step {t.step}{changed}", file=sys.stderr)
+    if t.warm_start is not None:
+        print(t.warm_start.describe(), file=sys.stderr)
     if c.train_memory_slots:  # the model is evaluated with its own slots (config.py)
         print(f"training on {c.train_memory_slots} of the model's "
               f"{t.model_config['memory_slots']} memory slots (its initial weightings: "

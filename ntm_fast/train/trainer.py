@@ -1,15 +1,14 @@
 """Training (paper section 4.6): binary cross-entropy, cost in bits per sequence, gradients
 clipped element-wise to (-10, 10), Graves's RMSProp (or Adam), checkpoints and exact resume.
 
-Run as ``ntm-fast train TASK ...`` or ``python -m ntm_fast.train TASK ...`` (same options).
-The loop keeps the cost and bit errors as tensors and reads them (one sync) only every
-``log_every`` steps. Resume is bit-identical: the checkpoint holds the model, the optimiser,
-the task's generator (the data stream), the global torch RNG and the logging accumulators.
+Run as ``ntm-fast train TASK ...``. The loop reads the cost and bit errors (one sync) only
+every ``log_every`` steps. Resume is bit-identical: the checkpoint holds the model, the
+optimiser, the task's generator (the data stream), the torch RNG and the log accumulators.
 
 Nothing fails silently (docs/robustness-cases.md): a locked run directory, checksummed
 checkpoints, the log cut back on resume, SIGTERM saves, NaN/inf gradients dropped and a NaN
-cost or weight stops the run (:class:`NonFiniteError`). The loop is
-:mod:`ntm_fast.train.loop`; the configuration :mod:`ntm_fast.train.config`.
+cost or weight stops the run (:class:`NonFiniteError`). The loop is :mod:`.loop`; the
+configuration :mod:`.config`; starting from another run's weights :mod:`.warm_start`.
 """
 
 from __future__ import annotations
@@ -49,6 +48,7 @@ from .runlog import CSV_FIELDS
 from .runlog import Logger as _Logger
 from .runlog import NullLogger as _NullLogger
 from .tasks import Batch, make_task
+from .warm_start import WarmStart
 
 __all__ = [
     "CSV_FIELDS", "LN2", "LR_SCHEDULES", "NonFiniteError", "TrainConfig", "Trainer",
@@ -133,8 +133,12 @@ class Trainer:
         p = preset(c.task, c.controller)
         io = {"input_size": self.task.input_size, "output_size": self.task.output_size}
         self.model_config = {**p.model, **io, **c.model_overrides}
+        self.warm_start = None
         if state is not None:  # the run's own model, even if the preset changed since
             self.model_config = {**state["model_config"], **io}
+        elif c.init_from:  # the checkpoint's model; its weights are loaded below
+            self.warm_start = WarmStart.load(c, io)
+            self.model_config = self.warm_start.model_config
         self.paper_parameters = p.paper_parameters
         built = dict(self.model_config)  # on fewer slots with --train-memory-slots
         if c.train_memory_slots:
@@ -149,6 +153,8 @@ class Trainer:
             self.model = build_model(built, c.backend).to(self.device)
         except (TypeError, ValueError) as exc:
             raise UserError(f"model: {exc}") from None
+        if self.warm_start is not None:
+            self.warm_start.copy_into(self.model, built)
         self.net = distributed.wrap(self.model, self.device)  # DDP under torchrun
         # One buffer for the weights and one for their gradients (flat.py); DDP has its own.
         solo = distributed.world_size() == 1
@@ -178,7 +184,7 @@ class Trainer:
             self._run_dir.release(discard_if_unused=discard_if_unused)
             self._run_dir = None
 
-    # -- checkpointing -----------------------------------------------------------------------
+    # -- checkpointing --
     def state(self) -> dict[str, Any]:
         return {
             "config": asdict(self.config),
@@ -245,7 +251,7 @@ class Trainer:
         """Steps so far whose NaN/inf gradient was dropped (one host sync)."""
         return self.dropped_before + int(self.dropped.item())
 
-    # -- the loop ------------------------------------------------------------------------------
+    # -- the loop --
     def train_step(self) -> None:
         """One optimiser step on a fresh batch; no host sync."""
         batch = Batch(*(t.to(self.device) for t in self.task.sample(self.config.batch_size)))

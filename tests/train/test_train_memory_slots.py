@@ -1,5 +1,5 @@
 """Training on a memory with fewer slots than the model has (``--train-memory-slots``), and
-evaluating with the model's own: docs/training.md#training-on-a-smaller-memory."""
+evaluating with the model's own: docs/training-memory.md."""
 
 from __future__ import annotations
 
