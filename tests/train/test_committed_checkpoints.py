@@ -136,9 +136,10 @@ def test_feedforward_repeat_copy_with_a_shared_row_nearly_generalises():
 def test_feedforward_priority_sort_checkpoint_is_where_results_says():
     run = RUNS[0].parent / "priority-sort-ff-seed0"
     result = evaluate(run, batches=1, batch_size=50, write=False)
-    assert result["controller"] == "feedforward" and result["sequences_trained"] == 134_052
-    # results/priority-sort.md: 78.3 bits per sequence on 1,000 sequences; writes by priority
-    assert 65 < result["rows"][0]["bits_per_sequence"] < 90
+    assert result["controller"] == "feedforward" and result["sequences_trained"] == 419_244
+    # results/priority-sort.md: 42.1 bits per sequence on 1,000 sequences (48.3 on these 50;
+    # 78.3 at the 134k plateau); writes by priority
+    assert 30 < result["rows"][0]["bits_per_sequence"] < 60
     assert result["memory_use"]["fit_r2"] > 0.5
 
 
