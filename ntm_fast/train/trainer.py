@@ -163,6 +163,8 @@ class Trainer:
         self.optimizer = make_optimizer(c.optimizer, params, c.lr)
         self.spike_clip = SpikeClip(c.clip_spike, device=self.device) if c.clip_spike else None
         self.step = self.sequences = 0
+        if self.warm_start is not None:  # sequences the weights have seen
+            self.sequences = self.warm_start.sequences
         self.elapsed = 0.0
         self.acc = torch.zeros(3, device=self.device)  # cost nats, bit errors, steps since log
         # steps with a dropped NaN/inf gradient: since the last log row (on the device), before

@@ -1,10 +1,11 @@
 """``ntm-fast train --init-from CHECKPOINT``: a new run that starts from a trained model's
 weights instead of a fresh initialisation.
 
-What carries over is the model (its configuration and weights) and nothing else: the
-optimiser's state, the step count, the learning-rate schedule and the data stream start
-afresh, so the new run is defined by its own flags plus the source's weights (its
-``config.init_from`` records where they came from). That is what continuing a finished run
+What carries over is the model (its configuration and weights) and its count of training
+sequences (so the new run's log continues the source's learning curve); the optimiser's
+state, the step count, the learning-rate schedule and the data stream start afresh, so the
+new run is defined by its own flags plus the source's weights (its ``config.init_from``
+records where they came from). That is what continuing a finished run
 under another recipe needs — e.g. from a committed, evaluation-only checkpoint, whose
 optimiser state was not kept — where ``--resume`` continues a run exactly and needs its
 whole checkpoint. The source must have been trained on the same task with the same
@@ -78,5 +79,6 @@ class WarmStart:
         """The run's header line."""
         return (
             f"starting from the weights of {self.path} (trained {self.step} steps, "
-            f"{self.sequences} sequences); optimiser, step count and data start afresh"
+            f"{self.sequences} sequences, where this run's count of sequences starts); optimiser, "
+            "step count and data start afresh"
         )

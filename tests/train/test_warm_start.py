@@ -34,13 +34,16 @@ def test_the_new_run_starts_from_the_weights_and_nothing_else(source, tmp_path):
     assert got.keys() == stored.keys()
     for k in got:
         assert torch.equal(got[k], stored[k]), k
-    assert (t.step, t.sequences) == (0, 0)  # a new run: step count, optimiser, data afresh
+    assert t.step == 0  # a new run: step count, optimiser, data afresh
+    assert t.sequences == 24  # ... but its log continues the source's sequence count
     assert not t.optimizer.state
     assert (t.warm_start.step, t.warm_start.sequences) == (6, 24)
     t.run()
     saved = ckpt.load_checkpoint(tmp_path / "warm")
     assert saved["config"]["init_from"] == str(source)  # provenance
-    assert saved["step"] == 6 and saved["sequences"] == 24
+    assert saved["step"] == 6 and saved["sequences"] == 48
+    rows = (tmp_path / "warm" / "log.csv").read_text().splitlines()
+    assert rows[1].split(",")[:2] == ["2", "32"]  # step 2, 24 + 2 x 4 sequences
 
 
 def test_the_model_comes_from_the_checkpoint_not_the_preset(source, tmp_path):
@@ -122,4 +125,4 @@ def test_cli_flag_and_header(source, tmp_path, capsys):
     assert main(["train", "copy", "--steps", "2", "--out", str(out), *CLI,
                  "--init-from", str(source)]) == 0  # fmt: skip
     err = capsys.readouterr().err
-    assert f"starting from the weights of {source} (trained 6 steps, 24 sequences)" in err
+    assert f"starting from the weights of {source} (trained 6 steps, 24 sequences," in err
