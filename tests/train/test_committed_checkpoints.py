@@ -104,20 +104,21 @@ def test_feedforward_ngrams_checkpoint_is_where_results_says():
     assert 0.5 < row["bits_per_sequence"] - row["optimal_bits_per_sequence"] < 4
 
 
-# results/repeat-copy.md, trained on 128 slots: per-bit error at length 20 x 10 repeats (128
-# sequences) 0.0001,
-# 0.0048, 0.18, 0.058, 0.109, 0.176 for the LSTM-controlled seeds 0-5; bounds leave room for
-# the 16 sequences used here
+# results/repeat-copy-128.md, trained on 128 slots: per-bit error at length 20 x 10 repeats
+# (128 sequences) 0.0001, 0.0048, 0.18, 0.058, 0.109, 0.176, 0.115, 0.038, 0.024, 0.025 for the
+# LSTM-controlled seeds 0-9 (at 10 x 10 below 1e-3, seed 7's 0.0072 aside); bounds leave room
+# for the 16 sequences used here
 @pytest.mark.parametrize(
     ("seed", "low", "high"),
-    [(0, 0, 0.01), (1, 0, 0.02), (2, 0.1, 0.3), (3, 0.02, 0.12), (4, 0.05, 0.2), (5, 0.1, 0.3)],
-)
+    [(0, 0, 0.01), (1, 0, 0.02), (2, 0.1, 0.3), (3, 0.02, 0.12), (4, 0.05, 0.2), (5, 0.1, 0.3),
+     (6, 0.05, 0.25), (7, 0.02, 0.15), (8, 0.01, 0.08), (9, 0.01, 0.08)],
+)  # fmt: skip
 def test_repeat_copy_checkpoints_on_128_slots_generalise_as_results_says(seed, low, high):
     run = RUNS[0].parent / f"repeat-copy-lstm-on128-seed{seed}"
     result = evaluate(run, batches=1, batch_size=16, write=False)
     rows = {row["setting"]: row for row in result["rows"]}
     assert result["sequences_trained"] == 80_000
-    assert rows["length 10, 10 repeats"]["bit_error_rate"] < 1e-3
+    assert rows["length 10, 10 repeats"]["bit_error_rate"] < (0.02 if seed == 7 else 1e-3)
     assert low <= rows["length 20, 10 repeats"]["bit_error_rate"] <= high
     if seed == 0:  # copies on past 10 repeats; the end marker fails there, as in the paper
         assert rows["length 10, 20 repeats"]["copy_bit_error_rate"] < 0.1
