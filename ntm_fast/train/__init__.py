@@ -17,6 +17,7 @@ except ImportError as exc:
         'the core library does not: install its extras with pip install "ntm_fast[train]"'
     ) from exc
 
+from .stages import train
 from .trainer import (
     CSV_FIELDS,
     LN2,
@@ -28,7 +29,6 @@ from .trainer import (
     describe_schedule,
     learning_rate,
     sequence_cost,
-    train,
 )
 
 __all__ = [

@@ -22,9 +22,9 @@ from .evaluate import default_json_path, evaluate, format_table, write_result
 from .plotting import plot_runs
 from .presets import CONTROLLERS
 from .rundir import describe_os_error, dumps
+from .stages import train
 from .stopping import EXIT_CODES
 from .tasks import TASKS
-from .trainer import train
 
 _MODEL_FLAGS = {  # CLI flag -> model config key (for small or custom models)
     "memory_slots": "memory_slots",
@@ -170,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
         "docs/training-memory.md)",
     )
     t.add_argument(
+        "--finish-steps",
+        type=_non_negative_int,
+        help="steps of the preset's finishing stage, run after the others from their weights "
+        "(0: none; default: preset's; docs/training-continue.md)",
+    )
+    t.add_argument(
         "--init-from",
         metavar="CHECKPOINT",
         help="start a new run from this checkpoint's model (file or run directory; same task "
@@ -245,9 +251,9 @@ _TRAIN_FIELDS = {  # CLI dest -> TrainConfig field, for the flags without a fixe
     "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer", "seed": "seed",
     "clip_norm": "clip_norm", "clip_spike": "clip_spike", "warmup": "warmup_steps",
     "lr_schedule": "lr_schedule", "train_memory_slots": "train_memory_slots",
-    "init_from": "init_from", "device": "device", "backend": "backend",
-    "checkpoint_every": "checkpoint_every",
-    "log_every": "log_every", "threads": "threads",
+    "init_from": "init_from", "finish_steps": "finish_steps", "device": "device",
+    "backend": "backend", "checkpoint_every": "checkpoint_every", "log_every": "log_every",
+    "threads": "threads",
 }  # fmt: skip
 
 

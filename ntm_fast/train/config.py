@@ -36,7 +36,8 @@ class TrainConfig:
     ``train_memory_slots``: train the NTM on a memory of that many slots, fewer than the
     model's (it is evaluated with its own; docs/training-memory.md); 0 means the model's.
     ``init_from``: a checkpoint whose model (configuration and weights) the run starts from
-    (:mod:`ntm_fast.train.warm_start`).
+    (:mod:`ntm_fast.train.warm_start`). ``finish_steps``: the steps of the preset's finishing
+    stage after this run (:mod:`ntm_fast.train.stages`; 0: none).
     ``model_overrides`` / ``task_overrides`` change preset sizes (e.g. a tiny test model).
     """
 
@@ -62,6 +63,7 @@ class TrainConfig:
     lr_schedule: str | None = None
     train_memory_slots: int | None = None
     init_from: str | None = None
+    finish_steps: int | None = None
     model_overrides: dict[str, Any] = field(default_factory=dict)
     task_overrides: dict[str, Any] = field(default_factory=dict)
     plots: bool = True
@@ -90,6 +92,8 @@ class TrainConfig:
         if foreign:  # e.g. --memory-slots for the baseline, --hidden-size for an NTM
             raise UserError(f"{', '.join(foreign)}: not a setting of --controller {c.controller}")
         c.train_memory_slots = _resolve_train_slots(c, p.model, p.train)
+        if c.finish_steps is None:
+            c.finish_steps = p.train.get("finish", {}).get("steps", 0)
         if c.lr_schedule not in LR_SCHEDULES:
             raise UserError(f"lr_schedule: expected one of {LR_SCHEDULES}, got {c.lr_schedule!r}")
         if c.optimizer not in ("rmsprop", "adam"):
@@ -97,6 +101,10 @@ class TrainConfig:
         for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
             if getattr(c, name) < 1:
                 raise UserError(f"{name}: expected >= 1, got {getattr(c, name)}")
+        if c.finish_steps < 0:
+            raise UserError(
+                f"finish_steps: expected >= 0 (0: no finishing stage), got {c.finish_steps}"
+            )
         if not c.lr > 0:
             raise UserError(f"lr: expected > 0, got {c.lr}")
         if c.clip_norm < 0 or c.warmup_steps < 0:
@@ -147,7 +155,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], bool]] = {  # field: (types, None allo
     "log_every": ((int,), False), "threads": ((int,), True), "stop_cost": (_NUMBER, True),
     "clip": (_NUMBER, False), "clip_norm": (_NUMBER, True), "clip_spike": (_NUMBER, True),
     "warmup_steps": ((int,), True), "train_memory_slots": ((int,), True),
-    "init_from": ((str,), True), "lr_schedule": ((str,), True),
+    "init_from": ((str,), True), "finish_steps": ((int,), True), "lr_schedule": ((str,), True),
     "model_overrides": ((dict,), False), "task_overrides": ((dict,), False),
     "plots": ((bool,), False), "progress": ((bool,), False),
 }  # fmt: skip
@@ -174,8 +182,8 @@ def config_from_dict(data: dict[str, Any], where: str) -> TrainConfig:
                 f"{where}: config field {name!r} should be {want}, got {type(value).__name__} "
                 f"{value!r}"
             )
-    # Runs from before train_memory_slots existed trained on the model's own memory.
-    return TrainConfig(**{"train_memory_slots": 0, **data})
+    # Runs from before these fields existed: on the model's own memory, no finishing stage.
+    return TrainConfig(**{"train_memory_slots": 0, "finish_steps": 0, **data})
 
 
 # -- resuming ----------------------------------------------------------------------------------

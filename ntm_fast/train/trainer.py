@@ -52,7 +52,7 @@ from .warm_start import WarmStart
 
 __all__ = [
     "CSV_FIELDS", "LN2", "LR_SCHEDULES", "NonFiniteError", "TrainConfig", "Trainer",
-    "UserError", "describe_schedule", "learning_rate", "sequence_cost", "train",
+    "UserError", "describe_schedule", "learning_rate", "sequence_cost", "train_run",
 ]  # fmt: skip
 
 
@@ -299,19 +299,16 @@ class Trainer:
         return logger
 
 
-def train(
+def train_run(
     config: TrainConfig,
     *,
     resume: bool = False,
     resume_overrides: dict[str, Any] | None = None,
     dist_backend: str | None = None,
 ) -> dict[str, Any]:
-    """Train (or resume) a run and return its summary; prints the parameter table.
-
-    Under ``torchrun`` this is data-parallel training (see :mod:`ntm_fast.train.distributed`):
-    ``config.batch_size`` is per rank, and ``dist_backend`` overrides the process group's
-    backend (default: nccl for CUDA tensors, gloo for CPU tensors).
-    """
+    """Train (or resume) one run and return its summary; prints the parameter table
+    (:func:`.stages.train` adds a preset's finishing stage). Under ``torchrun``: data-parallel
+    (:mod:`.distributed`; ``batch_size`` per rank, ``dist_backend`` the group's backend)."""
     with distributed.session(dist_backend):
         trainer = Trainer(config, resume=resume, resume_overrides=resume_overrides)
         if distributed.is_main():
