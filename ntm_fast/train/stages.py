@@ -69,6 +69,9 @@ def train(
         raise UserError(f"{out / CHECKPOINT} exists: pass --resume to continue that run "
                         "or choose another --out")  # fmt: skip
     first = None
+    if not resume and distributed.is_main():
+        print(f"stage 1 of 2 in {stage1}, then a finishing stage of "
+              f"{config.resolved().finish_steps} steps in {out}", file=sys.stderr)  # fmt: skip
     if not resume or not _finished(stage1, resume_overrides or {}):
         first = train_run(replace(config, out=str(stage1)), resume=resume, **kw)
         if first["reason"] != "steps":

@@ -106,6 +106,7 @@ def test_cli(tmp_path, capsys):
     assert main(["train", "repeat_copy", "--controller", "feedforward", "--steps", "2",
                  "--finish-steps", "2", "--out", str(run), *flags]) == 0  # fmt: skip
     err = capsys.readouterr().err
+    assert f"stage 1 of 2 in {run / STAGE1}, then a finishing stage of 2 steps in {run}" in err
     assert "stage 2 of 2: 2 finishing steps from stage 1's weights (--train-memory-slots 0, " in err
     assert f"starting from the weights of {run / STAGE1}" in err
     with pytest.raises(SystemExit) as exc:  # argparse: exit code 2
