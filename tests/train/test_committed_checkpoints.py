@@ -126,7 +126,7 @@ def test_repeat_copy_checkpoints_on_128_slots_generalise_as_results_says(seed, l
 
 
 def test_feedforward_repeat_copy_with_a_shared_row_nearly_generalises():
-    result = evaluate(RUNS[0].parent / "repeat-copy-ff-seed0", batches=1, batch_size=16,
+    result = evaluate(RUNS[0].parent / "repeat-copy-ff-on128-seed0", batches=1, batch_size=16,
                       write=False)  # fmt: skip
     rows = {row["setting"]: row for row in result["rows"]}
     assert result["sequences_trained"] == 150_000
@@ -145,7 +145,7 @@ def test_feedforward_priority_sort_checkpoint_is_where_results_says():
 
 
 @pytest.mark.parametrize(("run", "high"), [("repeat-copy-lstm-on128-seed5", 0.03),
-                                           ("repeat-copy-ff-seed1", 0.01)])  # fmt: skip
+                                           ("repeat-copy-ff-on128-seed1", 0.01)])  # fmt: skip
 def test_repeat_copy_with_more_memory_slots_as_results_says(run, high):
     """results/repeat-copy.md: with 256 slots the write head no longer wraps onto the stored
     sequence; seed 5 goes from 18% to 0.9% of bits wrong at length 20 x 10, the feedforward
