@@ -59,12 +59,15 @@ def train(
     ``"stage1"``. Under ``torchrun`` this is data-parallel training
     (:mod:`ntm_fast.train.distributed`). ``config.finish_steps = 0`` trains one run."""
     kw = dict(resume_overrides=resume_overrides, dist_backend=dist_backend)
+    staged = not resume and config.resolved().finish_steps
+    if not staged and not (resume and config.out):  # one run (it names the default --out)
+        return train_run(config, resume=resume, **kw)
+    if not config.out and distributed.launched():  # a name of the clock's could differ by rank
+        raise UserError("--out: a run with a finishing stage under torchrun needs --out RUN_DIR")
     out = Path(config.out or default_run_dir(config))
     stage1 = out / STAGE1
     if resume and ((out / CHECKPOINT).exists() or not (stage1 / CHECKPOINT).exists()):
         return train_run(config, resume=True, **kw)  # one run, or the finishing stage
-    if not resume and not config.resolved().finish_steps:
-        return train_run(replace(config, out=str(out)), **kw)
     if not resume and (out / CHECKPOINT).exists():  # before spending a first stage on it
         raise UserError(f"{out / CHECKPOINT} exists: pass --resume to continue that run "
                         "or choose another --out")  # fmt: skip

@@ -22,7 +22,7 @@ def _config(out, **kw) -> TrainConfig:
     """The feedforward repeat-copy preset (finishing stage: all slots, lr 1e-4, cosine,
     warm-up 500) on a tiny model trained on 5 of its 8 slots."""
     base = dict(task="repeat_copy", controller="feedforward", steps=4, finish_steps=3,
-                train_memory_slots=5, batch_size=2, seed=2, out=str(out), log_every=1,
+                train_memory_slots=5, batch_size=2, seed=2, out=out and str(out), log_every=1,
                 model_overrides=dict(MODEL), task_overrides=dict(TASK), plots=False,
                 checkpoint_every=1000, backend="reference", progress=False)  # fmt: skip
     return TrainConfig(**{**base, **kw})
@@ -114,3 +114,14 @@ def test_cli(tmp_path, capsys):
               "--out", str(tmp_path / "x"), *flags])  # fmt: skip
     assert exc.value.code == 2
     assert "--finish-steps: expected an integer >= 0, got -1" in capsys.readouterr().err
+
+
+def test_under_torchrun_a_staged_run_needs_out(monkeypatch, tmp_path):
+    """The default run directory is named after the clock, which ranks may read a second
+    apart; one run's Trainer names it on rank 0, two stages cannot."""
+    for k, v in dict(RANK="0", WORLD_SIZE="2", LOCAL_RANK="0").items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="finishing stage under torchrun needs --out"):
+        train(_config(None))
+    assert not (tmp_path / "runs").exists()
