@@ -162,8 +162,8 @@ def test_repeat_copy_with_more_memory_slots_as_results_says(run, high):
 
 # results/repeat-copy.md, the default of session 9 (a constant rate over 40k steps on 64 of
 # the 128 slots, evaluated with 128): per-bit error at length 20 x 10 (128 sequences)
-# 0.0000, 0.036, 0.023, 0.029, 0.011, 0.0003 for seeds 0-5; 10 x 10 <= 0.0016 except seed 3 (0.0103). Bounds leave
-# room for the 16 sequences used here (one wrong sequence is ~0.02-0.04).
+# 0.0000, 0.036, 0.023, 0.029, 0.011, 0.0003 for seeds 0-5; 10 x 10 <= 0.0016 except seed 3
+# (0.0103). Bounds leave room for the 16 sequences used here (one wrong sequence ~0.02-0.04).
 @pytest.mark.parametrize(
     ("seed", "high"), [(0, 0.005), (1, 0.1), (2, 0.08), (3, 0.1), (4, 0.05), (5, 0.005)]
 )
