@@ -63,7 +63,8 @@ def print_header(t: Trainer, resume: bool) -> None:
           f"run dir {t.out}", file=sys.stderr)  # fmt: skip
     if resume:
         changed = "; changed: " + ", ".join(t.resume_changes) if t.resume_changes else ""
-        print(f"resuming at step {t.step}{changed}", file=sys.stderr)
+        began = f" (a run started from the weights of {c.init_from})" if c.init_from else ""
+        print(f"resuming at step {t.step}{began}{changed}", file=sys.stderr)
     if t.warm_start is not None:
         print(t.warm_start.describe(), file=sys.stderr)
     if c.train_memory_slots:  # the model is evaluated with its own slots (config.py)

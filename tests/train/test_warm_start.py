@@ -126,3 +126,6 @@ def test_cli_flag_and_header(source, tmp_path, capsys):
                  "--init-from", str(source)]) == 0  # fmt: skip
     err = capsys.readouterr().err
     assert f"starting from the weights of {source} (trained 6 steps, 24 sequences," in err
+    assert main(["train", "copy", "--steps", "3", "--out", str(out), *CLI, "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert f"resuming at step 2 (a run started from the weights of {source})" in err
