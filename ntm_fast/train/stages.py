@@ -59,7 +59,8 @@ def train(
     ``"stage1"``. Under ``torchrun`` this is data-parallel training
     (:mod:`ntm_fast.train.distributed`). ``config.finish_steps = 0`` trains one run."""
     kw = dict(resume_overrides=resume_overrides, dist_backend=dist_backend)
-    staged = not resume and config.resolved().finish_steps
+    finish_steps = 0 if resume else config.resolved().finish_steps
+    staged = bool(finish_steps)
     if not staged and not (resume and config.out):  # one run (it names the default --out)
         return train_run(config, resume=resume, **kw)
     if not config.out and distributed.launched():  # a name of the clock's could differ by rank
@@ -74,7 +75,7 @@ def train(
     first = None
     if not resume and distributed.is_main():
         print(f"stage 1 of 2 in {stage1}, then a finishing stage of "
-              f"{config.resolved().finish_steps} steps in {out}", file=sys.stderr)  # fmt: skip
+              f"{finish_steps} steps in {out}", file=sys.stderr)  # fmt: skip
     if not resume or not _finished(stage1, resume_overrides or {}):
         first = train_run(replace(config, out=str(stage1)), resume=resume, **kw)
         if first["reason"] != "steps":
@@ -85,6 +86,10 @@ def train(
             return first
     stored = config_from_dict(load_checkpoint(stage1)["config"], str(stage1)).resolved()
     finish = finishing_config(stored, str(out))
+    if resume:  # run-time flags given now apply to the finishing stage too (not stage 1's length)
+        given = {k: v for k, v in (resume_overrides or {}).items()
+                 if k in RUNTIME and k not in ("steps", "minutes", "stop_cost")}  # fmt: skip
+        finish = replace(finish, **given)
     if distributed.is_main():
         print(f"stage 2 of 2: {finish.steps} finishing steps from stage 1's weights "
               f"({_differences(stored, finish)})", file=sys.stderr)  # fmt: skip

@@ -72,8 +72,7 @@ class WarmStart:
             _, source = load_model(self.path, memory_slots=built.get("memory_slots"))
         except (CheckpointError, UserError) as exc:
             raise UserError(f"--init-from: {exc}") from None
-        with torch.no_grad():
-            model.load_state_dict(source.state_dict())
+        model.load_state_dict(source.state_dict())
 
     def describe(self) -> str:
         """The run's header line."""

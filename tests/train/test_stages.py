@@ -76,9 +76,10 @@ def test_resume_after_stage_1_finished_runs_only_the_finishing_stage(tmp_path):
     whole, split = tmp_path / "whole", tmp_path / "split"
     train(_config(whole))
     train_run(_config(split / STAGE1))  # as if the process died between the stages
-    summary = train(_config(split), resume=True, resume_overrides={})
+    summary = train(_config(split), resume=True, resume_overrides={"log_every": 3})
     assert "stage1" not in summary and ckpt.load_checkpoint(split / STAGE1)["step"] == 4
     assert _same(_weights(split), _weights(whole))
+    assert ckpt.load_checkpoint(split)["config"]["log_every"] == 3  # a run-time flag given now
 
 
 def test_resume_of_the_finishing_stage_continues_it(tmp_path):
