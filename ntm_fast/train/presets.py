@@ -114,7 +114,7 @@ def preset(task: str, controller: str = "lstm") -> Preset:
     io = {"input_size": t.input_size, "output_size": t.output_size}
     if controller == "baseline":
         layers, hidden, lr, count = _BASELINE[task]
-        model = {"kind": "lstm", **io, "hidden_size": hidden, "layers": layers}
+        model = {"kind": "lstm", **io, "hidden_size": hidden, "layers": layers, "gate_biases": 1}
     else:
         table = _LSTM if controller == "lstm" else _FEEDFORWARD
         heads, size, layers, lr, count = table[task]
@@ -137,6 +137,7 @@ def build_model(model: dict[str, Any], backend: str = "auto") -> nn.Module:
     kwargs = dict(model)
     kind = kwargs.pop("kind", "ntm")
     if kind == "lstm":
+        kwargs.setdefault("gate_biases", 2)  # configs saved before the option: torch's two
         return DeepLSTM(**kwargs)
     if kind != "ntm":
         raise ValueError(f"model kind: expected 'ntm' or 'lstm', got {kind!r}")
