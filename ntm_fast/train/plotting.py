@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import warnings
@@ -25,6 +24,8 @@ from torch import Tensor, nn
 from .checkpoint import CHECKPOINT, load_checkpoint, load_model
 from .config import UserError
 from .evaluate import build_task, generalisation_settings
+from .rundir import STAGE1
+from .runlog import read_run_log
 from .sort_analysis import SortMemoryUse, analyse_sort_memory_use
 from .tasks import NGramTask, PrioritySortTask, Task
 
@@ -42,16 +43,6 @@ def _pyplot() -> Any:
     return plt
 
 
-def read_log(path: str | Path) -> dict[str, list[float]]:
-    """Columns of a run's log.csv as float lists; a malformed log is a UserError naming it."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    try:
-        return {k: [float(r[k]) for r in rows] for k in (rows[0].keys() if rows else [])}
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"{path}: not a well-formed training log: {exc}") from None
-
-
 def learning_curve_figure(
     logs: Sequence[tuple[str, str | Path]], *, optimal: float | None = None
 ) -> Any:
@@ -59,9 +50,12 @@ def learning_curve_figure(
     a converged run's 0.01-bit costs would sit flat on zero on a linear axis."""
     fig, ax = _pyplot().subplots(figsize=(6, 3.6))
     for label, log in logs:
-        cols = read_log(log)
+        cols, finish_from = read_run_log(log)
         if cols:
-            ax.plot([s / 1000 for s in cols["sequences"]], cols["cost_bits"], label=label, lw=1)
+            kseq = [s / 1000 for s in cols["sequences"]]
+            (line,) = ax.plot(kseq, cols["cost_bits"], label=label, lw=1)
+            if finish_from is not None:  # where a staged run's finishing stage begins
+                ax.axvline(finish_from / 1000, color=line.get_color(), ls=":", lw=1)
     if optimal is not None:
         ax.axhline(optimal, color="k", ls="--", lw=1, label="optimal estimator")
     ax.set_xlabel("sequence number (thousands)")
@@ -254,7 +248,7 @@ def plot_runs(
     its label). Returns every path written; nothing is written anywhere else."""
     dirs = [Path(r) for r in runs]
     for d in dirs:
-        if not (d / "log.csv").is_file():
+        if not (d / "log.csv").is_file() and not (d / STAGE1 / "log.csv").is_file():
             raise UserError(f"{d}: not a run directory (no log.csv)")
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         raise UserError(f"--out {out}: is a file, not a directory for the figures")

@@ -24,6 +24,8 @@ from .checkpoint import atomic_write
 from .config import UserError
 
 LOCK_NAME = ".lock"
+#: a staged run's first stage runs in ``RUN/stage1/``, its finishing stage in ``RUN/`` (stages.py)
+STAGE1 = "stage1"
 #: temporary files of an interrupted save (``checkpoint.save_checkpoint``, :func:`write_text`)
 STALE_PATTERNS = (".checkpoint.pt.*.tmp", ".log.csv.*.tmp")
 

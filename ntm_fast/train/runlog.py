@@ -13,9 +13,39 @@ import io
 from pathlib import Path
 from typing import Any
 
-from .rundir import file_error, write_text
+from .config import UserError
+from .rundir import STAGE1, file_error, write_text
 
 CSV_FIELDS = ("step", "sequences", "cost_bits", "bit_errors", "seconds", "seq_per_s")
+
+
+def read_log(path: str | Path) -> dict[str, list[float]]:
+    """Columns of a run's log.csv as float lists; a malformed log is a UserError naming it."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    try:
+        return {k: [float(r[k]) for r in rows] for k in (rows[0].keys() if rows else [])}
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{path}: not a well-formed training log: {exc}") from None
+
+
+def read_run_log(path: str | Path) -> tuple[dict[str, list[float]], float | None]:
+    """The columns of the log at ``path`` and, where it is a staged run's ``RUN/log.csv``, the
+    first stage's rows (``RUN/stage1/log.csv``) before them - one curve, since the finishing
+    stage's sequences continue the first stage's count - with the first stage's last logged
+    sequence count, where the finishing stage takes over (``None`` for a one-stage run or one
+    still in its first stage)."""
+    path = Path(path)
+    first = path.parent / STAGE1 / path.name
+    if not first.is_file():
+        return read_log(path), None
+    cols = read_log(first)
+    finish = read_log(path) if path.is_file() else {}
+    if not finish.get("sequences"):
+        return cols, None
+    if not cols.get("sequences"):
+        return finish, None
+    return {k: v + finish[k] for k, v in cols.items()}, cols["sequences"][-1]
 
 
 def truncate_log(path: Path, step: int) -> int:

@@ -10,7 +10,7 @@ differ from the first stage's (e.g. ``train_memory_slots``, ``lr``, ``lr_schedul
 
 On disk, ``RUN/stage1/`` is the first stage's run directory and ``RUN/`` the finished
 model's, so ``ntm-fast eval RUN`` evaluates the finished model; ``RUN``'s log continues
-the first stage's count of sequences (``ntm-fast plot RUN/stage1 RUN`` draws both).
+the first stage's count of sequences (``ntm-fast plot RUN`` draws both as one curve).
 ``--resume --out RUN`` continues whichever stage was interrupted; the finishing stage
 starts only after the first reached its ``--steps``.
 """
@@ -26,9 +26,9 @@ from . import distributed
 from .checkpoint import CHECKPOINT, load_checkpoint
 from .config import RUNTIME, TrainConfig, UserError, config_from_dict, default_run_dir, flag_name
 from .presets import preset
+from .rundir import STAGE1
 from .trainer import train_run
 
-STAGE1 = "stage1"
 #: Settings of the first stage the finishing stage keeps (besides the preset's ``finish``).
 _KEPT = (*RUNTIME, "task", "controller", "seed", "batch_size", "optimizer", "clip",
          "clip_norm", "clip_spike", "task_overrides")  # fmt: skip
