@@ -45,6 +45,8 @@ def read_run_log(path: str | Path) -> tuple[dict[str, list[float]], float | None
         return cols, None
     if not cols.get("sequences"):
         return finish, None
+    if finish.keys() != cols.keys():
+        raise UserError(f"{path}: its columns differ from the first stage's ({first})")
     return {k: v + finish[k] for k, v in cols.items()}, cols["sequences"][-1]
 
 

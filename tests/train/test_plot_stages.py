@@ -4,10 +4,12 @@ stage as one curve, with the hand-over marked."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import pytest
 from test_stages import _config
 
 from ntm_fast.train import plotting, train
 from ntm_fast.train.cli import main
+from ntm_fast.train.config import UserError
 from ntm_fast.train.rundir import STAGE1
 from ntm_fast.train.runlog import read_log, read_run_log
 
@@ -42,6 +44,13 @@ def test_one_stage_runs_and_runs_still_in_their_first_stage(tmp_path):
     assert read_run_log(first_only / "log.csv") == (read_log(first_only / STAGE1 / "log.csv"), None)
     _log(first_only / "log.csv", "")  # the finishing stage started, nothing logged yet
     assert read_run_log(first_only / "log.csv")[1] is None
+
+
+def test_stages_with_different_columns_are_an_error(tmp_path):
+    _log(tmp_path / STAGE1 / "log.csv", "1,2,5.0,1,1,2\n")
+    (tmp_path / "log.csv").write_text("step,sequences,cost_bits\n1,4,3.0\n")
+    with pytest.raises(UserError, match="columns differ from the first stage's"):
+        read_run_log(tmp_path / "log.csv")
 
 
 def test_plot_of_a_trained_staged_run(tmp_path, capsys):
