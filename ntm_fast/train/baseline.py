@@ -98,7 +98,8 @@ class DeepLSTM(nn.Module):
         outs, hs, cs = [], [], []
         below: Tensor | None = None
         for i, lstm in enumerate(self.lstms):
-            inp = torch.cat([x, *([] if below is None else [below]), *ones], dim=-1)
+            parts = [x, *([] if below is None else [below]), *ones]
+            inp = torch.cat(parts, dim=-1) if len(parts) > 1 else x  # no copy of x alone
             below, (h, c) = lstm(inp, (h0[i : i + 1].contiguous(), c0[i : i + 1].contiguous()))
             outs.append(below)
             hs.append(h[0])
