@@ -5,8 +5,9 @@
   (Fig. 8; the count keeps the training normalisation);
 * associative recall: 6 to 20 items (trained on 2..6; Fig. 11);
 * N-grams: 200-bit sequences, beside the Bayesian optimal estimator of eq. (10) (Fig. 13);
-* priority sort: the training distribution, and for an NTM how it uses its memory (Fig. 17:
-  :mod:`ntm_fast.train.sort_analysis`).
+* priority sort: the training distribution, priorities held 0.1, 0.05 and 0.03 apart, the
+  errors by how close a target's priority is to another's, and for an NTM how it uses its
+  memory (Fig. 17: :mod:`ntm_fast.train.sort_analysis`).
 
 Each setting reports cost in bits per sequence, bit errors per sequence and the per-bit
 error rate (thresholding the output at 1/2), on fresh sequences from a fixed seed.
@@ -26,10 +27,11 @@ from .checkpoint import CheckpointError, load_model
 from .config import UserError
 from .objective import LN2
 from .rundir import file_error, write_json
-from .sort_analysis import analyse_sort_memory_use
+from .sort_analysis import analyse_sort_memory_use, priority_gap_errors
 from .tasks import Batch, NGramTask, PrioritySortTask, RepeatCopyTask, Task, make_task
 
 _ASSOC_ITEMS = (6, 8, 10, 12, 15, 20)
+_SORT_SPACINGS = (0.1, 0.05, 0.03)
 
 
 def generalisation_settings(task_config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -53,8 +55,14 @@ def generalisation_settings(task_config: dict[str, Any]) -> list[tuple[str, dict
         rows = [(f"{n} items", {"min_items": n, "max_items": n}) for n in _ASSOC_ITEMS]
     elif name == "ngrams":
         rows = [(f"{base['length']} bits", {})]
-    else:
+    elif base.get("spacing"):  # trained on spaced priorities: that setting alone
         rows = [("training distribution", {})]
+    else:
+        rows = [("training distribution", {})] + [
+            (f"priorities {gap} apart", {"spacing": gap})
+            for gap in _SORT_SPACINGS
+            if gap * (base.get("inputs", 20) - 1) <= 2
+        ]
     return [(label, {"name": name, **base, **over}) for label, over in rows]
 
 
@@ -199,6 +207,8 @@ def evaluate(
     if trained_slots:  # --train-memory-slots: run with the model's own slots unless told
         result["train_memory_slots"] = trained_slots
         result.setdefault("memory_slots", state["model_config"]["memory_slots"])
+    if isinstance(tasks[0], PrioritySortTask):
+        result["errors_by_gap"] = priority_gap_errors(model, tasks[0], seed=seed)
     if isinstance(tasks[0], PrioritySortTask) and hasattr(model, "layout"):
         use = analyse_sort_memory_use(model, tasks[0], seed=seed)
         result["memory_use"] = {
@@ -241,6 +251,14 @@ def format_table(result: dict[str, Any]) -> str:
         if split:
             line += f" {r['copy_bit_error_rate']:.4f} | {r['end_marker_right']:.0%} |"
         lines.append(line)
+    if "errors_by_gap" in result:
+        bins = [
+            f"[{r['gap_from']:g}, {r['gap_to']:g}) {r['bit_errors_per_output']:.3f}"
+            f" ({r['share']:.0%})"
+            for r in result["errors_by_gap"]
+        ]
+        lines.append("bit errors per output vector by its priority's gap to the nearest other: "
+                     + ", ".join(bins))  # fmt: skip
     use = result.get("memory_use")
     if use:
         lines.append(

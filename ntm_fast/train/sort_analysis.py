@@ -21,6 +21,7 @@ mean of 200 draws): R² 0.21 (the best of 128 rotations fits noise a little) and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import torch
 from torch import Tensor, nn
@@ -127,3 +128,45 @@ def analyse_sort_memory_use(
         write_weightings=torch.roll(ww[:, 0, write_head], -rotation, -1),
         read_weightings=torch.roll(rw[:, 0, read_head], -rotation, -1),
     )
+
+
+# Bins of a target's priority gap to the nearest other input's (priorities span [-1, 1]; on
+# 128 slots one slot is 2/128 ~ 0.016 of priority when the placement spans the range).
+GAP_EDGES = (0.0, 0.01, 0.02, 0.04, 0.08, 2.0)
+
+
+def errors_by_priority_gap(
+    priorities: Tensor, wrong_per_output: Tensor, outputs: int, edges: tuple[float, ...] = GAP_EDGES
+) -> list[dict[str, float]]:
+    """Bit errors of each output vector by how close its target's priority is to the nearest
+    other input's: per bin ``[lo, hi)`` of that gap, the share of outputs in it and their mean
+    bit errors. ``priorities``: (inputs, B); ``wrong_per_output``: (outputs, B) wrong bits of
+    output j, whose target is the j-th highest priority."""
+    target = priorities.sort(0, descending=True).values[:outputs]  # (k, B)
+    gap = (priorities.unsqueeze(0) - target.unsqueeze(1)).abs()  # (k, inputs, B)
+    # the target itself is at gap 0 exactly once; an equal priority elsewhere is a real tie
+    gap = gap.sort(1).values[:, 1]
+    rows = []
+    for lo, hi in pairwise(edges):
+        inside = (gap >= lo) & (gap < hi)
+        count = int(inside.sum())
+        rows.append({
+            "gap_from": lo, "gap_to": hi, "share": count / gap.numel(),
+            "bit_errors_per_output": float(wrong_per_output[inside].float().mean()) if count
+            else float("nan"),
+        })  # fmt: skip
+    return rows
+
+
+@torch.no_grad()
+def priority_gap_errors(
+    model: nn.Module, task: PrioritySortTask, *, sequences: int = 500, seed: int = 4321
+) -> list[dict[str, float]]:
+    """:func:`errors_by_priority_gap` of ``model`` on ``sequences`` fresh sequences of
+    ``task``'s configuration (``seed``: never the training stream)."""
+    n, k, bits = task.inputs, task.outputs, task.bits
+    batch = PrioritySortTask(seed, **task.config()).sample(sequences)
+    device = next(model.parameters()).device
+    logits = model(batch.inputs.to(device))[0].cpu()
+    wrong = (logits[n + 1 : n + 1 + k] > 0).float() != batch.targets[n + 1 : n + 1 + k]
+    return errors_by_priority_gap(batch.inputs[:n, :, bits], wrong.sum(-1), k)

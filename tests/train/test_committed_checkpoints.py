@@ -76,6 +76,7 @@ def test_priority_sort_baseline_checkpoint_is_where_results_says():
     assert result["controller"] == "baseline" and result["sequences_trained"] == 290_820
     # results/priority-sort.md: 90.3 bits per sequence on 1,000 sequences
     assert 80 < result["rows"][0]["bits_per_sequence"] < 100
+    assert result["rows"][1]["bit_errors_per_sequence"] > 20  # 0.1 apart: no better (31.8)
 
 
 def test_priority_sort_ntm_checkpoint_sorts_partway():
@@ -84,6 +85,9 @@ def test_priority_sort_ntm_checkpoint_sorts_partway():
     assert result["sequences_trained"] == 600_000
     # results/priority-sort.md: 13.6 bits per sequence on 1,000 sequences, baseline 90.3
     assert result["rows"][0]["bits_per_sequence"] < 25
+    # sorts priorities held 0.1 apart without an error: its errors are near-ties (0.00 on 50)
+    assert result["rows"][1]["setting"] == "priorities 0.1 apart"
+    assert result["rows"][1]["bit_errors_per_sequence"] < 0.1
     assert result["memory_use"]["read_hits"] > 0.5
 
 
@@ -142,6 +146,7 @@ def test_feedforward_priority_sort_checkpoint_is_where_results_says():
     # results/priority-sort.md: 42.1 bits per sequence on 1,000 sequences (48.3 on these 50;
     # 78.3 at the 134k plateau); writes by priority
     assert 30 < result["rows"][0]["bits_per_sequence"] < 60
+    assert result["rows"][1]["bit_errors_per_sequence"] < 0.5  # 0.1 apart: 0.04 on these 50
     assert result["memory_use"]["fit_r2"] > 0.5
 
 
