@@ -208,7 +208,9 @@ def evaluate(
         result["train_memory_slots"] = trained_slots
         result.setdefault("memory_slots", state["model_config"]["memory_slots"])
     if isinstance(tasks[0], PrioritySortTask):
-        result["errors_by_gap"] = priority_gap_errors(model, tasks[0], seed=seed)
+        result["errors_by_gap"] = priority_gap_errors(
+            model, tasks[0], sequences=batches * batch_size, seed=seed
+        )
     if isinstance(tasks[0], PrioritySortTask) and hasattr(model, "layout"):
         use = analyse_sort_memory_use(model, tasks[0], seed=seed)
         result["memory_use"] = {

@@ -160,7 +160,7 @@ def errors_by_priority_gap(
 
 @torch.no_grad()
 def priority_gap_errors(
-    model: nn.Module, task: PrioritySortTask, *, sequences: int = 500, seed: int = 4321
+    model: nn.Module, task: PrioritySortTask, *, sequences: int = 1000, seed: int = 4321
 ) -> list[dict[str, float]]:
     """:func:`errors_by_priority_gap` of ``model`` on ``sequences`` fresh sequences of
     ``task``'s configuration (``seed``: never the training stream)."""
@@ -170,3 +170,21 @@ def priority_gap_errors(
     logits = model(batch.inputs.to(device))[0].cpu()
     wrong = (logits[n + 1 : n + 1 + k] > 0).float() != batch.targets[n + 1 : n + 1 + k]
     return errors_by_priority_gap(batch.inputs[:n, :, bits], wrong.sum(-1), k)
+
+
+def linear_placement_losses(
+    slots: int = 128, inputs: int = 20, outputs: int = 16, sequences: int = 100_000, seed: int = 0
+) -> float:
+    """Targets lost per sequence by Fig. 17's algorithm done exactly: vector i written to slot
+    ``floor((p_i + 1) / 2 * slots)`` (priorities uniform in [-1, 1] mapped linearly onto the
+    memory), a later write to the same slot replacing it, reads in order. Each lost target
+    costs about ``bits / 2`` bit errors, so this is the error floor of the paper's hypothesised
+    mechanism at this memory size (Monte Carlo over ``sequences``)."""
+    g = torch.Generator().manual_seed(seed)
+    prio = torch.rand(sequences, inputs, generator=g, dtype=torch.float64) * 2 - 1
+    slot = ((prio + 1) / 2 * slots).long().clamp_max(slots - 1)
+    later = torch.ones(inputs, inputs, dtype=torch.bool).triu(1)  # [i, j]: j written after i
+    same = slot.unsqueeze(2) == slot.unsqueeze(1)  # (S, i, j)
+    overwritten = (same & later).any(2)  # (S, inputs)
+    rank = (prio.unsqueeze(1) > prio.unsqueeze(2)).sum(2)  # how many outrank item i
+    return float((overwritten & (rank < outputs)).sum()) / sequences

@@ -5,13 +5,18 @@ errors binned by a target's priority gap to its nearest neighbour, and both in `
 from __future__ import annotations
 
 import math
+import random
 from itertools import pairwise
 
 import pytest
 import torch
 
 from ntm_fast.train.evaluate import generalisation_settings
-from ntm_fast.train.sort_analysis import GAP_EDGES, errors_by_priority_gap
+from ntm_fast.train.sort_analysis import (
+    GAP_EDGES,
+    errors_by_priority_gap,
+    linear_placement_losses,
+)
 from ntm_fast.train.tasks import PrioritySortTask
 
 
@@ -95,3 +100,24 @@ def test_eval_reports_spaced_rows_and_gap_errors(tmp_path):
         gaps = result["errors_by_gap"]
         assert abs(sum(r["share"] for r in gaps) - 1) < 1e-9
         assert "by its priority's gap" in format_table(result)
+
+
+def _lost_by_hand(slots: int, sequences: int, rng: random.Random) -> float:
+    lost = 0
+    for _ in range(sequences):
+        prio = [rng.uniform(-1, 1) for _ in range(20)]
+        slot = [min(int((p + 1) / 2 * slots), slots - 1) for p in prio]
+        top = set(sorted(range(20), key=lambda i: -prio[i])[:16])
+        lost += sum(i in top and slot[i] in slot[i + 1 :] for i in range(20))
+    return lost / sequences
+
+
+def test_linear_placement_losses_match_a_plain_simulation_and_the_limits():
+    # one slot: every write but the last is replaced; the last is a target 16 times in 20
+    assert abs(linear_placement_losses(1, sequences=20_000) - (16 - 16 / 20)) < 0.02
+    assert linear_placement_losses(10**7, sequences=20_000) < 0.01
+    floor = linear_placement_losses(128, sequences=50_000)
+    by_hand = _lost_by_hand(128, 4_000, random.Random(1))
+    assert abs(floor - by_hand) < 0.1  # the hand count's standard error is ~0.017
+    assert 1.05 < floor < 1.25  # results/priority-sort.md: 1.15 targets lost per sequence
+    assert linear_placement_losses(256, sequences=50_000) < 0.6 * floor  # ~halves
