@@ -79,15 +79,18 @@ def test_priority_sort_baseline_checkpoint_is_where_results_says():
     assert result["rows"][1]["bit_errors_per_sequence"] > 20  # 0.1 apart: no better (31.8)
 
 
-def test_priority_sort_ntm_checkpoint_sorts_partway():
-    result = evaluate(RUNS[0].parent / "priority-sort-lstm-seed0", batches=1, batch_size=50,
-                      write=False)  # fmt: skip
+@pytest.mark.parametrize("seed", [0, 1])
+def test_priority_sort_ntm_checkpoints_sort(seed):
+    result = evaluate(RUNS[0].parent / f"priority-sort-lstm-seed{seed}", batches=1,
+                      batch_size=50, write=False)  # fmt: skip
     assert result["sequences_trained"] == 600_000
-    # results/priority-sort.md: 13.6 bits per sequence on 1,000 sequences, baseline 90.3
+    # results/priority-sort.md: 13.6 and 14.5 bits per sequence on 1,000, baseline 90.3
     assert result["rows"][0]["bits_per_sequence"] < 25
-    # sorts priorities held 0.1 apart without an error: its errors are near-ties (0.00 on 50)
+    # sorts priorities held 0.1 apart (0.00 and 0.17 bit errors per sequence on 1,000):
+    # its errors are near-ties; the gap table's widest bin has none
     assert result["rows"][1]["setting"] == "priorities 0.1 apart"
-    assert result["rows"][1]["bit_errors_per_sequence"] < 0.1
+    assert result["rows"][1]["bit_errors_per_sequence"] < 0.5
+    assert result["errors_by_gap"][-1]["bit_errors_per_output"] < 0.01
     assert result["memory_use"]["read_hits"] > 0.5
 
 
@@ -142,11 +145,11 @@ def test_feedforward_repeat_copy_with_a_shared_row_nearly_generalises():
 def test_feedforward_priority_sort_checkpoint_is_where_results_says():
     run = RUNS[0].parent / "priority-sort-ff-seed0"
     result = evaluate(run, batches=1, batch_size=50, write=False)
-    assert result["controller"] == "feedforward" and result["sequences_trained"] == 419_244
-    # results/priority-sort.md: 42.1 bits per sequence on 1,000 sequences (48.3 on these 50;
-    # 78.3 at the 134k plateau); writes by priority
+    assert result["controller"] == "feedforward" and result["sequences_trained"] == 1_057_660
+    # results/priority-sort.md: 36.4 bits per sequence on 1,000 sequences (78.3 at the 134k
+    # plateau, 42.1 at 419k); writes by priority
     assert 30 < result["rows"][0]["bits_per_sequence"] < 60
-    assert result["rows"][1]["bit_errors_per_sequence"] < 0.5  # 0.1 apart: 0.04 on these 50
+    assert result["rows"][1]["bit_errors_per_sequence"] < 0.5  # 0.1 apart: 0.02 on 1,000
     assert result["memory_use"]["fit_r2"] > 0.5
 
 
