@@ -108,6 +108,17 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Pa
     return atomic_write(path, lambda f: torch.save(data, f), binary=True)
 
 
+def _file_mode(path: Path) -> int:
+    """The permissions a plain ``open(path, "w")`` would leave: the replaced file's own, else
+    0666 less the process umask."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def atomic_write(
     path: str | os.PathLike[str], write: Callable[[IO], None], *, binary: bool = False
 ) -> Path:
@@ -116,12 +127,14 @@ def atomic_write(
     exception (``OSError`` from a full or read-only disk, an interrupt) leaves the previous file
     untouched and no temporary file behind."""
     path = Path(path)
+    mode = _file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": ""})) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, mode)  # mkstemp's 0600 would hide the file from the user's group
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

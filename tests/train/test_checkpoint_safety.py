@@ -2,6 +2,7 @@
 and a failed load leaves the file untouched."""
 
 import hashlib
+import os
 import pickle
 
 import pytest
@@ -57,3 +58,17 @@ def test_loading_refuses_pickled_objects_and_leaves_the_file_untouched(tmp_path,
         ckpt.load_checkpoint(path)
     assert "pickled code ran" not in capsys.readouterr().out
     assert _digest(path) == before
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs POSIX file permissions")
+def test_saved_files_get_the_permissions_a_plain_write_would(tmp_path):
+    old = os.umask(0o027)
+    try:
+        path = ckpt.save_checkpoint(tmp_path / "checkpoint.pt", _payload(1))
+        assert path.stat().st_mode & 0o777 == 0o640  # not mkstemp's 0600
+        assert os.umask(0o027) == 0o027  # the umask was left as it was
+        path.chmod(0o604)
+        ckpt.save_checkpoint(path, _payload(2))  # a replaced file keeps its own permissions
+        assert path.stat().st_mode & 0o777 == 0o604
+    finally:
+        os.umask(old)
