@@ -5,9 +5,13 @@ each sequence that costs more than ``--threshold`` bits after the run has conver
 average of 100 steps below 1 bit) together with the parameters it was scored with. With
 ``--compare`` it instead rescores saved sequences with FastNTM in float32 and ReferenceNTM in
 float32 and float64, to tell a kernel fault from a model failure, and prints each input.
+With ``--probe`` it tests trained copy checkpoints on length-16 sequences with one vector
+forced to all zeros (what the network sees after the delimiter too) and, as the control, to
+all ones (as rare, 1/256 each), and counts the sequences not copied exactly.
 
     python -m tools.copy_spikes --seed 1 --steps 9000 --out /tmp/spikes
     python -m tools.copy_spikes --compare /tmp/spikes/spike-*.pt
+    python -m tools.copy_spikes --probe docs/checkpoints/copy-lstm-seed*
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import torch
 from torch import nn
 
 from ntm_fast import FastNTM, ReferenceNTM
+from ntm_fast.train.checkpoint import load_model
 from ntm_fast.train.objective import sequence_cost
 from ntm_fast.train.optim import GravesRMSprop
 from ntm_fast.train.presets import build_model, preset
@@ -70,6 +75,35 @@ def compare(paths: list[str]) -> None:
         print(f"{path}: fast32 ref32 ref64 = {' '.join(scores)} bits; inputs {values}")
 
 
+PROBE_LENGTH, PROBE_POSITIONS = 16, (0, 1, 4, 8, 12, 15)
+
+
+def probe(paths: list[str], per_position: int) -> dict[str, tuple[int, int, int]]:
+    """{checkpoint: (failures with a zero vector, with a ones vector, sequences each)}."""
+    results = {}
+    for path in paths:
+        _, model = load_model(path)
+        model.eval()
+        fails = []
+        for fill in (0.0, 1.0):
+            task = TASKS["copy"](seed=99, min_length=PROBE_LENGTH, max_length=PROBE_LENGTH)
+            count = 0
+            for p in PROBE_POSITIONS:
+                batch = task.sample(per_position)
+                x, y = batch.inputs.clone(), batch.targets.clone()
+                x[p, :, : task.bits] = fill
+                y[PROBE_LENGTH + 1 + p] = fill  # vector p is emitted PROBE_LENGTH + 1 steps on
+                with torch.no_grad():
+                    wrong = (model(x)[0] > 0).float().ne(y).float().sum(-1)
+                count += int(((wrong * batch.mask).sum(0) > 0).sum())
+            fails.append(count)
+        n = per_position * len(PROBE_POSITIONS)
+        results[path] = (fails[0], fails[1], n)
+        print(f"{path}: not copied exactly: {fails[0]}/{n} sequences with an all-zero vector, "
+              f"{fails[1]}/{n} with an all-ones vector")  # fmt: skip
+    return results
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seed", type=int, default=1)
@@ -79,9 +113,13 @@ def main() -> None:
     p.add_argument("--threshold", type=float, default=100.0, help="bits of one sequence")
     p.add_argument("--out", type=Path, default=Path("spikes"))
     p.add_argument("--compare", nargs="+", help="saved spike files to rescore")
+    p.add_argument("--probe", nargs="+", help="copy checkpoints to test on forced vectors")
+    p.add_argument("--per-position", type=int, default=500, help="--probe's sequences")
     a = p.parse_args()
     torch.set_num_threads(1)
-    if a.compare:
+    if a.probe:
+        probe(a.probe, a.per_position)
+    elif a.compare:
         compare(a.compare)
     else:
         find(a.seed, a.steps, a.lr, a.clip_norm, a.threshold, a.out)
