@@ -26,6 +26,7 @@ from torch import nn
 
 from ntm_fast import FastNTM, ReferenceNTM
 from ntm_fast.train.checkpoint import load_model
+from ntm_fast.train.evaluate import build_task
 from ntm_fast.train.objective import sequence_cost
 from ntm_fast.train.optim import GravesRMSprop
 from ntm_fast.train.presets import build_model, preset
@@ -82,11 +83,12 @@ def probe(paths: list[str], per_position: int) -> dict[str, tuple[int, int, int]
     """{checkpoint: (failures with a zero vector, with a ones vector, sequences each)}."""
     results = {}
     for path in paths:
-        _, model = load_model(path)
+        state, model = load_model(path)
         model.eval()
+        config = {**state["task_config"], "min_length": PROBE_LENGTH, "max_length": PROBE_LENGTH}
         fails = []
         for fill in (0.0, 1.0):
-            task = TASKS["copy"](seed=99, min_length=PROBE_LENGTH, max_length=PROBE_LENGTH)
+            task = build_task(config, seed=99)
             count = 0
             for p in PROBE_POSITIONS:
                 batch = task.sample(per_position)

@@ -62,6 +62,20 @@ def test_copy_layout():
     assert lengths.min() >= 1 and lengths.max() <= 20
 
 
+def test_copy_hold_delimiter_flags_the_output_steps_only():
+    plain, held = CopyTask(3).sample(32), CopyTask(3, hold_delimiter=1).sample(32)
+    assert torch.equal(plain.targets, held.targets) and torch.equal(plain.mask, held.mask)
+    assert torch.equal(plain.inputs[..., :8], held.inputs[..., :8])  # same data, same stream
+    for j in range(32):
+        L, T = (int(held.lengths[j]) - 1) // 2, int(held.lengths[j])
+        flag = held.inputs[:, j, 8]
+        assert not flag[:L].any() and flag[L:T].eq(1).all() and not flag[T:].any()
+    assert CopyTask(0).config() == {"bits": 8, "min_length": 1, "max_length": 20}
+    assert CopyTask(0, hold_delimiter=1).config()["hold_delimiter"] == 1
+    with pytest.raises(ValueError, match="hold_delimiter: expected 0 or 1"):
+        CopyTask(0, hold_delimiter=2)
+
+
 def test_copy_fixed_length_for_generalisation():
     b = CopyTask(0, min_length=120, max_length=120).sample(2)
     assert b.inputs.shape[0] == 241 and b.mask.sum(0).tolist() == [120, 120]

@@ -8,6 +8,10 @@ Layout for ``bits`` = 8 and a sequence of length L (lengths uniform in ``min_len
 * steps ``L+1 .. 2L``: all-zero input (the paper gives no input while the target is emitted);
   target = the L vectors; mask = 1. ``output_size = bits``.
 * sequence length ``2L + 1``; shorter sequences in a batch are zero-padded at the end.
+
+``hold_delimiter=1`` (not the paper's layout; an experiment, docs/results/copy.md) keeps the
+delimiter flag on through the output steps ``L+1 .. 2L``, so that an all-zero data vector no
+longer looks like the input of the output phase.
 """
 
 from __future__ import annotations
@@ -21,15 +25,27 @@ class CopyTask(Task):
     name = "copy"
 
     def __init__(
-        self, seed: int = 0, *, bits: int = 8, min_length: int = 1, max_length: int = 20
+        self,
+        seed: int = 0,
+        *,
+        bits: int = 8,
+        min_length: int = 1,
+        max_length: int = 20,
+        hold_delimiter: int = 0,
     ) -> None:
         super().__init__(seed)
         self.bits = check_range("bits", bits, bits, 1)[0]
         self.min_length, self.max_length = check_range("length", min_length, max_length, 1)
+        if isinstance(hold_delimiter, bool) or hold_delimiter not in (0, 1):
+            raise ValueError(f"hold_delimiter: expected 0 or 1, got {hold_delimiter!r}")
+        self.hold_delimiter = hold_delimiter
         self.input_size, self.output_size = bits + 1, bits
 
     def config(self) -> dict[str, int]:
-        return {"bits": self.bits, "min_length": self.min_length, "max_length": self.max_length}
+        config = {"bits": self.bits, "min_length": self.min_length, "max_length": self.max_length}
+        if self.hold_delimiter:  # only then: the paper's task keeps the configuration it had
+            config["hold_delimiter"] = 1
+        return config
 
     def _sample(self, batch_size: int) -> Batch:
         lengths = self._randint(self.min_length, self.max_length, (batch_size,))
@@ -48,6 +64,8 @@ class CopyTask(Task):
         tt = torch.arange(T).unsqueeze(1)
         in_target = (tt > lengths) & (tt <= 2 * lengths)
         mask[in_target] = 1.0
+        if self.hold_delimiter:
+            inputs[..., self.bits] += in_target.float()
         src = (tt - lengths - 1).clamp(0, L - 1)  # which input vector each step copies
         gathered = seq.gather(0, src.unsqueeze(-1).expand(-1, -1, self.bits))
         targets[:] = gathered * in_target.unsqueeze(-1)
