@@ -10,6 +10,7 @@ checkpoint of the last whole step was written; ``--resume`` continues exactly).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -296,8 +297,11 @@ def _eval(args: argparse.Namespace) -> int:
         device=args.device, backend=args.backend, write=False,
         memory_slots=args.memory_slots,
     )  # fmt: skip
-    print(format_table(result))  # the result is shown even if it cannot be saved
-    sys.stdout.flush()
+    try:
+        print(format_table(result))  # the result is shown even if it cannot be saved
+        sys.stdout.flush()
+    except BrokenPipeError:  # `ntm-fast eval RUN | head`: the reader left; still save it
+        _discard_stdout()
     write_result(result, json_path)
     print(f"wrote {json_path}", file=sys.stderr)
     return 0
@@ -311,12 +315,23 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _discard_stdout() -> None:
+    """Send the rest of stdout to /dev/null once its reader has gone, so that nothing (not
+    even Python's flush at exit) fails on it again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ntm-fast``; returns the exit code."""
     args = build_parser().parse_args(argv)
     warnings.filterwarnings("once", category=RuntimeWarning, module="ntm_fast")
     try:
         return {"train": _train, "eval": _eval, "plot": _plot}[args.command](args)
+    except BrokenPipeError:  # stdout's reader left (`| head`): not an error of ours
+        _discard_stdout()
+        return 141  # what a shell reports for a writer ended by SIGPIPE
     except (UserError, CheckpointError) as exc:
         print(f"ntm-fast: error: {exc}", file=sys.stderr)
         return 1

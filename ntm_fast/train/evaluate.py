@@ -71,6 +71,13 @@ def build_task(task_config: dict[str, Any], seed: int) -> Task:
     return make_task(cfg.pop("name"), seed, **cfg)
 
 
+def task_options(task_config: dict[str, Any]) -> dict[str, Any]:
+    """The settings of ``task_config`` that differ from its task's defaults."""
+    cfg = dict(task_config)
+    defaults = make_task(cfg.pop("name"), 0).config()
+    return {k: v for k, v in cfg.items() if defaults.get(k) != v}
+
+
 @torch.no_grad()
 def score(model: torch.nn.Module, batch: Batch) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Per-sequence cost (bits), bit errors and number of scored bits, and the `(T, B, C)`
@@ -201,6 +208,9 @@ def evaluate(
         "sequences_trained": state["sequences"],
         "rows": rows,
     }
+    options = task_options(state["task_config"])
+    if options:  # trained on other than the task's defaults (--task-arg): say so
+        result["task_options"] = options
     if memory_slots is not None:
         result["memory_slots"] = memory_slots
     trained_slots = state["config"].get("train_memory_slots")
@@ -231,7 +241,8 @@ def format_table(result: dict[str, Any]) -> str:
         " optimal bits/seq |" if opt else ""
     )
     head += " copy bits wrong | end marker right |" if split else ""
-    title = (f"{result['task']} / {result['controller']} after "
+    options = ", ".join(f"{k}={v}" for k, v in result.get("task_options", {}).items())
+    title = (f"{result['task']}{f' ({options})' if options else ''} / {result['controller']} after "
              f"{result['sequences_trained']:,} sequences ({result['step']:,} steps)")  # fmt: skip
     if "memory_slots" in result:
         title += f", run with {result['memory_slots']} memory slots"

@@ -3,10 +3,13 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from ntm_fast.train.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
 
 TINY = ["--memory-slots", "8", "--memory-width", "4", "--controller-size", "8",
         "--task-arg", "max_length=3", "--batch-size", "2", "--log-every", "2",
@@ -119,3 +122,21 @@ def test_module_entry_point():
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "ntm-fast train" in proc.stderr and "--batch-size" in proc.stderr
+
+
+def test_eval_into_a_closed_pipe_still_saves_the_result(tmp_path):
+    """``ntm-fast eval RUN | head``: the reader leaves before the table is printed; the JSON is
+    still written, with no error or traceback (one subprocess: stdout must be a real pipe)."""
+    out = tmp_path / "eval.json"
+    run = "docs/checkpoints/copy-hold-lstm-seed0"
+    code = "import sys; from ntm_fast.train.cli import main; sys.exit(main(sys.argv[1:]))"
+    args = ["eval", run, "--batches", "1", "--batch-size", "2", "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=ROOT)  # fmt: skip
+    proc.stdout.close()  # before the child (still importing torch) writes anything
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 0, err
+    assert "error" not in err and "Traceback" not in err
+    result = json.loads(out.read_text())
+    assert result["task_options"] == {"hold_delimiter": 1}  # and the title names it
+    assert result["rows"][0]["setting"] == "length 10"

@@ -76,6 +76,22 @@ def test_copy_hold_delimiter_flags_the_output_steps_only():
         CopyTask(0, hold_delimiter=2)
 
 
+def test_repeat_copy_hold_delimiter_flags_through_the_end_marker():
+    plain, held = RepeatCopyTask(4).sample(16), RepeatCopyTask(4, hold_delimiter=1).sample(16)
+    assert torch.equal(plain.targets, held.targets) and torch.equal(plain.mask, held.mask)
+    assert torch.equal(plain.inputs[..., [0, 1, 2, 3, 4, 5, 6, 7, 9]],
+                       held.inputs[..., [0, 1, 2, 3, 4, 5, 6, 7, 9]])  # fmt: skip
+    for j in range(16):
+        end = int(held.targets[:, j, 8].argmax())  # the end-marker step
+        L = int(plain.inputs[:, j, 8].argmax())  # the delimiter step
+        flag = held.inputs[:, j, 8]
+        assert not flag[:L].any() and flag[L : end + 1].eq(1).all() and not flag[end + 1 :].any()
+    assert RepeatCopyTask(0, hold_delimiter=1).config()["hold_delimiter"] == 1
+    assert "hold_delimiter" not in RepeatCopyTask(0).config()
+    with pytest.raises(ValueError, match="hold_delimiter: expected 0 or 1"):
+        RepeatCopyTask(0, hold_delimiter=True)
+
+
 def test_copy_fixed_length_for_generalisation():
     b = CopyTask(0, min_length=120, max_length=120).sample(2)
     assert b.inputs.shape[0] == 241 and b.mask.sum(0).tolist() == [120, 120]

@@ -86,3 +86,12 @@ def pad_stack(parts: list[Tensor], T: int) -> Tensor:
     for b, p in enumerate(parts):
         out[: p.shape[0], b] = p
     return out
+
+
+def check_hold_delimiter(value: object) -> int:
+    """``hold_delimiter`` of copy and repeat copy: 0 (the paper's layout, the delimiter flag on
+    one step) or 1 (the flag held on through the output steps, so that an all-zero data
+    vector no longer looks like the output phase's blank input; docs/results/copy.md)."""
+    if isinstance(value, bool) or value not in (0, 1):
+        raise ValueError(f"hold_delimiter: expected 0 or 1, got {value!r}")
+    return int(value)  # type: ignore[call-overload]

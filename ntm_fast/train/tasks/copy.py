@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Batch, Task, check_range
+from .base import Batch, Task, check_hold_delimiter, check_range
 
 
 class CopyTask(Task):
@@ -36,9 +36,7 @@ class CopyTask(Task):
         super().__init__(seed)
         self.bits = check_range("bits", bits, bits, 1)[0]
         self.min_length, self.max_length = check_range("length", min_length, max_length, 1)
-        if isinstance(hold_delimiter, bool) or hold_delimiter not in (0, 1):
-            raise ValueError(f"hold_delimiter: expected 0 or 1, got {hold_delimiter!r}")
-        self.hold_delimiter = hold_delimiter
+        self.hold_delimiter = check_hold_delimiter(hold_delimiter)
         self.input_size, self.output_size = bits + 1, bits
 
     def config(self) -> dict[str, int]:

@@ -13,6 +13,9 @@ Layout for ``bits`` = 8, a sequence of length L and K repeats (L and K each unif
   = the end marker on output channel ``bits`` (0 elsewhere). ``output_size = bits + 1``.
 * mask = 1 on all ``L·K + 1`` target steps; sequence length ``L·K + L + 2``.
 
+``hold_delimiter=1`` (not the paper's layout, as in copy) keeps the delimiter flag on from
+step ``L`` through the end-marker step.
+
 Evaluation with more repeats keeps the training normalisation (pass ``count_mean`` and
 ``count_std`` explicitly, or leave them to default to 1..10's), as a trained net would see.
 """
@@ -23,7 +26,7 @@ import math
 
 import torch
 
-from .base import Batch, Task, check_range
+from .base import Batch, Task, check_hold_delimiter, check_range
 
 
 def uniform_int_moments(low: int, high: int) -> tuple[float, float]:
@@ -46,6 +49,7 @@ class RepeatCopyTask(Task):
         max_repeats: int = 10,
         count_mean: float | None = None,
         count_std: float | None = None,
+        hold_delimiter: int = 0,
     ) -> None:
         super().__init__(seed)
         self.bits = check_range("bits", bits, bits, 1)[0]
@@ -54,14 +58,18 @@ class RepeatCopyTask(Task):
         mean, std = uniform_int_moments(1, 10)
         self.count_mean = mean if count_mean is None else float(count_mean)
         self.count_std = std if count_std is None else float(count_std)
+        self.hold_delimiter = check_hold_delimiter(hold_delimiter)
         self.input_size, self.output_size = bits + 2, bits + 1
 
     def config(self) -> dict[str, float]:
-        return {
+        config = {
             "bits": self.bits, "min_length": self.min_length, "max_length": self.max_length,
             "min_repeats": self.min_repeats, "max_repeats": self.max_repeats,
             "count_mean": self.count_mean, "count_std": self.count_std,
         }  # fmt: skip
+        if self.hold_delimiter:  # only then: the paper's task keeps the configuration it had
+            config["hold_delimiter"] = 1
+        return config
 
     def normalise(self, repeats: torch.Tensor) -> torch.Tensor:
         return (repeats.float() - self.count_mean) / self.count_std
@@ -89,4 +97,6 @@ class RepeatCopyTask(Task):
         targets[end, b, self.bits] = 1.0
         mask[copying] = 1.0
         mask[end, b] = 1.0
+        if self.hold_delimiter:
+            inputs[..., self.bits] = ((tt >= lengths) & (tt <= end)).float()
         return Batch(inputs, targets, mask, total)
