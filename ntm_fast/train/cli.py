@@ -188,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_key_value,
         action="append",
         metavar="KEY=N",
-        help="task size override, e.g. max_length=10",
+        help="task setting override, e.g. max_length=10, or hold_delimiter=1 (copy, repeat "
+        "copy: the delimiter flag held through the output; not the paper's layout, "
+        "docs/results/copy.md)",
     )
     t.add_argument("--no-plots", action="store_true", help="skip the figures at the end")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
