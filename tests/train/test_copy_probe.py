@@ -12,7 +12,9 @@ from ntm_fast.train.evaluate import evaluate
 from tools.copy_spikes import PROBE_POSITIONS, probe
 
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "docs" / "checkpoints"
-HELD = [CHECKPOINTS / f"copy-hold-lstm-seed{s}" for s in range(4)]
+HELD = [CHECKPOINTS / f"copy-hold-lstm-seed{s}" for s in range(8)]
+#: copy.md's probe of 3,000 sequences: inexact copies with a forced all-zero vector
+ZERO_VECTOR_FAILURES = [0, 0, 0, 0, 11, 0, 2, 0]
 
 
 def test_probe_counts_failures_per_forced_vector() -> None:
@@ -31,6 +33,8 @@ def test_held_delimiter_networks_copy_zero_vectors_and_length_120(run: Path) -> 
     assert result["sequences_trained"] == 30_000
     rows = {row["setting"]: row for row in result["rows"]}
     assert rows["length 120"]["bit_errors_per_sequence"] == 0.0
-    # copy.md: 0 of 3,000 zero-vector sequences wrong for every seed (the default: 8-49)
-    zeros, ones, _ = probe([str(run)], 25)[str(run)]
-    assert zeros == ones == 0
+    # copy.md: 0-11 of 3,000 zero-vector sequences wrong (the paper's layout: 8-113); 150
+    # such sequences here, so a network that failed as often as seed 6's default (4%) would
+    # fail ~6 of them
+    zeros, ones, n = probe([str(run)], 25)[str(run)]
+    assert ones == 0 and zeros <= 1 + ZERO_VECTOR_FAILURES[HELD.index(run)] * n // 3000
