@@ -1,0 +1,92 @@
+"""tools.repeat_beyond: per-repeat copy errors, checked on a hand-written repeat copier whose
+errors are known exactly, and on two committed networks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from ntm_fast.train.checkpoint import load_model
+from ntm_fast.train.evaluate import build_task
+from tools.repeat_beyond import (
+    errors_by_repeats,
+    largest_within,
+    per_repeat_errors,
+    sample,
+    with_count_input,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = build_task({"name": "repeat_copy"}, 0).config() | {"name": "repeat_copy"}
+BITS = CONFIG["bits"]
+
+
+class Copier(nn.Module):
+    """Copies the sequence as many times as its count input says (at most ``limit``), from
+    the inputs alone: a stand-in for a trained net whose per-repeat errors are known."""
+
+    def __init__(self, limit: int = 1000) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor]:
+        T, B, _ = inputs.shape
+        out = torch.full((T, B, BITS + 1), -10.0)
+        for b in range(B):
+            L = int(inputs[:, b, BITS].nonzero()[0])
+            z = float(inputs[L, b, BITS + 1])
+            k = min(round(z * CONFIG["count_std"] + CONFIG["count_mean"]), self.limit)
+            for t in range(L + 1, min(L + 1 + L * k, T)):
+                out[t, b, :BITS] = 20 * inputs[(t - L - 1) % L, b, :BITS] - 10
+        return (out,)
+
+
+def _ones_share(batch, length: int, r: int) -> float:
+    first = length + 1 + r * length
+    return float(batch.targets[first : first + length, :, :BITS].mean())
+
+
+def test_exact_copier_has_no_errors_and_copy_limit_shows_per_repeat() -> None:
+    batch = sample(CONFIG, 4, 15, 8, seed=3)
+    assert per_repeat_errors(Copier(), batch, 4, 15, BITS) == [0.0] * 15
+    stops = per_repeat_errors(Copier(limit=11), batch, 4, 15, BITS)
+    assert stops[:11] == [0.0] * 11
+    # after repeat 11 it outputs 0: wrong exactly on the targets' ones
+    assert stops[11:] == pytest.approx([_ones_share(batch, 4, r) for r in range(11, 15)])
+
+
+def test_count_input_override_changes_only_the_count() -> None:
+    batch = sample(CONFIG, 3, 20, 6, seed=5)
+    told = with_count_input(batch, CONFIG, 3, 12)
+    assert torch.equal(told.targets, batch.targets)
+    changed = (told.inputs != batch.inputs).nonzero()
+    assert set(changed[:, 0].tolist()) == {3} and set(changed[:, 2].tolist()) == {BITS + 1}
+    errs = per_repeat_errors(Copier(), told, 3, 20, BITS)
+    assert errs[:12] == [0.0] * 12 and all(e > 0 for e in errs[12:])
+
+
+def test_errors_by_repeats_and_largest_within() -> None:
+    counts = list(range(10, 15))
+    errs = errors_by_repeats(Copier(limit=12), CONFIG, 5, counts, 8, seed=1)
+    assert errs[:3] == [0.0, 0.0, 0.0] and errs[3] > 0.01 and errs[4] > errs[3]
+    assert largest_within(counts, errs, 0.01) == 12
+    assert largest_within([10, 11], [0.02, 0.0], 0.01) is None
+
+
+def test_refuses_other_tasks_and_bad_sizes() -> None:
+    with pytest.raises(ValueError, match="repeat_copy"):
+        sample({"name": "copy"}, 5, 5, 4, 0)
+    with pytest.raises(ValueError, match="length, repeats, sequences"):
+        sample(CONFIG, 0, 5, 4, 0)
+
+
+@pytest.mark.parametrize("name", ["repeat-copy-ff-seed3", "repeat-copy-lstm-seed3"])
+def test_committed_networks_copy_past_ten_repeats_not_twenty(name: str) -> None:
+    """docs/results/repeat-copy.md, "Beyond 10 repeats": both copy 11 and 12 repeats within
+    1% and fail at 20 (64 sequences; the margins are wide: 0.00-0.09% vs 9-50%)."""
+    state, model = load_model(ROOT / "docs" / "checkpoints" / name / "checkpoint.pt")
+    errs = errors_by_repeats(model.eval(), state["task_config"], 10, [11, 12, 20], 64, 4321)
+    assert errs[0] < 0.01 and errs[1] < 0.01 and errs[2] > 0.05
