@@ -85,8 +85,8 @@ def test_refuses_other_tasks_and_bad_sizes() -> None:
 
 @pytest.mark.parametrize("name", ["repeat-copy-ff-seed3", "repeat-copy-lstm-seed3"])
 def test_committed_networks_copy_past_ten_repeats_not_twenty(name: str) -> None:
-    """docs/results/repeat-copy.md, "Beyond 10 repeats": both copy 11 and 12 repeats within
-    1% and fail at 20 (64 sequences; the margins are wide: 0.00-0.09% vs 9-50%)."""
+    """docs/results/repeat-copy-more-repeats.md: both copy 11 repeats within 1% and fail at 20
+    (32 sequences; the margins are wide: 0.00% at 11 against 9% and 50% at 20 on 64)."""
     state, model = load_model(ROOT / "docs" / "checkpoints" / name / "checkpoint.pt")
-    errs = errors_by_repeats(model.eval(), state["task_config"], 10, [11, 12, 20], 64, 4321)
-    assert errs[0] < 0.01 and errs[1] < 0.01 and errs[2] > 0.05
+    errs = errors_by_repeats(model.eval(), state["task_config"], 10, [11, 20], 32, 4321)
+    assert errs[0] < 0.01 and errs[1] > 0.05
