@@ -62,9 +62,9 @@ def per_repeat_errors(
 def with_count_input(batch: Batch, task_config: dict[str, Any], length: int, count: int) -> Batch:
     """The batch with its count input (channel ``bits+1`` at the delimiter step) set to that
     of ``count`` repeats; targets unchanged."""
+    task = build_task(task_config, 0)  # its normalise(): the checkpoint's count_mean and std
     inputs = batch.inputs.clone()
-    z = (count - task_config["count_mean"]) / task_config["count_std"]
-    inputs[length, :, task_config["bits"] + 1] = z
+    inputs[length, :, task.bits + 1] = task.normalise(torch.tensor(count))
     return batch._replace(inputs=inputs)
 
 
@@ -108,6 +108,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--count-as", type=int, metavar="K2", help="with --per-repeat: K2's count")
     p.add_argument("--seed", type=int, default=4321)
     a = p.parse_args(argv)
+    if a.count_as is not None and a.per_repeat is None:
+        p.error("--count-as: needs --per-repeat K (the sequences it re-counts)")
+    if a.max_repeats < 10:
+        p.error(f"--max-repeats: expected >= 10 (the table starts at 10), got {a.max_repeats}")
     torch.set_num_threads(1)
     counts = list(range(10, a.max_repeats + 1))
     if a.per_repeat is None:

@@ -14,6 +14,7 @@ from ntm_fast.train.evaluate import build_task
 from tools.repeat_beyond import (
     errors_by_repeats,
     largest_within,
+    main,
     per_repeat_errors,
     sample,
     with_count_input,
@@ -81,6 +82,18 @@ def test_refuses_other_tasks_and_bad_sizes() -> None:
         sample({"name": "copy"}, 5, 5, 4, 0)
     with pytest.raises(ValueError, match="length, repeats, sequences"):
         sample(CONFIG, 0, 5, 4, 0)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [(["--count-as", "12"], "--count-as"), (["--max-repeats", "9"], "--max-repeats")],
+)
+def test_cli_refuses_flags_it_would_ignore(
+    args: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["unused-checkpoint", *args])
+    assert named in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", ["repeat-copy-ff-seed3", "repeat-copy-lstm-seed3"])
