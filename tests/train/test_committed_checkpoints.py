@@ -104,11 +104,14 @@ def test_copy_baseline_checkpoint_has_not_learned_copy():
     assert rows["length 120"]["bit_error_rate"] > 0.4
 
 
-def test_feedforward_ngrams_checkpoint_is_where_results_says():
-    result = evaluate(RUNS[0].parent / "ngrams-ff-seed0", batches=1, batch_size=64, write=False)
+# results/ngrams.md: 1.93, 2.02 and 2.40 bits above the optimal estimator on 1,000 sequences
+# (seeds 0, 2, 3); the bounds leave room for the 64 used here (standard error ~0.45 bits)
+@pytest.mark.parametrize(("seed", "sequences"), [(0, 780_000), (2, 1_260_000), (3, 780_000)])
+def test_feedforward_ngrams_checkpoints_are_where_results_says(seed, sequences):
+    run = RUNS[0].parent / f"ngrams-ff-seed{seed}"
+    result = evaluate(run, batches=1, batch_size=64, write=False)
     row = result["rows"][0]
-    assert result["controller"] == "feedforward" and result["sequences_trained"] == 780_000
-    # results/ngrams.md: 1.93 bits above the optimal estimator on 1,000 sequences; 64 vary more
+    assert result["controller"] == "feedforward" and result["sequences_trained"] == sequences
     assert 0.5 < row["bits_per_sequence"] - row["optimal_bits_per_sequence"] < 4
 
 
