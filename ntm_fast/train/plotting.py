@@ -25,7 +25,7 @@ from .checkpoint import CHECKPOINT, load_checkpoint, load_model
 from .config import UserError
 from .evaluate import build_task, generalisation_settings
 from .rundir import STAGE1
-from .runlog import read_run_log
+from .runlog import moving_mean, read_run_log
 from .sort_analysis import SortMemoryUse, analyse_sort_memory_use
 from .tasks import NGramTask, PrioritySortTask, Task
 
@@ -44,22 +44,25 @@ def _pyplot() -> Any:
 
 
 def learning_curve_figure(
-    logs: Sequence[tuple[str, str | Path]], *, optimal: float | None = None
+    logs: Sequence[tuple[str, str | Path]], *, optimal: float | None = None, smooth: int = 1
 ) -> Any:
     """The figure of :func:`plot_learning_curves` (not saved). The cost axis is logarithmic:
-    a converged run's 0.01-bit costs would sit flat on zero on a linear axis."""
+    a converged run's 0.01-bit costs would sit flat on zero on a linear axis. ``smooth``:
+    each point the mean of that many logged windows (:func:`.runlog.moving_mean`)."""
     fig, ax = _pyplot().subplots(figsize=(6, 3.6))
     for label, log in logs:
         cols, finish_from = read_run_log(log)
         if cols:
             kseq = [s / 1000 for s in cols["sequences"]]
-            (line,) = ax.plot(kseq, cols["cost_bits"], label=label, lw=1)
+            cost = moving_mean(cols["cost_bits"], smooth)
+            (line,) = ax.plot(kseq, cost, label=label, lw=1)
             if finish_from is not None:  # where a staged run's finishing stage begins
                 ax.axvline(finish_from / 1000, color=line.get_color(), ls=":", lw=1)
     if optimal is not None:
         ax.axhline(optimal, color="k", ls="--", lw=1, label="optimal estimator")
     ax.set_xlabel("sequence number (thousands)")
-    ax.set_ylabel("cost per sequence (bits, log scale)")
+    ax.set_ylabel(f"bits per sequence (log; mean of {smooth} windows)" if smooth > 1
+                  else "cost per sequence (bits, log scale)")  # fmt: skip
     ax.set_yscale("log")  # a zero cost is left out (no log of 0)
     ax.grid(alpha=0.3, which="both")
     ax.legend()
@@ -67,11 +70,15 @@ def learning_curve_figure(
 
 
 def plot_learning_curves(
-    logs: Sequence[tuple[str, str | Path]], path: str | Path, *, optimal: float | None = None
+    logs: Sequence[tuple[str, str | Path]],
+    path: str | Path,
+    *,
+    optimal: float | None = None,
+    smooth: int = 1,
 ) -> Path:
     """Cost per sequence (bits, log axis) against sequences seen (thousands), one line per
     run."""
-    return _save(learning_curve_figure(logs, optimal=optimal), path)
+    return _save(learning_curve_figure(logs, optimal=optimal, smooth=smooth), path)
 
 
 def generalisation_figure(results: Sequence[tuple[str, dict[str, Any]]]) -> Any:
@@ -240,6 +247,7 @@ def plot_runs(
     *,
     out: str | Path | None = None,
     labels: Sequence[str] | None = None,
+    smooth: int = 1,
 ) -> list[Path]:
     """One learning-curve plot for all ``runs`` (and, for two or more runs that all have an
     ``eval.json`` from ``ntm-fast eval``, one generalisation plot comparing them), plus each
@@ -258,7 +266,8 @@ def plot_runs(
     loaded = [load_model(d / CHECKPOINT) if (d / CHECKPOINT).exists() else None for d in dirs]
     tasks = [None if m is None else build_task(m[0]["task_config"], 0) for m in loaded]
     optimal = optimal_cost(tasks[0]) if tasks[0] is not None else None  # N-grams: Fig. 13's line
-    paths = [plot_learning_curves(logs, fig_dir / "learning_curves.png", optimal=optimal)]
+    curves = fig_dir / "learning_curves.png"
+    paths = [plot_learning_curves(logs, curves, optimal=optimal, smooth=smooth)]
     evals = [d / "eval.json" for d in dirs]
     if len(dirs) > 1 and all(e.is_file() for e in evals):  # every run evaluated: Fig. 11
         results = [(label, _read_eval(e)) for label, e in zip(labels, evals, strict=True)]

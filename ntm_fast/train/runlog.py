@@ -29,6 +29,13 @@ def read_log(path: str | Path) -> dict[str, list[float]]:
         raise UserError(f"{path}: not a well-formed training log: {exc}") from None
 
 
+def moving_mean(values: list[float], windows: int) -> list[float]:
+    """Each value averaged with the ``windows - 1`` before it (fewer at the start), so that a
+    noisy curve (N-grams at batch 2) reads; ``windows`` = 1 returns the values."""
+    return [sum(values[max(0, i + 1 - windows) : i + 1]) / min(i + 1, windows)
+            for i in range(len(values))]  # fmt: skip
+
+
 def read_run_log(path: str | Path) -> tuple[dict[str, list[float]], float | None]:
     """The columns of the log at ``path`` and, where it is a staged run's ``RUN/log.csv``, the
     first stage's rows (``RUN/stage1/log.csv``) before them - one curve, since the finishing

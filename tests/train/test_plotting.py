@@ -11,6 +11,7 @@ from tiny_run import CLI
 
 from ntm_fast.train import plotting
 from ntm_fast.train.cli import main
+from ntm_fast.train.runlog import moving_mean
 
 
 def test_learning_curve_cost_axis_is_logarithmic(tmp_path):
@@ -23,6 +24,25 @@ def test_learning_curve_cost_axis_is_logarithmic(tmp_path):
     low, high = ax.get_ylim()
     assert low < 0.01 and high > 40  # all three costs are on the axis
     plt.close(fig)
+
+
+def test_moving_mean_averages_the_windows_before_each_point():
+    assert moving_mean([4.0, 2.0, 6.0, 0.0, 10.0], 1) == [4.0, 2.0, 6.0, 0.0, 10.0]
+    assert moving_mean([4.0, 2.0, 6.0, 0.0, 10.0], 2) == [4.0, 3.0, 4.0, 3.0, 5.0]
+    assert moving_mean([4.0, 2.0, 6.0, 0.0, 10.0], 3) == [4.0, 3.0, 4.0, 8 / 3, 16 / 3]
+
+
+def test_smoothed_curve_is_drawn_and_labelled(tmp_path, capsys):
+    log = tmp_path / "log.csv"
+    log.write_text("step,sequences,cost_bits,bit_errors,seconds,seq_per_s\n"
+                   "1,32,40.0,5,1,32\n2,64,0.5,0,2,32\n3,96,0.01,0,3,32\n")  # fmt: skip
+    fig = plotting.learning_curve_figure([("run", log)], smooth=2)
+    ax = fig.axes[0]
+    assert list(ax.lines[0].get_ydata()) == [40.0, 20.25, 0.255]
+    assert "mean of 2 windows" in ax.get_ylabel()
+    plt.close(fig)
+    assert main(["plot", str(tmp_path), "--smooth", "0"]) == 1
+    assert "--smooth: expected an int >= 1" in capsys.readouterr().err
 
 
 def test_plot_writes_only_to_out_and_lists_every_file(tmp_path, capsys):
@@ -53,9 +73,9 @@ def test_ngrams_runs_are_plotted_beside_the_optimal_estimator(tmp_path, monkeypa
     seen = []
     real = plotting.plot_learning_curves
 
-    def recording(logs, path, optimal=None):
+    def recording(logs, path, optimal=None, smooth=1):
         seen.append(optimal)
-        return real(logs, path)
+        return real(logs, path, smooth=smooth)
 
     monkeypatch.setattr(plotting, "plot_learning_curves", recording)
     for task in ("ngrams", "copy"):
