@@ -30,7 +30,7 @@ from ntm_fast.train.evaluate import build_task
 from ntm_fast.train.objective import sequence_cost
 from ntm_fast.train.optim import GravesRMSprop
 from ntm_fast.train.presets import build_model, preset
-from ntm_fast.train.tasks import TASKS, Batch
+from ntm_fast.train.tasks import TASKS, Batch, split_training_only
 
 
 def find(seed: int, steps: int, lr: float, clip_norm: float, threshold: float, out: Path) -> None:
@@ -85,7 +85,8 @@ def probe(paths: list[str], per_position: int) -> dict[str, tuple[int, int, int]
     for path in paths:
         state, model = load_model(path)
         model.eval()
-        config = {**state["task_config"], "min_length": PROBE_LENGTH, "max_length": PROBE_LENGTH}
+        config = {**split_training_only(state["task_config"])[0],  # the paper's fair bits
+                  "min_length": PROBE_LENGTH, "max_length": PROBE_LENGTH}  # fmt: skip
         fails = []
         for fill in (0.0, 1.0):
             task = build_task(config, seed=99)

@@ -189,8 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="KEY=N",
         help="task setting override, e.g. max_length=10, or hold_delimiter=1 (copy, repeat "
-        "copy: the delimiter flag held through the output; not the paper's layout, "
-        "docs/results/copy.md)",
+        "copy: the delimiter flag held through the output; not the paper's layout), or "
+        "zero_vector_percent=10 (copy: that share of training vectors blanked; evaluation "
+        "uses fair bits); docs/results/copy.md",
     )
     t.add_argument("--no-plots", action="store_true", help="skip the figures at the end")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -246,6 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", help="figure directory (default: RUN_DIR/figures of the first)")
     p.add_argument("--labels", nargs="+", help="legend labels, one per run")
+    p.add_argument(
+        "--smooth",
+        type=int,
+        default=1,
+        metavar="N",
+        help="each learning-curve point the mean of N logged windows (default 1)",
+    )
     return parser
 
 
@@ -312,7 +320,9 @@ def _eval(args: argparse.Namespace) -> int:
 def _plot(args: argparse.Namespace) -> int:
     if args.labels and len(args.labels) != len(args.runs):
         raise UserError(f"--labels: expected {len(args.runs)} labels, got {len(args.labels)}")
-    for path in plot_runs(args.runs, out=args.out, labels=args.labels):
+    if args.smooth < 1:
+        raise UserError(f"--smooth: expected an int >= 1 (1: no smoothing), got {args.smooth}")
+    for path in plot_runs(args.runs, out=args.out, labels=args.labels, smooth=args.smooth):
         print(path)
     return 0
 

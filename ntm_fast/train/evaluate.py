@@ -28,7 +28,16 @@ from .config import UserError
 from .objective import LN2
 from .rundir import file_error, write_json
 from .sort_analysis import analyse_sort_memory_use, priority_gap_errors
-from .tasks import Batch, NGramTask, PrioritySortTask, RepeatCopyTask, Task, make_task
+from .tasks import (
+    Batch,
+    NGramTask,
+    PrioritySortTask,
+    RepeatCopyTask,
+    Task,
+    make_task,
+    split_training_only,
+    task_options,
+)
 
 _ASSOC_ITEMS = (6, 8, 10, 12, 15, 20)
 _SORT_SPACINGS = (0.1, 0.05, 0.03)
@@ -36,8 +45,9 @@ _SORT_SPACINGS = (0.1, 0.05, 0.03)
 
 def generalisation_settings(task_config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """(label, full task config) for each evaluation setting of a task trained on
-    ``task_config`` (which includes ``name``); training sizes not varied are kept."""
-    base = dict(task_config)
+    ``task_config`` (which includes ``name``); training sizes not varied are kept, training-only
+    settings (copy's zero-vector emphasis) dropped."""
+    base = split_training_only(task_config)[0]
     name = base.pop("name")
     if name == "copy":
         rows = [(f"length {n}", {"min_length": n, "max_length": n}) for n in (10, 20, 30, 50, 120)]
@@ -69,13 +79,6 @@ def generalisation_settings(task_config: dict[str, Any]) -> list[tuple[str, dict
 def build_task(task_config: dict[str, Any], seed: int) -> Task:
     cfg = dict(task_config)
     return make_task(cfg.pop("name"), seed, **cfg)
-
-
-def task_options(task_config: dict[str, Any]) -> dict[str, Any]:
-    """The settings of ``task_config`` that differ from its task's defaults."""
-    cfg = dict(task_config)
-    defaults = make_task(cfg.pop("name"), 0).config()
-    return {k: v for k, v in cfg.items() if defaults.get(k) != v}
 
 
 @torch.no_grad()
@@ -209,8 +212,12 @@ def evaluate(
         "rows": rows,
     }
     options = task_options(state["task_config"])
-    if options:  # trained on other than the task's defaults (--task-arg): say so
-        result["task_options"] = options
+    kept, training_only = split_training_only({"name": result["task"], **options})
+    del kept["name"]
+    if kept:  # tested on other than the task's defaults (--task-arg): say so
+        result["task_options"] = kept
+    if training_only:  # shaped the training stream only; the rows use the paper's data
+        result["training_options"] = training_only
     if memory_slots is not None:
         result["memory_slots"] = memory_slots
     trained_slots = state["config"].get("train_memory_slots")
@@ -244,6 +251,9 @@ def format_table(result: dict[str, Any]) -> str:
     options = ", ".join(f"{k}={v}" for k, v in result.get("task_options", {}).items())
     title = (f"{result['task']}{f' ({options})' if options else ''} / {result['controller']} after "
              f"{result['sequences_trained']:,} sequences ({result['step']:,} steps)")  # fmt: skip
+    if "training_options" in result:
+        trained = ", ".join(f"{k}={v}" for k, v in result["training_options"].items())
+        title += f", trained with {trained}"
     if "memory_slots" in result:
         title += f", run with {result['memory_slots']} memory slots"
     if "train_memory_slots" in result:

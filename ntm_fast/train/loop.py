@@ -27,6 +27,7 @@ from .plotting import write_run_figures
 from .presets import parameter_table
 from .rundir import file_error
 from .stopping import REASON_CODES, StopFlag
+from .tasks import task_options
 
 if TYPE_CHECKING:  # annotations only: the trainer imports this module
     from .runlog import Logger
@@ -61,6 +62,9 @@ def print_header(t: Trainer, resume: bool) -> None:
     print(f"{c.task} / {c.controller}: batch {c.batch_size}{per_rank}, {c.optimizer} "
           f"lr {c.lr:g} ({describe_schedule(c)}), seed {c.seed}, device {c.device}, "
           f"run dir {t.out}", file=sys.stderr)  # fmt: skip
+    options = task_options({"name": c.task, **t.task.config()})
+    if options:  # trained on other than the task's defaults (--task-arg): say so
+        print("task: " + ", ".join(f"{k}={v}" for k, v in options.items()), file=sys.stderr)
     if resume:
         changed = "; changed: " + ", ".join(t.resume_changes) if t.resume_changes else ""
         began = f" (a run started from the weights of {c.init_from})" if c.init_from else ""

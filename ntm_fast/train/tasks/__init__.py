@@ -31,6 +31,23 @@ def make_task(name: str, seed: int = 0, **sizes: Any) -> Task:
     return TASKS[name](seed, **sizes)
 
 
+def task_options(task_config: dict[str, Any]) -> dict[str, Any]:
+    """The settings of ``task_config`` (a task's ``config()`` plus ``name``) that differ from
+    its task's defaults."""
+    cfg = dict(task_config)
+    defaults = make_task(cfg.pop("name"), 0).config()
+    return {k: v for k, v in cfg.items() if defaults.get(k) != v}
+
+
+def split_training_only(task_config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``task_config`` (a task's ``config()`` plus ``name``) apart: the settings evaluation
+    keeps, and the training-only ones (:data:`Task.training_only`) it drops, so that a
+    network is tested on the paper's distribution whatever its training stream emphasised."""
+    only = TASKS[task_config["name"]].training_only if task_config.get("name") in TASKS else ()
+    kept = {k: v for k, v in task_config.items() if k not in only}
+    return kept, {k: v for k, v in task_config.items() if k in only}
+
+
 __all__ = [
     "TASKS",
     "AssociativeRecallTask",
@@ -41,4 +58,6 @@ __all__ = [
     "RepeatCopyTask",
     "Task",
     "make_task",
+    "split_training_only",
+    "task_options",
 ]

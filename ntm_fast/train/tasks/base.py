@@ -34,6 +34,9 @@ class Task:
     name = "task"
     input_size = 0
     output_size = 0
+    #: Settings that shape the training stream only; evaluation drops them and tests the
+    #: paper's distribution (e.g. copy's ``zero_vector_percent``).
+    training_only: tuple[str, ...] = ()
 
     def __init__(self, seed: int = 0) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):
@@ -78,6 +81,13 @@ def check_range(name: str, low: object, high: object, minimum: int) -> tuple[int
     if not minimum <= low <= high:
         raise ValueError(f"{name}: expected {minimum} <= min <= max, got {low}..{high}")
     return low, high
+
+
+def check_percent(name: str, value: object) -> int:
+    """An int percentage in 0..100."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        raise ValueError(f"{name}: expected an int percentage in 0..100, got {value!r}")
+    return value
 
 
 def pad_stack(parts: list[Tensor], T: int) -> Tensor:

@@ -1,0 +1,104 @@
+"""Copy's training-only zero-vector emphasis (``--task-arg zero_vector_percent=N``,
+docs/results/copy.md): what it draws, that a run says it trains with it, that evaluation
+drops it, and that resume continues its stream exactly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from tiny_run import CLI, tiny
+
+from ntm_fast.train import Trainer, presets
+from ntm_fast.train import checkpoint as ckpt
+from ntm_fast.train.cli import main
+from ntm_fast.train.evaluate import format_table, generalisation_settings
+from ntm_fast.train.tasks import CopyTask, split_training_only, task_options
+
+
+def zero_vectors(batch, bits: int = 8) -> tuple[int, int]:
+    """(all-zero data vectors, data vectors) over a batch's sequences."""
+    zeros = total = 0
+    for j in range(batch.inputs.shape[1]):
+        L = (int(batch.lengths[j]) - 1) // 2
+        zeros += int((batch.inputs[:L, j, :bits].sum(-1) == 0).sum())
+        total += L
+    return zeros, total
+
+
+def test_zero_percent_is_the_papers_stream_bit_for_bit():
+    plain, explicit = CopyTask(5), CopyTask(5, zero_vector_percent=0)
+    for _ in range(3):
+        assert all(
+            torch.equal(a, b) for a, b in zip(plain.sample(8), explicit.sample(8), strict=True)
+        )
+    assert explicit.config() == plain.config()  # old checkpoints' task_config unchanged
+
+
+@pytest.mark.parametrize("percent", [5, 30])
+def test_the_rate_of_all_zero_vectors(percent):
+    # fair vectors are all-zero 1 in 256; blanked ones add percent/100 of the rest
+    zeros, total = zero_vectors(CopyTask(1, zero_vector_percent=percent).sample(4000))
+    expected = percent / 100 + (1 - percent / 100) / 256
+    sd = (expected * (1 - expected) / total) ** 0.5
+    assert abs(zeros / total - expected) < 5 * sd
+
+
+def test_only_data_vectors_are_blanked_and_targets_follow():
+    b = CopyTask(2, zero_vector_percent=100).sample(16)
+    assert not b.inputs[..., :8].any() and not b.targets.any()  # everything blank, copied blank
+    for j in range(16):  # the delimiter and the mask are the paper's
+        L = (int(b.lengths[j]) - 1) // 2
+        assert b.inputs[L, j, 8] == 1 and b.inputs[:, j, 8].sum() == 1
+        assert b.mask[L + 1 : 2 * L + 1, j].all() and b.mask[:, j].sum() == L
+
+
+@pytest.mark.parametrize("bad", [-1, 101, 2.5, True, "5"])
+def test_a_bad_percentage_is_named(bad):
+    with pytest.raises(ValueError, match="zero_vector_percent: expected an int percentage"):
+        CopyTask(0, zero_vector_percent=bad)
+
+
+def test_evaluation_drops_it_and_says_the_network_was_trained_with_it():
+    config = {"name": "copy", **CopyTask(0, zero_vector_percent=5).config()}
+    assert split_training_only(config)[1] == {"zero_vector_percent": 5}
+    for _, setting in generalisation_settings(config):
+        assert "zero_vector_percent" not in setting
+    assert task_options(config) == {"zero_vector_percent": 5}
+    result = {"task": "copy", "controller": "lstm", "sequences_trained": 10, "step": 5,
+              "rows": [], "training_options": {"zero_vector_percent": 5}}  # fmt: skip
+    assert "trained with zero_vector_percent=5" in format_table(result).splitlines()[0]
+
+
+def test_the_flag_trains_with_it_says_so_and_eval_uses_fair_bits(tmp_path, capsys):
+    assert "task_args" not in presets.preset("copy").train  # the default is the paper's
+    run = tmp_path / "run"
+    argv = ["train", "copy", "--steps", "2", "--out", str(run), *CLI]
+    assert main([*argv, "--task-arg", "zero_vector_percent=10"]) == 0
+    assert "task: max_length=3, zero_vector_percent=10" in capsys.readouterr().err
+    assert ckpt.load_checkpoint(run)["task_config"]["zero_vector_percent"] == 10
+    eval_json = tmp_path / "eval.json"
+    assert main(["eval", str(run), "--batches", "1", "--batch-size", "2",
+                 "--out", str(eval_json)]) == 0  # fmt: skip
+    result = json.loads(eval_json.read_text())
+    assert result["training_options"] == {"zero_vector_percent": 10}
+    assert result["task_options"] == {"max_length": 3}  # the rows: the paper's data
+    plain = tmp_path / "plain"
+    assert main(["train", "copy", "--steps", "2", "--out", str(plain), *CLI]) == 0
+    assert "zero_vector_percent" not in ckpt.load_checkpoint(plain)["task_config"]
+
+
+def test_resume_continues_the_blanked_stream_exactly(tmp_path):
+    """The blanking draws come from the task's generator, so a resumed run is bit-identical
+    to an uninterrupted one (and would not be if the draws came from elsewhere)."""
+    blanked = {"max_length": 3, "zero_vector_percent": 30}
+    run, straight = tmp_path / "run", tmp_path / "straight"
+    Trainer(tiny(run, steps=3, task_overrides=blanked)).run()
+    Trainer(tiny(straight, steps=6, task_overrides=blanked)).run()
+    resumed = Trainer(tiny(run, task_overrides=blanked), resume=True,
+                      resume_overrides={"steps": 6})  # fmt: skip
+    assert resumed.task.zero_vector_percent == 30
+    resumed.run()
+    a, b = ckpt.load_checkpoint(run), ckpt.load_checkpoint(straight)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
