@@ -9,8 +9,9 @@
   errors by how close a target's priority is to another's, and for an NTM how it uses its
   memory (Fig. 17: :mod:`ntm_fast.train.sort_analysis`).
 
-Each setting reports cost in bits per sequence, bit errors per sequence and the per-bit
-error rate (thresholding the output at 1/2), on fresh sequences from a fixed seed.
+Each setting reports cost in bits per sequence, bit errors per sequence, the per-bit error
+rate (thresholding the output at 1/2) and the share of sequences without a bit error, on
+fresh sequences from a fixed seed.
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ def evaluate(
         raise CheckpointError(f"{path}: task_config {state['task_config']}: {exc}") from None
     rows = []
     for (label, _), task in zip(settings, tasks, strict=True):
-        cost = errors = nbits = 0.0
+        cost = errors = nbits = exact = 0.0
         optimal = copy_wrong = copy_bits = marker_right = 0.0
         n = 0
         for _ in range(batches):
@@ -189,12 +190,15 @@ def evaluate(
                 errors + float(e.sum()),
                 nbits + float(b.sum()),
             )
+            exact += float((e == 0).sum())
             n += batch_size
         row = {
             "setting": label,
             "bits_per_sequence": cost / n,
             "bit_errors_per_sequence": errors / n,
             "bit_error_rate": errors / max(nbits, 1.0),
+            # one sequence lost or every sequence a little wrong: the mean cannot tell
+            "sequences_exact": exact / n,
             "sequences": n,
         }
         if isinstance(task, NGramTask):
@@ -244,7 +248,7 @@ def format_table(result: dict[str, Any]) -> str:
     """The evaluation as a printable (and markdown-compatible) table."""
     opt = any("optimal_bits_per_sequence" in r for r in result["rows"])
     split = any("copy_bit_error_rate" in r for r in result["rows"])
-    head = "| setting | bits/seq | bit errors/seq | per-bit error |" + (
+    head = "| setting | bits/seq | bit errors/seq | per-bit error | exact sequences |" + (
         " optimal bits/seq |" if opt else ""
     )
     head += " copy bits wrong | end marker right |" if split else ""
@@ -261,12 +265,13 @@ def format_table(result: dict[str, Any]) -> str:
     lines = [
         title,
         head,
-        "|" + "---|" * (4 + opt + 2 * split),
+        "|" + "---|" * (5 + opt + 2 * split),
     ]
     for r in result["rows"]:
         line = (
             f"| {r['setting']} | {r['bits_per_sequence']:.3f} | "
-            f"{r['bit_errors_per_sequence']:.2f} | {r['bit_error_rate']:.4f} |"
+            f"{r['bit_errors_per_sequence']:.2f} | {r['bit_error_rate']:.4f} | "
+            f"{r['sequences_exact']:.1%} |"
         )
         if opt:
             o = r.get("optimal_bits_per_sequence", math.nan)
