@@ -1,4 +1,4 @@
-"""Copy's stability, measured three ways (docs/results/copy.md, session 16).
+"""Copy's stability, measured three ways (docs/results/copy-blanked-vectors.md).
 
 * ``--curve RUN...``: from a run's log.csv, the sequences (and seconds) to first fall below 1,
   0.1 and 0.05 bits, and the logged windows above 1 bit after the first below 0.1 — the

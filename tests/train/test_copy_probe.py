@@ -1,5 +1,5 @@
-"""The copy spikes' cause (docs/results/copy.md, last sections): tools/copy_spikes.py --probe,
-the committed networks trained with the delimiter held through the output
+"""The copy spikes' cause (docs/results/copy.md, copy-blanked-vectors.md): tools/copy_spikes.py
+--probe, the committed networks trained with the delimiter held through the output
 (``--task-arg hold_delimiter=1``), and those trained with blanked vectors against fair bits."""
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ def test_held_delimiter_networks_copy_zero_vectors_and_length_120(run: Path) -> 
 
 
 def test_blanked_vectors_in_training_teach_the_zero_vector_fair_bits_do_not() -> None:
-    """copy.md: of 3,000 probe sequences each, the four networks trained with 10% of vectors
-    blanked (``--task-arg zero_vector_percent=10``) copy every zero-vector one; the default's
-    fair-bit networks miss 8-49 (100 in all, 3.3%). Here 600 each: ~20 misses expected from
-    the fair-bit ones, none from the others."""
+    """copy-blanked-vectors.md: of 3,000 probe sequences each, the four networks trained with
+    10% of vectors blanked (``--task-arg zero_vector_percent=10``) copy every zero-vector one;
+    the default's fair-bit networks miss 8-49 (100 in all, 3.3%). Here 600 each: ~20 misses
+    expected from the fair-bit ones, none from the others."""
     blanked = probe(ZEROS, 100)
     fair = probe(FAIR_BITS, 100)
     assert sum(zeros for zeros, _, _ in blanked.values()) == 0

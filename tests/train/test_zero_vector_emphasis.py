@@ -1,6 +1,6 @@
 """Copy's training-only zero-vector emphasis (``--task-arg zero_vector_percent=N``,
-docs/results/copy.md): what it draws, that a run says it trains with it, that evaluation
-drops it, and that resume continues its stream exactly."""
+docs/results/copy-blanked-vectors.md): what it draws, that a run says it trains with it, that
+evaluation drops it, and that resume continues its stream exactly."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ longer looks like the input of the output phase.
 N/100. In the paper's layout an all-zero vector (1 in 256 of fair vectors) is exactly the
 blank input of the output phase; networks trained on fair bits alone copy such sequences a
 slot late; trained with N = 10 they do not, but 6 of 16 fail at length 120 (against 2 of 16;
-docs/results/copy.md, session 16), so the default stays the paper's fair bits.
+docs/results/copy-blanked-vectors.md), so the default stays the paper's fair bits.
 """
 
 from __future__ import annotations
