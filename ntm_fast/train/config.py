@@ -87,6 +87,7 @@ class TrainConfig:
         if c.warmup_steps is None:
             c.warmup_steps = p.train.get("warmup_steps", 0)
         c.lr_schedule = c.lr_schedule or p.train.get("lr_schedule", "constant")
+        c.task_overrides = {**p.train.get("task_args", {}), **c.task_overrides}
         other = {k for ctrl in CONTROLLERS for k in preset(c.task, ctrl).model} - set(p.model)
         foreign = sorted({flag_name(k) for k in c.model_overrides if k in other})
         if foreign:  # e.g. --memory-slots for the baseline, --hidden-size for an NTM

@@ -7,8 +7,8 @@ optimiser, the task's generator (the data stream), the torch RNG and the log acc
 
 Nothing fails silently (docs/robustness-cases.md): a locked run directory, checksummed
 checkpoints, the log cut back on resume, SIGTERM saves, NaN/inf gradients dropped and a NaN
-cost or weight stops the run (:class:`NonFiniteError`). The loop is :mod:`.loop`; the
-configuration :mod:`.config`; starting from another run's weights :mod:`.warm_start`.
+cost or weight stops the run (:class:`NonFiniteError`). See also :mod:`.loop`,
+:mod:`.config`, :mod:`.warm_start`.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Trainer:
     """Builds the task, model and optimiser of a :class:`TrainConfig` and trains them.
 
     Holds the run directory's lock from construction until :meth:`run` returns (or
-    :meth:`close`); a second Trainer on the same directory is refused meanwhile.
+    :meth:`close`); a second Trainer on that directory is refused meanwhile.
     """
 
     def __init__(
@@ -123,6 +123,8 @@ class Trainer:
             )  # fmt: skip
             config.out = str(self.out)
         self.config = c = config.resolved()
+        if state is not None:  # the run's own task even if the preset changed
+            c.task_overrides = {k: v for k, v in state["task_config"].items() if k != "name"}
         if c.threads:
             torch.set_num_threads(c.threads)
         self.device = distributed.local_device(c.device)

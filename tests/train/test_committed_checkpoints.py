@@ -39,6 +39,22 @@ def test_copy_checkpoint_evaluates_as_documented(run):
     assert "| length 120 |" in format_table(result) and "exact sequences" in format_table(result)
 
 
+FEEDFORWARD = [CHECKPOINTS / f"copy-ff-seed{s}" for s in range(8)]
+
+
+@pytest.mark.parametrize("run", FEEDFORWARD, ids=lambda r: r.name)
+def test_feedforward_copy_checkpoints_evaluate_as_documented(run):
+    """copy-blanked-vectors.md: the feedforward default (10% of training vectors blanked)
+    copies length 120 exactly in seeds 0, 1, 5 and 6 (256 of 256), not in 2, 3, 4 and 7."""
+    result = evaluate(run, batches=1, batch_size=8, write=False)
+    rows = {row["setting"]: row for row in result["rows"]}
+    assert result["controller"] == "feedforward" and result["sequences_trained"] == 30_000
+    assert result["training_options"] == {"zero_vector_percent": 10}
+    assert rows["length 10"]["sequences_exact"] == 1.0
+    exact_120 = rows["length 120"]["sequences_exact"]
+    assert exact_120 == 1.0 if FEEDFORWARD.index(run) in (0, 1, 5, 6) else exact_120 < 1.0
+
+
 def test_feedforward_associative_recall_checkpoint_recalls():
     run = CHECKPOINTS / "assoc-ff-seed0"
     result = evaluate(run, batches=1, batch_size=8, write=False)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from tiny_run import CLI, tiny
 
-from ntm_fast.train import Trainer, presets
+from ntm_fast.train import TrainConfig, Trainer, presets
 from ntm_fast.train import checkpoint as ckpt
 from ntm_fast.train.cli import main
 from ntm_fast.train.evaluate import format_table, generalisation_settings
@@ -71,8 +71,18 @@ def test_evaluation_drops_it_and_says_the_network_was_trained_with_it():
     assert "trained with zero_vector_percent=5" in format_table(result).splitlines()[0]
 
 
+def test_the_feedforward_copy_preset_trains_with_it_the_lstm_one_does_not():
+    # copy-blanked-vectors.md: it cures the feedforward NTM and costs the LSTM one length 120
+    ff = presets.preset("copy", "feedforward").train["task_args"]
+    assert ff == {"zero_vector_percent": 10}
+    assert "task_args" not in presets.preset("copy", "lstm").train
+    assert TrainConfig(controller="feedforward").resolved().task_overrides == ff
+    overridden = TrainConfig(controller="feedforward", task_overrides={"zero_vector_percent": 0})
+    assert overridden.resolved().task_overrides == {"zero_vector_percent": 0}
+    assert TrainConfig().resolved().task_overrides == {}
+
+
 def test_the_flag_trains_with_it_says_so_and_eval_uses_fair_bits(tmp_path, capsys):
-    assert "task_args" not in presets.preset("copy").train  # the default is the paper's
     run = tmp_path / "run"
     argv = ["train", "copy", "--steps", "2", "--out", str(run), *CLI]
     assert main([*argv, "--task-arg", "zero_vector_percent=10"]) == 0
@@ -102,3 +112,22 @@ def test_resume_continues_the_blanked_stream_exactly(tmp_path):
     resumed.run()
     a, b = ckpt.load_checkpoint(run), ckpt.load_checkpoint(straight)
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_a_run_started_before_the_default_resumes_with_its_own_stream(tmp_path, monkeypatch):
+    """Started while its preset trained on fair bits alone, a run resumed after the preset
+    took up blanking keeps drawing fair bits: the checkpoint's task_config is the authority."""
+    key = ("copy", "lstm")
+    run, straight = tmp_path / "run", tmp_path / "straight"
+    Trainer(tiny(run, steps=3)).run()
+    Trainer(tiny(straight, steps=6)).run()
+    monkeypatch.setitem(
+        presets._CONTROLLER_DEFAULTS, key, {"task_args": {"zero_vector_percent": 50}}
+    )
+    assert TrainConfig().resolved().task_overrides == {"zero_vector_percent": 50}
+    resumed = Trainer(tiny(run), resume=True, resume_overrides={"steps": 6})
+    assert resumed.task.zero_vector_percent == 0
+    resumed.run()
+    a, b = ckpt.load_checkpoint(run), ckpt.load_checkpoint(straight)
+    assert "zero_vector_percent" not in a["task_config"]
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])  # same stream

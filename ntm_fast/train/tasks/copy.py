@@ -17,8 +17,9 @@ longer looks like the input of the output phase.
 :data:`Task.training_only`) replaces each data vector by an all-zero one with probability
 N/100. In the paper's layout an all-zero vector (1 in 256 of fair vectors) is exactly the
 blank input of the output phase; networks trained on fair bits alone copy such sequences a
-slot late; trained with N = 10 they do not, but 6 of 16 fail at length 120 (against 2 of 16;
-docs/results/copy-blanked-vectors.md), so the default stays the paper's fair bits.
+slot late; trained with N = 10 they do not, but LSTM-controller networks then fail at length
+120 in 6 of 16 seeds (against 2), so only the feedforward preset, which on fair bits never
+learns the zero vector in 5 of 8 seeds, trains with it (docs/results/copy-blanked-vectors.md).
 """
 
 from __future__ import annotations
