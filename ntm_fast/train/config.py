@@ -38,7 +38,8 @@ class TrainConfig:
     ``init_from``: a checkpoint whose model (configuration and weights) the run starts from
     (:mod:`ntm_fast.train.warm_start`). ``finish_steps``: the steps of the preset's finishing
     stage after this run (:mod:`ntm_fast.train.stages`; 0: none).
-    ``model_overrides`` / ``task_overrides`` change preset sizes (e.g. a tiny test model).
+    ``model_overrides`` / ``task_overrides`` change preset sizes (e.g. a tiny test model);
+    ``task_overrides`` go over the preset's own task settings (its ``task_args``).
     """
 
     task: str = "copy"
