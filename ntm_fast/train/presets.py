@@ -91,7 +91,7 @@ _FINISH_ON_ALL_SLOTS = dict(
 # Copy, feedforward controller: with no state of its own, on fair bits it cannot tell an
 # all-zero data vector from the output phase's blank input (4 of 8 seeds miss 17% of such
 # sequences) and copies length 120 in none of 8; with 10% of the training vectors blanked
-# (tasks/copy.py; training only) it misses 1 of 24,000 and copies length 120 in 4 of 8
+# (tasks/copy.py; training only) it misses 1 of 24,000 and copies length 120 in 6 of 16
 # (docs/results/copy-blanked-vectors.md). The LSTM controller keeps fair bits: there blanking
 # costs length 120 in 6 of 16 seeds against 2.
 _CONTROLLER_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
