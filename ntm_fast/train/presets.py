@@ -89,8 +89,8 @@ _FINISH_ON_ALL_SLOTS = dict(
 # Where a controller needs other defaults than its task's (results/repeat-copy.md: the
 # feedforward NTM is still at ~5 bits after the LSTM one's 80k sequences at a constant rate).
 # Copy, feedforward controller: with no state of its own, on fair bits it cannot tell an
-# all-zero data vector from the output phase's blank input (4 of 8 seeds miss 17% of such
-# sequences) and copies length 120 in none of 8; with 10% of the training vectors blanked
+# all-zero data vector from the output phase's blank input (5 of 8 seeds miss 17-100% of
+# such sequences) and copies length 120 in none of 8; with 10% of the training vectors blanked
 # (tasks/copy.py; training only) it misses 1 of 24,000 and copies length 120 in 6 of 16
 # (docs/results/copy-blanked-vectors.md). The LSTM controller keeps fair bits: there blanking
 # costs length 120 in 6 of 16 seeds against 2.
