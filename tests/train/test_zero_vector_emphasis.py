@@ -99,10 +99,13 @@ def test_the_flag_trains_with_it_says_so_and_eval_uses_fair_bits(tmp_path, capsy
     assert "zero_vector_percent" not in ckpt.load_checkpoint(plain)["task_config"]
 
 
-def test_resume_continues_the_blanked_stream_exactly(tmp_path):
+@pytest.mark.parametrize("first", [0, 16])
+def test_resume_continues_the_blanked_stream_exactly(tmp_path, first):
     """The blanking draws come from the task's generator, so a resumed run is bit-identical
-    to an uninterrupted one (and would not be if the draws came from elsewhere)."""
-    blanked = {"max_length": 3, "zero_vector_percent": 30}
+    to an uninterrupted one (and would not be if the draws came from elsewhere); with
+    ``zero_vector_until`` the count goes on from the checkpoint (batch 4: the switch to fair
+    bits at step 5 of 6, after the resume at step 3)."""
+    blanked = {"max_length": 3, "zero_vector_percent": 30, "zero_vector_until": first}
     run, straight = tmp_path / "run", tmp_path / "straight"
     Trainer(tiny(run, steps=3, task_overrides=blanked)).run()
     Trainer(tiny(straight, steps=6, task_overrides=blanked)).run()
@@ -131,3 +134,47 @@ def test_a_run_started_before_the_default_resumes_with_its_own_stream(tmp_path, 
     a, b = ckpt.load_checkpoint(run), ckpt.load_checkpoint(straight)
     assert "zero_vector_percent" not in a["task_config"]
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])  # same stream
+
+
+def test_blanking_only_within_a_window_of_sequences():
+    """``zero_vector_from=A``, ``zero_vector_until=B``: the batches whose first sequence is
+    numbered in [A, B) are blanked; the others are the paper's fair bits, with no blanking
+    draws (so before A the stream is the paper's, bit for bit)."""
+    task = CopyTask(3, zero_vector_percent=100, zero_vector_from=4, zero_vector_until=12)
+    paper = CopyTask(3)
+    assert all(torch.equal(a, b) for a, b in zip(task.sample(4), paper.sample(4), strict=True))
+    window = [task.sample(4) for _ in range(2)]  # sequences 4-7 and 8-11: blanked
+    assert all(not b.inputs[..., :8].any() for b in window)
+    zeros, total = zero_vectors(task.sample(4000))
+    sd = ((1 / 256) * (255 / 256) / total) ** 0.5
+    assert abs(zeros / total - 1 / 256) < 5 * sd  # fair bits again
+    config = {"name": "copy", **task.config()}
+    assert split_training_only(config)[1] == {
+        "zero_vector_percent": 100, "zero_vector_from": 4, "zero_vector_until": 12}  # fmt: skip
+    assert CopyTask(3, **task.config()).config() == task.config()  # rebuilds from its config
+
+
+def test_the_sequence_count_survives_state_dict():
+    a = CopyTask(4, zero_vector_percent=50, zero_vector_until=6)
+    a.sample(4)
+    b = CopyTask(4, zero_vector_percent=50, zero_vector_until=6)
+    b.load_state_dict(a.state_dict())
+    assert b.sequences_drawn == 4
+    for _ in range(3):  # the switch to fair bits happens at the same batch in both
+        assert all(torch.equal(x, y) for x, y in zip(a.sample(4), b.sample(4), strict=True))
+    old = {"generator": CopyTask(4).state_dict()["generator"]}  # a checkpoint from before
+    b.load_state_dict(old)
+    assert b.sequences_drawn == 0
+
+
+@pytest.mark.parametrize("name", ["zero_vector_from", "zero_vector_until"])
+@pytest.mark.parametrize("bad", [-1, 2.5, True, "5"])
+def test_a_bad_sequence_count_is_named(name, bad):
+    with pytest.raises(ValueError, match=f"{name}: expected an int >= 0"):
+        CopyTask(0, **{name: bad})
+
+
+def test_a_window_that_ends_before_it_starts_is_refused():
+    with pytest.raises(ValueError, match=r"zero_vector_until: expected 0 \(no end\) or more "
+                                         r"than zero_vector_from \(10\), got 10"):  # fmt: skip
+        CopyTask(0, zero_vector_from=10, zero_vector_until=10)

@@ -90,6 +90,13 @@ def check_percent(name: str, value: object) -> int:
     return value
 
 
+def check_count(name: str, value: object) -> int:
+    """A non-negative int (0 usually meaning "no limit")."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name}: expected an int >= 0, got {value!r}")
+    return value
+
+
 def pad_stack(parts: list[Tensor], T: int) -> Tensor:
     """Stack per-sequence `(T_b, F)` tensors into a zero-padded `(T, B, F)` tensor."""
     out = parts[0].new_zeros(T, len(parts), parts[0].shape[-1])

@@ -20,18 +20,22 @@ blank input of the output phase; networks trained on fair bits alone copy such s
 slot late; trained with N = 10 they do not, but LSTM-controller networks then fail at length
 120 in 6 of 16 seeds (against 2), so only the feedforward preset, which on fair bits never
 learns the zero vector in 5 of 8 seeds, trains with it (docs/results/copy-blanked-vectors.md).
+``zero_vector_from=A`` / ``zero_vector_until=B`` (training only; B = 0: no end) blank only
+the batches whose first sequence is numbered in [A, B) — the counter is part of the task's
+state, so a resumed run switches where an unbroken one would.
 """
 
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
-from .base import Batch, Task, check_hold_delimiter, check_percent, check_range
+from .base import Batch, Task, check_count, check_hold_delimiter, check_percent, check_range
 
 
 class CopyTask(Task):
     name = "copy"
-    training_only = ("zero_vector_percent",)
+    training_only = ("zero_vector_percent", "zero_vector_from", "zero_vector_until")
 
     def __init__(
         self,
@@ -42,12 +46,22 @@ class CopyTask(Task):
         max_length: int = 20,
         hold_delimiter: int = 0,
         zero_vector_percent: int = 0,
+        zero_vector_from: int = 0,
+        zero_vector_until: int = 0,
     ) -> None:
         super().__init__(seed)
         self.bits = check_range("bits", bits, bits, 1)[0]
         self.min_length, self.max_length = check_range("length", min_length, max_length, 1)
         self.hold_delimiter = check_hold_delimiter(hold_delimiter)
         self.zero_vector_percent = check_percent("zero_vector_percent", zero_vector_percent)
+        self.zero_vector_from = check_count("zero_vector_from", zero_vector_from)
+        self.zero_vector_until = check_count("zero_vector_until", zero_vector_until)
+        if self.zero_vector_until and self.zero_vector_until <= self.zero_vector_from:
+            raise ValueError(
+                f"zero_vector_until: expected 0 (no end) or more than zero_vector_from "
+                f"({self.zero_vector_from}), got {self.zero_vector_until}"
+            )
+        self.sequences_drawn = 0
         self.input_size, self.output_size = bits + 1, bits
 
     def config(self) -> dict[str, int]:
@@ -56,14 +70,31 @@ class CopyTask(Task):
             config["hold_delimiter"] = 1
         if self.zero_vector_percent:
             config["zero_vector_percent"] = self.zero_vector_percent
+        for name in ("zero_vector_from", "zero_vector_until"):
+            if getattr(self, name):
+                config[name] = getattr(self, name)
         return config
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {**super().state_dict(), "sequences_drawn": torch.tensor(self.sequences_drawn)}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        super().load_state_dict(state)
+        self.sequences_drawn = int(state.get("sequences_drawn", 0))
 
     def _sample(self, batch_size: int) -> Batch:
         lengths = self._randint(self.min_length, self.max_length, (batch_size,))
         L = int(lengths.max())
         T = 2 * L + 1
         seq = self._bits(L, batch_size, self.bits)
-        if self.zero_vector_percent:  # drawn only then: the paper's stream stays as it was
+        n = self.sequences_drawn  # a batch is blanked or not as a whole, by its first sequence
+        blanking = (
+            self.zero_vector_percent
+            and self.zero_vector_from <= n
+            and (not self.zero_vector_until or n < self.zero_vector_until)
+        )
+        self.sequences_drawn += batch_size
+        if blanking:  # drawn only then: the paper's stream stays as it was
             blank = torch.rand(L, batch_size, 1, generator=self.generator)
             seq = seq * (blank >= self.zero_vector_percent / 100)
         t = torch.arange(L).unsqueeze(1)
