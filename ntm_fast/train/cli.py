@@ -190,9 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=N",
         help="task setting override, e.g. max_length=10, or hold_delimiter=1 (copy, repeat "
         "copy: the delimiter flag held through the output; not the paper's layout), or "
-        "zero_vector_percent=10 (copy: that share of training vectors blanked, the "
-        "feedforward default; evaluation uses fair bits; zero_vector_from=A, "
-        "zero_vector_until=B: only training sequences A..B-1); docs/results/copy.md",
+        "zero_vector_percent=10 (copy: that share of training vectors blanked; "
+        "evaluation uses fair bits), zero_vector_from=A, zero_vector_until=B (only "
+        "training sequences A..B-1; the LSTM default: 10, 0, 5000); docs/results/copy.md",
     )
     t.add_argument("--no-plots", action="store_true", help="skip the figures at the end")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -1,7 +1,7 @@
 """Training (paper section 4.6): binary cross-entropy, cost in bits per sequence, gradients
 clipped element-wise to (-10, 10), Graves's RMSProp (or Adam), checkpoints and exact resume.
 
-Run as ``ntm-fast train TASK ...``. The loop reads the cost and bit errors (one sync) only
+Run as ``ntm-fast train TASK ...``. The loop reads the cost and bit errors (one sync)
 every ``log_every`` steps. Resume is bit-identical: the checkpoint holds the model, the
 optimiser, the task's generator (the data stream), the torch RNG and the log accumulators.
 
@@ -128,8 +128,9 @@ class Trainer:
         if c.threads:
             torch.set_num_threads(c.threads)
         self.device = distributed.local_device(c.device)
-        try:  # rank r of a data-parallel run draws its own stream (distributed.data_seed)
+        try:  # rank r draws its own stream (data_seed), one of world_size
             self.task = make_task(c.task, distributed.data_seed(c.seed), **c.task_overrides)
+            self.task.streams = distributed.world_size()
         except (TypeError, ValueError) as exc:
             raise UserError(f"task {c.task}: {exc}") from None
         p = preset(c.task, c.controller)
@@ -158,7 +159,7 @@ class Trainer:
         if self.warm_start is not None:
             self.warm_start.copy_into(self.model, built)
         self.net = distributed.wrap(self.model, self.device)  # DDP under torchrun
-        # One buffer for the weights and one for their gradients (flat.py); DDP has its own.
+        # One flat buffer for weights, one for gradients (flat.py); DDP has its own.
         solo = distributed.world_size() == 1
         self.flat = FlatParameters(list(self.model.parameters())) if solo else None
         params = [self.flat.param] if self.flat else self.model.parameters()
@@ -169,17 +170,17 @@ class Trainer:
             self.sequences = self.warm_start.sequences
         self.elapsed = 0.0
         self.acc = torch.zeros(3, device=self.device)  # cost nats, bit errors, steps since log
-        # steps with a dropped NaN/inf gradient: since the last log row (on the device), before
+        # steps with a dropped NaN/inf gradient: since the last log row (on device), before
         self.dropped = torch.zeros((), device=self.device)
         self.dropped_before = 0
-        self._saved_step: int | None = None  # the step of the last good checkpoint on disk
+        self._saved_step: int | None = None  # the step of the last good checkpoint
         if state is not None:
             self._restore(state)
             self._saved_step = self.step
             if self.step >= c.steps:
                 raise UserError(
-                    f"{self.out}: the run is already at step {self.step} of {c.steps}, so there "
-                    f"is nothing to resume; pass --steps N with N > {self.step} to train further"
+                    f"{self.out}: the run is already at step {self.step} of {c.steps}: nothing "
+                    f"to resume; pass --steps N with N > {self.step} to train further"
                 )
 
     def close(self, *, discard_if_unused: bool = False) -> None:

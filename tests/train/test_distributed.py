@@ -142,7 +142,10 @@ def test_two_processes_equal_one_process_on_the_concatenated_batch(runs, tmp_pat
     compared within a tolerance. RMSProp (eps 1e-4 inside the root) does not amplify those
     rounding differences the way Adam's tiny-gradient divisions can."""
     single = Trainer(_config(tmp_path, batch_size=WORLD * B))
-    streams = [make_task("copy", distributed.data_seed(5, r), max_length=3) for r in range(2)]
+    config = single.task.config()  # the preset's, blanked for its first sequences included
+    streams = [make_task("copy", distributed.data_seed(5, r), **config) for r in range(2)]
+    for stream in streams:  # each counts the whole run's sequences, like a rank's
+        stream.streams = WORLD
     single.task.sample = lambda n: _pad_cat(*(s.sample(n // WORLD) for s in streams))
     single.run()
     ddp = load_checkpoint(runs / "full")
@@ -182,7 +185,9 @@ def test_ranks_draw_different_reproducible_streams(runs):
     states = [ckpt["ranks"][r]["task"]["generator"] for r in range(WORLD)]
     assert not torch.equal(states[0], states[1])
     for r in range(WORLD):  # each rank's stored stream = its seed's stream after 6 batches
-        task = make_task("copy", distributed.data_seed(5, r), max_length=3)
+        config = {k: v for k, v in ckpt["task_config"].items() if k != "name"}
+        task = make_task("copy", distributed.data_seed(5, r), **config)
+        task.streams = WORLD
         for _ in range(6):
             task.sample(B)
         assert torch.equal(task.generator.get_state(), states[r]), r

@@ -71,22 +71,27 @@ def test_evaluation_drops_it_and_says_the_network_was_trained_with_it():
     assert "trained with zero_vector_percent=5" in format_table(result).splitlines()[0]
 
 
-def test_the_feedforward_copy_preset_trains_with_it_the_lstm_one_does_not():
-    # copy-blanked-vectors.md: it cures the feedforward NTM and costs the LSTM one length 120
+def test_the_copy_presets_blank_the_feedforward_throughout_the_lstm_at_the_start():
+    # copy-blanked-vectors.md: blanking cures the feedforward NTM only while it lasts; the LSTM
+    # one keeps the zero vector after a blanked start and generalises more often than with
+    # blanking throughout
     ff = presets.preset("copy", "feedforward").train["task_args"]
     assert ff == {"zero_vector_percent": 10}
-    assert "task_args" not in presets.preset("copy", "lstm").train
+    lstm = presets.preset("copy", "lstm").train["task_args"]
+    assert lstm == {"zero_vector_percent": 10, "zero_vector_until": 5000}
     assert TrainConfig(controller="feedforward").resolved().task_overrides == ff
     overridden = TrainConfig(controller="feedforward", task_overrides={"zero_vector_percent": 0})
     assert overridden.resolved().task_overrides == {"zero_vector_percent": 0}
-    assert TrainConfig().resolved().task_overrides == {}
+    assert TrainConfig().resolved().task_overrides == lstm
+    assert "task_args" not in presets.preset("copy", "baseline").train
 
 
 def test_the_flag_trains_with_it_says_so_and_eval_uses_fair_bits(tmp_path, capsys):
     run = tmp_path / "run"
     argv = ["train", "copy", "--steps", "2", "--out", str(run), *CLI]
-    assert main([*argv, "--task-arg", "zero_vector_percent=10"]) == 0
-    assert "task: max_length=3, zero_vector_percent=10" in capsys.readouterr().err
+    blanked = ["--task-arg", "zero_vector_percent=10", "--task-arg", "zero_vector_until=0"]
+    assert main([*argv, *blanked]) == 0  # until=0: blanked to the end, not the default's 5000
+    assert "task: max_length=3, zero_vector_percent=10\n" in capsys.readouterr().err
     assert ckpt.load_checkpoint(run)["task_config"]["zero_vector_percent"] == 10
     eval_json = tmp_path / "eval.json"
     assert main(["eval", str(run), "--batches", "1", "--batch-size", "2",
@@ -94,9 +99,14 @@ def test_the_flag_trains_with_it_says_so_and_eval_uses_fair_bits(tmp_path, capsy
     result = json.loads(eval_json.read_text())
     assert result["training_options"] == {"zero_vector_percent": 10}
     assert result["task_options"] == {"max_length": 3}  # the rows: the paper's data
-    plain = tmp_path / "plain"
+    plain = tmp_path / "plain"  # the LSTM default: blanked for the first 5,000 sequences
     assert main(["train", "copy", "--steps", "2", "--out", str(plain), *CLI]) == 0
-    assert "zero_vector_percent" not in ckpt.load_checkpoint(plain)["task_config"]
+    assert split_training_only(ckpt.load_checkpoint(plain)["task_config"])[1] == {
+        "zero_vector_percent": 10, "zero_vector_until": 5000}  # fmt: skip
+    fair = tmp_path / "fair"
+    assert main(["train", "copy", "--steps", "2", "--out", str(fair), *CLI,
+                 "--task-arg", "zero_vector_percent=0"]) == 0  # fmt: skip
+    assert "zero_vector_percent" not in ckpt.load_checkpoint(fair)["task_config"]
 
 
 @pytest.mark.parametrize("first", [0, 16])
@@ -122,6 +132,7 @@ def test_a_run_started_before_the_default_resumes_with_its_own_stream(tmp_path, 
     took up blanking keeps drawing fair bits: the checkpoint's task_config is the authority."""
     key = ("copy", "lstm")
     run, straight = tmp_path / "run", tmp_path / "straight"
+    monkeypatch.setitem(presets._CONTROLLER_DEFAULTS, key, {})  # the paper's fair bits
     Trainer(tiny(run, steps=3)).run()
     Trainer(tiny(straight, steps=6)).run()
     monkeypatch.setitem(
@@ -178,3 +189,12 @@ def test_a_window_that_ends_before_it_starts_is_refused():
     with pytest.raises(ValueError, match=r"zero_vector_until: expected 0 \(no end\) or more "
                                          r"than zero_vector_from \(10\), got 10"):  # fmt: skip
         CopyTask(0, zero_vector_from=10, zero_vector_until=10)
+
+
+def test_a_rank_counts_the_whole_runs_sequences():
+    """Under torchrun each rank draws its own batches; ``streams`` (the trainer sets it to the
+    world size) makes the count the run's, so every rank switches at the same step."""
+    rank = CopyTask(6, zero_vector_percent=100, zero_vector_until=8)
+    rank.streams = 2
+    blanked = [not rank.sample(2).inputs[..., :8].any() for _ in range(3)]
+    assert blanked == [True, True, False] and rank.sequences_drawn == 12

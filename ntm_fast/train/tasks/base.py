@@ -37,6 +37,10 @@ class Task:
     #: Settings that shape the training stream only; evaluation drops them and tests the
     #: paper's distribution (e.g. copy's ``zero_vector_percent``).
     training_only: tuple[str, ...] = ()
+    #: How many data-parallel streams draw batches of the same size in step with this one
+    #: (set by the trainer to the world size), so that a count of training sequences, like
+    #: copy's ``zero_vector_until``, counts the whole run's and switches on every rank at once.
+    streams: int = 1
 
     def __init__(self, seed: int = 0) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):

@@ -17,12 +17,13 @@ longer looks like the input of the output phase.
 :data:`Task.training_only`) replaces each data vector by an all-zero one with probability
 N/100. In the paper's layout an all-zero vector (1 in 256 of fair vectors) is exactly the
 blank input of the output phase; networks trained on fair bits alone copy such sequences a
-slot late; trained with N = 10 they do not, but LSTM-controller networks then fail at length
-120 in 6 of 16 seeds (against 2), so only the feedforward preset, which on fair bits never
-learns the zero vector in 5 of 8 seeds, trains with it (docs/results/copy-blanked-vectors.md).
+slot late; trained with N = 10 they do not. The feedforward preset blanks throughout (on fair
+bits it never learns the zero vector in 5 of 8 seeds), the LSTM one its first 5,000 sequences
+(docs/results/copy-blanked-vectors.md).
 ``zero_vector_from=A`` / ``zero_vector_until=B`` (training only; B = 0: no end) blank only
-the batches whose first sequence is numbered in [A, B) — the counter is part of the task's
-state, so a resumed run switches where an unbroken one would.
+the batches whose first sequence is numbered in [A, B) — counted over the whole run (all
+data-parallel ranks, :attr:`Task.streams`) and part of the task's state, so a resumed or
+distributed run switches where a single unbroken one would.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ class CopyTask(Task):
             and self.zero_vector_from <= n
             and (not self.zero_vector_until or n < self.zero_vector_until)
         )
-        self.sequences_drawn += batch_size
+        self.sequences_drawn += batch_size * self.streams  # the whole run's count
         if blanking:  # drawn only then: the paper's stream stays as it was
             blank = torch.rand(L, batch_size, 1, generator=self.generator)
             seq = seq * (blank >= self.zero_vector_percent / 100)
