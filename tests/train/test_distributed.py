@@ -191,6 +191,9 @@ def test_ranks_draw_different_reproducible_streams(runs):
         for _ in range(6):
             task.sample(B)
         assert torch.equal(task.generator.get_state(), states[r]), r
+        # the trainer made each rank count the whole run's sequences (Task.streams), so that
+        # copy's zero_vector_until switches on every rank at the same step
+        assert int(ckpt["ranks"][r]["task"]["sequences_drawn"]) == 6 * WORLD * B
     assert torch.equal(ckpt["task"]["generator"], states[0])
 
 
