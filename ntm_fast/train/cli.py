@@ -192,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
         "copy: the delimiter flag held through the output; not the paper's layout), or "
         "zero_vector_percent=10 (copy: that share of training vectors blanked; "
         "evaluation uses fair bits), zero_vector_from=A, zero_vector_until=B (only "
-        "training sequences A..B-1; the LSTM default: 10, 0, 5000); docs/results/copy.md",
+        "training sequences A..B-1; the LSTM default: 10, 0, 5000); docs/results/copy.md; "
+        "length_power=P (copy, repeat copy: training lengths drawn with P(L) ~ L^P)",
     )
     t.add_argument("--no-plots", action="store_true", help="skip the figures at the end")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")

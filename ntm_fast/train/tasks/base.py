@@ -71,6 +71,17 @@ class Task:
         """Uniform integers in [low, high] inclusive."""
         return torch.randint(low, high + 1, size, generator=self.generator)
 
+    def _lengths(self, low: int, high: int, count: int, power: int = 0) -> Tensor:
+        """``count`` sequence lengths in [low, high], P(L) proportional to L**power.
+
+        ``power`` = 0 is the uniform draw (:meth:`_randint`, so the paper's stream is unchanged);
+        a larger one trains on more long sequences within the same range.
+        """
+        if not power:
+            return self._randint(low, high, (count,))
+        span = torch.arange(low, high + 1, dtype=torch.float64)
+        return span.long()[torch.multinomial(span**power, count, True, generator=self.generator)]
+
     def _bits(self, *size: int) -> Tensor:
         """Independent fair random bits as float32."""
         return torch.randint(0, 2, size, generator=self.generator).float()

@@ -24,6 +24,9 @@ bits it never learns the zero vector in 5 of 8 seeds), the LSTM one its first 5,
 the batches whose first sequence is numbered in [A, B) — counted over the whole run (all
 data-parallel ranks, :attr:`Task.streams`) and part of the task's state, so a resumed or
 distributed run switches where a single unbroken one would.
+``length_power=P`` (training only; copy and repeat copy) draws lengths with P(L) proportional
+to L**P in the same range: more long sequences. Measured no better at length 120
+(docs/results/length-weighting.md), so no preset uses it.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from .base import Batch, Task, check_count, check_hold_delimiter, check_percent,
 
 class CopyTask(Task):
     name = "copy"
-    training_only = ("zero_vector_percent", "zero_vector_from", "zero_vector_until")
+    training_only = ("zero_vector_percent", "zero_vector_from", "zero_vector_until", "length_power")
 
     def __init__(
         self,
@@ -49,6 +52,7 @@ class CopyTask(Task):
         zero_vector_percent: int = 0,
         zero_vector_from: int = 0,
         zero_vector_until: int = 0,
+        length_power: int = 0,
     ) -> None:
         super().__init__(seed)
         self.bits = check_range("bits", bits, bits, 1)[0]
@@ -62,6 +66,7 @@ class CopyTask(Task):
                 f"zero_vector_until: expected 0 (no end) or more than zero_vector_from "
                 f"({self.zero_vector_from}), got {self.zero_vector_until}"
             )
+        self.length_power = check_count("length_power", length_power)
         self.sequences_drawn = 0
         self.input_size, self.output_size = bits + 1, bits
 
@@ -71,7 +76,7 @@ class CopyTask(Task):
             config["hold_delimiter"] = 1
         if self.zero_vector_percent:
             config["zero_vector_percent"] = self.zero_vector_percent
-        for name in ("zero_vector_from", "zero_vector_until"):
+        for name in ("zero_vector_from", "zero_vector_until", "length_power"):
             if getattr(self, name):
                 config[name] = getattr(self, name)
         return config
@@ -84,7 +89,7 @@ class CopyTask(Task):
         self.sequences_drawn = int(state.get("sequences_drawn", 0))
 
     def _sample(self, batch_size: int) -> Batch:
-        lengths = self._randint(self.min_length, self.max_length, (batch_size,))
+        lengths = self._lengths(self.min_length, self.max_length, batch_size, self.length_power)
         L = int(lengths.max())
         T = 2 * L + 1
         seq = self._bits(L, batch_size, self.bits)

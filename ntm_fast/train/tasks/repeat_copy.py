@@ -14,7 +14,8 @@ Layout for ``bits`` = 8, a sequence of length L and K repeats (L and K each unif
 * mask = 1 on all ``L·K + 1`` target steps; sequence length ``L·K + L + 2``.
 
 ``hold_delimiter=1`` (not the paper's layout, as in copy) keeps the delimiter flag on from
-step ``L`` through the end-marker step.
+step ``L`` through the end-marker step. ``length_power=P`` (training only) draws L with
+P(L) proportional to L**P, as in copy (docs/results/length-weighting.md).
 
 Evaluation with more repeats keeps the training normalisation (pass ``count_mean`` and
 ``count_std`` explicitly, or leave them to default to 1..10's), as a trained net would see.
@@ -26,7 +27,7 @@ import math
 
 import torch
 
-from .base import Batch, Task, check_hold_delimiter, check_range
+from .base import Batch, Task, check_count, check_hold_delimiter, check_range
 
 
 def uniform_int_moments(low: int, high: int) -> tuple[float, float]:
@@ -37,6 +38,7 @@ def uniform_int_moments(low: int, high: int) -> tuple[float, float]:
 
 class RepeatCopyTask(Task):
     name = "repeat_copy"
+    training_only = ("length_power",)
 
     def __init__(
         self,
@@ -50,6 +52,7 @@ class RepeatCopyTask(Task):
         count_mean: float | None = None,
         count_std: float | None = None,
         hold_delimiter: int = 0,
+        length_power: int = 0,
     ) -> None:
         super().__init__(seed)
         self.bits = check_range("bits", bits, bits, 1)[0]
@@ -59,6 +62,7 @@ class RepeatCopyTask(Task):
         self.count_mean = mean if count_mean is None else float(count_mean)
         self.count_std = std if count_std is None else float(count_std)
         self.hold_delimiter = check_hold_delimiter(hold_delimiter)
+        self.length_power = check_count("length_power", length_power)
         self.input_size, self.output_size = bits + 2, bits + 1
 
     def config(self) -> dict[str, float]:
@@ -69,13 +73,15 @@ class RepeatCopyTask(Task):
         }  # fmt: skip
         if self.hold_delimiter:  # only then: the paper's task keeps the configuration it had
             config["hold_delimiter"] = 1
+        if self.length_power:
+            config["length_power"] = self.length_power
         return config
 
     def normalise(self, repeats: torch.Tensor) -> torch.Tensor:
         return (repeats.float() - self.count_mean) / self.count_std
 
     def _sample(self, batch_size: int) -> Batch:
-        lengths = self._randint(self.min_length, self.max_length, (batch_size,))
+        lengths = self._lengths(self.min_length, self.max_length, batch_size, self.length_power)
         repeats = self._randint(self.min_repeats, self.max_repeats, (batch_size,))
         total = lengths * repeats + lengths + 2
         T, L = int(total.max()), int(lengths.max())
