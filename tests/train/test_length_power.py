@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_run import tiny
+from tiny_run import resumed_and_straight, same_weights
 
-from ntm_fast.train import Trainer
-from ntm_fast.train import checkpoint as ckpt
 from ntm_fast.train.evaluate import generalisation_settings
 from ntm_fast.train.tasks import CopyTask, RepeatCopyTask, split_training_only
 
@@ -66,14 +64,12 @@ def test_evaluation_drops_it(cls):
 def test_resume_continues_the_weighted_stream_exactly(tmp_path):
     """The weighted draw comes from the task's generator, so a resumed run is bit-identical
     to an uninterrupted one."""
-    weighted = {"max_length": 5, "length_power": 2}
-    run, straight = tmp_path / "run", tmp_path / "straight"
-    Trainer(tiny(run, steps=3, task_overrides=weighted)).run()
-    Trainer(tiny(straight, steps=6, task_overrides=weighted)).run()
-    resumed = Trainer(tiny(run, task_overrides=weighted), resume=True,
-                      resume_overrides={"steps": 6})  # fmt: skip
-    assert resumed.task.length_power == 2
-    resumed.run()
-    a, b = ckpt.load_checkpoint(run), ckpt.load_checkpoint(straight)
-    assert a["task_config"]["length_power"] == 2
-    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+    def keeps_the_power(resumed):
+        assert resumed.task.length_power == 2
+
+    run, straight = resumed_and_straight(
+        tmp_path, {"max_length": 5, "length_power": 2}, keeps_the_power
+    )
+    assert run["task_config"]["length_power"] == 2
+    assert same_weights(run, straight)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import struct
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
-from ntm_fast.train import TrainConfig
+import torch
+
+from ntm_fast.train import TrainConfig, Trainer
+from ntm_fast.train import checkpoint as ckpt
 
 TINY = dict(memory_slots=8, memory_width=6, controller_size=16)
 #: ``ntm-fast train copy`` flags for the same tiny run
@@ -47,3 +51,26 @@ def log_rows(run: Path) -> list[list[str]]:
     lines = (run / "log.csv").read_text().splitlines()
     assert lines[0].startswith("step,sequences,cost_bits")
     return [line.split(",")[:4] for line in lines[1:]]
+
+
+def resumed_and_straight(
+    root: Path, task_overrides: dict, check: Callable[[Trainer], None] | None = None
+) -> tuple[dict, dict]:
+    """A tiny run stopped after 3 steps and resumed to 6, and one run straight to 6: their
+    checkpoints. ``check`` sees the resumed trainer before it runs."""
+    run, straight = root / "run", root / "straight"
+    Trainer(tiny(run, steps=3, task_overrides=task_overrides)).run()
+    Trainer(tiny(straight, steps=6, task_overrides=task_overrides)).run()
+    resumed = Trainer(tiny(run, task_overrides=task_overrides), resume=True,
+                      resume_overrides={"steps": 6})  # fmt: skip
+    if check is not None:
+        check(resumed)
+    resumed.run()
+    return ckpt.load_checkpoint(run), ckpt.load_checkpoint(straight)
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    """Two checkpoints hold bit-identical model weights."""
+    return a["model"].keys() == b["model"].keys() and all(
+        torch.equal(a["model"][k], b["model"][k]) for k in a["model"]
+    )
