@@ -11,11 +11,12 @@ from tiny_run import resumed_and_straight, same_weights
 
 from ntm_fast.train.evaluate import generalisation_settings
 from ntm_fast.train.tasks import CopyTask, RepeatCopyTask, split_training_only
+from ntm_fast.train.tasks.base import MAX_LENGTH_POWER
 
 TASKS = [CopyTask, RepeatCopyTask]
 
 
-def copy_lengths(task, n: int) -> torch.Tensor:
+def data_lengths(task, n: int) -> torch.Tensor:
     """The data lengths of n fresh sequences (the delimiter's step)."""
     batch = task.sample(n)
     return batch.inputs[..., task.bits].float().argmax(0)
@@ -35,7 +36,7 @@ def test_power_zero_is_the_papers_stream_bit_for_bit(cls):
 @pytest.mark.parametrize("power", [1, 2])
 def test_lengths_follow_the_power_law_within_the_range(cls, power):
     task = cls(3, min_length=2, max_length=9, length_power=power)
-    counts = torch.bincount(copy_lengths(task, 6000), minlength=10).double()
+    counts = torch.bincount(data_lengths(task, 6000), minlength=10).double()
     assert counts[:2].sum() == 0 and counts[2:].sum() == 6000  # never outside [2, 9]
     span = torch.arange(2, 10, dtype=torch.float64)
     expected = 6000 * span**power / (span**power).sum()
@@ -45,11 +46,18 @@ def test_lengths_follow_the_power_law_within_the_range(cls, power):
     assert float(((counts[2:] - uniform) ** 2 / uniform).sum()) > 100
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, True, "1"])
-def test_a_bad_power_is_named(bad):
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "1", MAX_LENGTH_POWER + 1, 1000])
+def test_a_bad_power_is_named_when_the_task_is_built(bad):
+    # 1000 would make L**P infinite and fail only inside the first sample's draw
     for cls in TASKS:
-        with pytest.raises(ValueError, match="length_power"):
+        with pytest.raises(ValueError, match=r"length_power: expected an int in 0\.\.16"):
             cls(0, length_power=bad)
+
+
+def test_the_largest_power_still_draws_a_valid_distribution():
+    task = CopyTask(0, max_length=1000, length_power=MAX_LENGTH_POWER)
+    lengths = data_lengths(task, 64)
+    assert 1 <= int(lengths.min()) and int(lengths.max()) <= 1000
 
 
 @pytest.mark.parametrize("cls", TASKS)

@@ -112,6 +112,20 @@ def check_count(name: str, value: object) -> int:
     return value
 
 
+#: Beyond this the weighted draw is all but always the longest length (and L**P could
+#: overflow into an invalid distribution), so a larger ``length_power`` is refused up front.
+MAX_LENGTH_POWER = 16
+
+
+def check_length_power(value: object) -> int:
+    """``length_power`` of copy and repeat copy: an int in 0..MAX_LENGTH_POWER."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_LENGTH_POWER:
+        raise ValueError(
+            f"length_power: expected an int in 0..{MAX_LENGTH_POWER} (P(L) ~ L**P), got {value!r}"
+        )
+    return value
+
+
 def pad_stack(parts: list[Tensor], T: int) -> Tensor:
     """Stack per-sequence `(T_b, F)` tensors into a zero-padded `(T, B, F)` tensor."""
     out = parts[0].new_zeros(T, len(parts), parts[0].shape[-1])

@@ -34,7 +34,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import Batch, Task, check_count, check_hold_delimiter, check_percent, check_range
+from .base import (
+    Batch,
+    Task,
+    check_count,
+    check_hold_delimiter,
+    check_length_power,
+    check_percent,
+    check_range,
+)
 
 
 class CopyTask(Task):
@@ -66,7 +74,7 @@ class CopyTask(Task):
                 f"zero_vector_until: expected 0 (no end) or more than zero_vector_from "
                 f"({self.zero_vector_from}), got {self.zero_vector_until}"
             )
-        self.length_power = check_count("length_power", length_power)
+        self.length_power = check_length_power(length_power)
         self.sequences_drawn = 0
         self.input_size, self.output_size = bits + 1, bits
 

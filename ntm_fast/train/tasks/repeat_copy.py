@@ -27,7 +27,7 @@ import math
 
 import torch
 
-from .base import Batch, Task, check_count, check_hold_delimiter, check_range
+from .base import Batch, Task, check_hold_delimiter, check_length_power, check_range
 
 
 def uniform_int_moments(low: int, high: int) -> tuple[float, float]:
@@ -62,7 +62,7 @@ class RepeatCopyTask(Task):
         self.count_mean = mean if count_mean is None else float(count_mean)
         self.count_std = std if count_std is None else float(count_std)
         self.hold_delimiter = check_hold_delimiter(hold_delimiter)
-        self.length_power = check_count("length_power", length_power)
+        self.length_power = check_length_power(length_power)
         self.input_size, self.output_size = bits + 2, bits + 1
 
     def config(self) -> dict[str, float]:
