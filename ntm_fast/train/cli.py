@@ -124,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
         "default: preset's)",
     )
     t.add_argument(
+        "--weight-decay",
+        type=float,
+        help="shrink the controller's weight matrices by lr x X each step (0: off; default: "
+        "preset's; docs/results/copy-weight-decay.md)",
+    )
+    t.add_argument(
         "--warmup", type=int, help="linear learning-rate warm-up steps (default: preset's)"
     )
     t.add_argument(
@@ -262,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
 _TRAIN_FIELDS = {  # CLI dest -> TrainConfig field, for the flags without a fixed default
     "steps": "steps", "minutes": "minutes", "stop_cost": "stop_cost",
     "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer", "seed": "seed",
-    "clip_norm": "clip_norm", "clip_spike": "clip_spike", "warmup": "warmup_steps",
+    "clip_norm": "clip_norm", "clip_spike": "clip_spike", "weight_decay": "weight_decay",
+    "warmup": "warmup_steps",
     "lr_schedule": "lr_schedule", "train_memory_slots": "train_memory_slots",
     "init_from": "init_from", "finish_steps": "finish_steps", "device": "device",
     "backend": "backend", "checkpoint_every": "checkpoint_every", "log_every": "log_every",

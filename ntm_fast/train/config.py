@@ -60,6 +60,7 @@ class TrainConfig:
     clip: float = 10.0
     clip_norm: float | None = None
     clip_spike: float | None = None
+    weight_decay: float | None = None
     warmup_steps: int | None = None
     lr_schedule: str | None = None
     train_memory_slots: int | None = None
@@ -85,6 +86,8 @@ class TrainConfig:
             c.clip_norm = p.train.get("clip_norm", 0.0)
         if c.clip_spike is None:
             c.clip_spike = p.train.get("clip_spike", 0.0)
+        if c.weight_decay is None:
+            c.weight_decay = p.train.get("weight_decay", 0.0)
         if c.warmup_steps is None:
             c.warmup_steps = p.train.get("warmup_steps", 0)
         c.lr_schedule = c.lr_schedule or p.train.get("lr_schedule", "constant")
@@ -112,6 +115,9 @@ class TrainConfig:
         if c.clip_norm < 0 or c.warmup_steps < 0:
             bad = "clip_norm" if c.clip_norm < 0 else "warmup_steps"
             raise UserError(f"{bad}: expected >= 0 (0 turns it off), got {getattr(c, bad)}")
+        if not c.weight_decay >= 0 or (c.weight_decay and c.controller == "baseline"):
+            want = "0 (the baseline has no NTM controller)" if c.weight_decay > 0 else ">= 0"
+            raise UserError(f"weight_decay: expected {want}, got {c.weight_decay}")
         if c.clip_spike != 0 and not c.clip_spike > 1:
             raise UserError(f"clip_spike: expected > 1 (0 turns it off), got {c.clip_spike}")
         if c.minutes is not None and not c.minutes > 0:
@@ -156,6 +162,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], bool]] = {  # field: (types, None allo
     "backend": ((str,), False), "out": ((str,), True), "checkpoint_every": ((int,), False),
     "log_every": ((int,), False), "threads": ((int,), True), "stop_cost": (_NUMBER, True),
     "clip": (_NUMBER, False), "clip_norm": (_NUMBER, True), "clip_spike": (_NUMBER, True),
+    "weight_decay": (_NUMBER, True),
     "warmup_steps": ((int,), True), "train_memory_slots": ((int,), True),
     "init_from": ((str,), True), "finish_steps": ((int,), True), "lr_schedule": ((str,), True),
     "model_overrides": ((dict,), False), "task_overrides": ((dict,), False),
@@ -184,8 +191,8 @@ def config_from_dict(data: dict[str, Any], where: str) -> TrainConfig:
                 f"{where}: config field {name!r} should be {want}, got {type(value).__name__} "
                 f"{value!r}"
             )
-    # Runs from before these fields existed: on the model's own memory, no finishing stage.
-    return TrainConfig(**{"train_memory_slots": 0, "finish_steps": 0, **data})
+    # Runs from before these fields existed: own memory, no finishing stage, no weight decay.
+    return TrainConfig(**{"train_memory_slots": 0, "finish_steps": 0, "weight_decay": 0.0, **data})
 
 
 # -- resuming ----------------------------------------------------------------------------------
@@ -196,7 +203,8 @@ RUNTIME = ("steps", "minutes", "stop_cost", "checkpoint_every", "log_every", "th
 #: then differs from an uninterrupted run; the run's first line says what changed). They are
 #: read afresh at every step, so changing them is well defined: e.g. a lower --lr after the
 #: cost diverged.
-APPLIED = ("lr", "clip_norm", "clip_spike", "warmup_steps", "lr_schedule", "batch_size")
+APPLIED = ("lr", "clip_norm", "clip_spike", "weight_decay", "warmup_steps", "lr_schedule",
+           "batch_size")  # fmt: skip
 _FLAGS = {"warmup_steps": "--warmup", "plots": "--no-plots", "progress": "--no-progress",
           "read_heads": "--heads", "write_heads": "--heads"}  # fmt: skip
 
@@ -287,5 +295,7 @@ def describe_schedule(c: TrainConfig) -> str:
         parts.append(f"clip |g| {c.clip_norm:g}")
     if c.clip_spike:
         parts.append(f"clip |g| to {c.clip_spike:g}x its mean")
+    if c.weight_decay:
+        parts.append(f"controller weight decay {c.weight_decay:g}")
     parts.append(f"clip g_i {c.clip:g}")
     return ", ".join(parts)

@@ -50,6 +50,14 @@ class FlatParameters:
     def zero_grad(self) -> None:
         self.param.grad.zero_()
 
+    def mask(self, chosen: list[Tensor]) -> Tensor:
+        """1 on the elements of :attr:`param` that hold the ``chosen`` parameters, 0 elsewhere."""
+        mask = torch.zeros_like(self.param.data)
+        for p, view in zip(self.params, self._views(mask), strict=True):
+            if any(p is c for c in chosen):
+                view.fill_(1)
+        return mask
+
     # -- the optimiser's state in torch's per-parameter layout (checkpoints) ---------------------
     def split_optimizer_state(self, state: dict[str, Any]) -> dict[str, Any]:
         """``state`` of an optimiser over :attr:`param` -> the same optimiser's state over the

@@ -1,9 +1,9 @@
 """Training (paper section 4.6): binary cross-entropy, cost in bits per sequence, gradients
 clipped element-wise to (-10, 10), Graves's RMSProp (or Adam), checkpoints and exact resume.
 
-Run as ``ntm-fast train TASK ...``. The loop reads the cost and bit errors (one sync)
-every ``log_every`` steps. Resume is bit-identical: the checkpoint holds the model, the
-optimiser, the task's generator (the data stream), the torch RNG and the log accumulators.
+The loop reads the cost and bit errors (one sync) every ``log_every`` steps. Resume is
+bit-identical: the checkpoint holds the model, the optimiser, the task's generator (the data
+stream), the torch RNG and the log accumulators.
 
 Nothing fails silently (docs/robustness-cases.md): a locked run directory, checksummed
 checkpoints, the log cut back on resume, SIGTERM saves, NaN/inf gradients dropped and a NaN
@@ -41,7 +41,7 @@ from .config import (
 from .flat import FlatParameters, load_optimizer_state, optimizer_state
 from .loop import NonFiniteError
 from .objective import LN2, check_task_fits, make_optimizer, sequence_cost
-from .optim import SpikeClip, clip_gradients
+from .optim import SpikeClip, clip_gradients, controller_decay, optimizer_step
 from .presets import build_model, preset
 from .rundir import RunDir, describe_os_error
 from .runlog import CSV_FIELDS
@@ -159,11 +159,12 @@ class Trainer:
         if self.warm_start is not None:
             self.warm_start.copy_into(self.model, built)
         self.net = distributed.wrap(self.model, self.device)  # DDP under torchrun
-        # One flat buffer for weights, one for gradients (flat.py); DDP has its own.
+        # flat.py: a buffer for the weights, one for the gradients; DDP has its own
         solo = distributed.world_size() == 1
         self.flat = FlatParameters(list(self.model.parameters())) if solo else None
         params = [self.flat.param] if self.flat else self.model.parameters()
         self.optimizer = make_optimizer(c.optimizer, params, c.lr)
+        self.decay = controller_decay(c.weight_decay, self.model, self.flat)
         self.spike_clip = SpikeClip(c.clip_spike, device=self.device) if c.clip_spike else None
         self.step = self.sequences = 0
         if self.warm_start is not None:  # sequences the weights have seen
@@ -272,9 +273,7 @@ class Trainer:
             list(self.model.parameters()), c.clip, c.clip_norm, self.spike_clip, flat
         )
         self.dropped += ~finite
-        for group in self.optimizer.param_groups:  # a function of the step: resume stays exact
-            group["lr"] = learning_rate(c, self.step)
-        self.optimizer.step()
+        optimizer_step(self.optimizer, learning_rate(c, self.step), self.decay)  # resume exact
         self.acc += torch.stack([cost.detach(), errors, torch.ones_like(errors)])
         self.step += 1
         self.sequences += self.config.batch_size * distributed.world_size()

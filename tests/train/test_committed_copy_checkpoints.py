@@ -1,6 +1,7 @@
-"""The committed copy checkpoints (docs/results/copy.md, copy-blanked-vectors.md) still load
-and still copy as documented: the LSTM default, the LSTM trained with blanked vectors, the
-feedforward default and the LSTM baseline."""
+"""The committed copy checkpoints (docs/results/copy.md, copy-blanked-vectors.md,
+copy-weight-decay.md) still load and still copy as documented: the LSTM default and its
+earlier ones, the LSTM trained with blanked vectors, the feedforward default and the LSTM
+baseline."""
 
 from pathlib import Path
 
@@ -9,25 +10,28 @@ import pytest
 from ntm_fast.train.evaluate import evaluate, format_table
 
 CHECKPOINTS = Path(__file__).parents[2] / "docs" / "checkpoints"
-RUNS = sorted(CHECKPOINTS.glob("copy-lstm-seed*"))  # the default command (session 17)
+RUNS = sorted(CHECKPOINTS.glob("copy-lstm-seed*"))  # the default command (session 19)
+BLANKED_5K = sorted(CHECKPOINTS.glob("copy-blanked5k-lstm-seed*"))  # the default of sessions 17-18
 FAIR = sorted(CHECKPOINTS.glob("copy-fair-lstm-seed*"))  # the default of sessions 5-16
 ZEROS = sorted(CHECKPOINTS.glob("copy-zeros10-lstm-seed*"))  # --task-arg zero_vector_percent=10
 #: what each was trained with (the evaluation's "training_options")
 TRAINED_WITH = {
-    **{run.name: {"zero_vector_percent": 10, "zero_vector_until": 5000} for run in RUNS},
+    **{r.name: {"zero_vector_percent": 10, "zero_vector_until": 5000} for r in RUNS + BLANKED_5K},
     **{run.name: {"zero_vector_percent": 10} for run in ZEROS},
 }
-#: results/copy.md: length-120 bit errors per sequence (128 sequences); seed 2 alone fails
-LENGTH_120_ERRORS = {"copy-zeros10-lstm-seed2": 38.0, "copy-lstm-seed2": 35.9}
+#: results/copy.md: length-120 bit errors per sequence (128 sequences) of those that fail
+LENGTH_120_ERRORS = {"copy-zeros10-lstm-seed2": 38.0, "copy-blanked5k-lstm-seed2": 35.9,
+                     "copy-lstm-seed2": 39.2, "copy-lstm-seed3": 45.8}  # fmt: skip
 
 
 def test_the_four_copy_runs_of_each_default_are_there():
     assert [r.name for r in RUNS] == [f"copy-lstm-seed{s}" for s in range(4)]
+    assert [r.name for r in BLANKED_5K] == [f"copy-blanked5k-lstm-seed{s}" for s in range(4)]
     assert [r.name for r in FAIR] == [f"copy-fair-lstm-seed{s}" for s in range(4)]
     assert [r.name for r in ZEROS] == [f"copy-zeros10-lstm-seed{s}" for s in range(4)]
 
 
-@pytest.mark.parametrize("run", RUNS + FAIR + ZEROS, ids=lambda r: r.name)
+@pytest.mark.parametrize("run", RUNS + BLANKED_5K + FAIR + ZEROS, ids=lambda r: r.name)
 def test_copy_checkpoint_evaluates_as_documented(run):
     result = evaluate(run, batches=1, batch_size=8, write=False)
     rows = {row["setting"]: row for row in result["rows"]}

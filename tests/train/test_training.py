@@ -218,7 +218,9 @@ def test_copy_defaults_clip_the_norm_and_spikes_and_decay():
     assert (c.clip_norm, c.clip_spike, c.lr_schedule, c.warmup_steps, c.clip) == (
         10.0, 3.0, "cosine", 0, 10.0,
     )  # fmt: skip
-    assert describe_schedule(c) == "cosine, clip |g| 10, clip |g| to 3x its mean, clip g_i 10"
+    assert describe_schedule(c) == (
+        "cosine, clip |g| 10, clip |g| to 3x its mean, controller weight decay 0.3, clip g_i 10"
+    )
     other = TrainConfig(task="associative_recall").resolved()
     assert (other.clip_norm, other.clip_spike, other.lr_schedule) == (0.0, 0.0, "constant")
 
