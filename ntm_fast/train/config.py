@@ -115,9 +115,14 @@ class TrainConfig:
         if c.clip_norm < 0 or c.warmup_steps < 0:
             bad = "clip_norm" if c.clip_norm < 0 else "warmup_steps"
             raise UserError(f"{bad}: expected >= 0 (0 turns it off), got {getattr(c, bad)}")
-        if not c.weight_decay >= 0 or (c.weight_decay and c.controller == "baseline"):
-            want = "0 (the baseline has no NTM controller)" if c.weight_decay > 0 else ">= 0"
-            raise UserError(f"weight_decay: expected {want}, got {c.weight_decay}")
+        wd, base = c.weight_decay, c.controller == "baseline"  # w *= 1 - lr x wd: below 1
+        if not (0 <= wd and wd * c.lr < 1) or (wd and base):  # NaN too
+            want = (
+                "0 (the baseline has no NTM controller)"
+                if base
+                else f"0 <= X < 1 / lr = {1 / c.lr:g}"
+            )
+            raise UserError(f"weight_decay: expected {want}, got {wd}")
         if c.clip_spike != 0 and not c.clip_spike > 1:
             raise UserError(f"clip_spike: expected > 1 (0 turns it off), got {c.clip_spike}")
         if c.minutes is not None and not c.minutes > 0:

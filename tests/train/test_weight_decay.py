@@ -94,8 +94,13 @@ def test_resume_is_exact_and_may_change_the_rate(tmp_path):
 
 
 def test_config_checks_and_describes_it(tmp_path):
-    with pytest.raises(UserError, match=r"weight_decay: expected >= 0, got -0\.1"):
-        tiny(tmp_path / "a", weight_decay=-0.1).resolved()
+    # tiny's lr is 3e-3: a step would scale the weights by 1 - lr x X, so X < 1 / lr
+    for bad in (-0.1, 1 / 3e-3, float("inf"), float("nan")):
+        with pytest.raises(
+            UserError, match=r"weight_decay: expected 0 <= X < 1 / lr = 333\.333, got"
+        ):
+            tiny(tmp_path / "a", weight_decay=bad).resolved()
+    assert tiny(tmp_path / "a", weight_decay=300.0).resolved().weight_decay == 300.0
     with pytest.raises(UserError, match=r"weight_decay: expected 0 \(the baseline"):
         tiny(tmp_path / "b", controller="baseline", weight_decay=0.1,
              model_overrides={"hidden_size": 16}).resolved()  # fmt: skip
