@@ -24,7 +24,9 @@ from ntm_fast.train.tasks import split_training_only
 
 
 @torch.no_grad()
-def smear(run: str, length: int = 20, skip: int = 5, sequences: int = 8, seed: int = 4242):
+def smear(
+    run: str, length: int = 20, skip: int = 5, sequences: int = 8, seed: int = 4242
+) -> tuple[float, float]:
     """(smear, share of the sequences copied exactly) of the checkpoint ``run``."""
     state, model = load_model(run)
     model.eval()
@@ -37,7 +39,7 @@ def smear(run: str, length: int = 20, skip: int = 5, sequences: int = 8, seed: i
     batch = build_task(config, seed).sample(sequences)
     _, _, trace = model(batch.inputs, trace=True)
     first_output = length + 1  # the inputs, then the delimiter
-    writes = trace.write_weightings[first_output + skip : first_output + length, :, 0]
+    writes = trace.write_weightings[first_output + skip : first_output + length]  # every head
     _, errors, _, _ = score(model, batch)
     return float(writes.max(-1).values.mean()), float((errors == 0).float().mean())
 

@@ -179,14 +179,18 @@ class ControllerWeightDecay:
             )
         self.rate = rate
         if flat is not None:
-            self.targets = [(flat.param.data, flat.mask(chosen))]
+            masks = [(flat.param.data, flat.mask(chosen))]
         else:
-            self.targets = [(p.data, torch.ones_like(p)) for p in chosen]
+            masks = [(p.data, torch.ones_like(p)) for p in chosen]
+        # (weights, mask, factor buffer): the factor 1 - lr*rate*mask is rebuilt in place each
+        # step (the rate follows the schedule) without allocating on the hot path
+        self.targets = [(w, m, torch.empty_like(m)) for w, m in masks]
 
     @torch.no_grad()
     def apply(self, lr: float) -> None:
-        for weights, mask in self.targets:
-            weights.mul_(1 - lr * self.rate * mask)
+        for weights, mask, factor in self.targets:
+            torch.mul(mask, lr * self.rate, out=factor)
+            weights.mul_(factor.neg_().add_(1))  # = 1 - lr*rate*mask to the bit
 
 
 def controller_decay(
