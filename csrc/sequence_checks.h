@@ -150,16 +150,22 @@ inline SeqConfig check_sequence_bwd_args(const char* op,
     TORCH_CHECK_VALUE(t.is_contiguous(), op, ": saved: expected contiguous tensors, got ",
                       describe(t));
   }
-  TORCH_CHECK_VALUE(static_cast<int64_t>(gr.size()) == 4 + c.n_state(), op, ": grads: expected ",
-                    4 + c.n_state(), " (logits, memory, reads, weightings",
-                    lstm ? ", h, c)" : ")", ", got ", gr.size());
+  // The outputs' gradients, then optionally the weighting history's (FastNTM's weightings=True).
+  const int64_t n_gr = static_cast<int64_t>(gr.size()), n_out = 4 + c.n_state();
+  TORCH_CHECK_VALUE(n_gr == n_out || n_gr == n_out + 1, op, ": grads: expected ", n_out,
+                    " (logits, memory, reads, weightings", lstm ? ", h, c)" : ")",
+                    " or one more (weighting history), got ", n_gr);
   const char* names[] = {"grads[0] (logits)", "grads[1] (memory)", "grads[2] (reads)",
                          "grads[3] (weightings)", "grads[4] (h)", "grads[5] (c)"};
   const char* specs[] = {"(T, B, O)", "(B, N, W)", "(B, R, W)", "(B, H, N)", "(layers, B, C)",
                          "(layers, B, C)"};
   const int64_t shapes[][3] = {{T, B, c.O}, {B, N, W},       {B, c.R, W},
                                 {B, c.H, N}, {c.L, B, c.C}, {c.L, B, c.C}};
-  for (size_t i = 0; i < gr.size(); ++i) {
+  if (n_gr > n_out && gr.back().has_value() && gr.back()->defined()) {
+    check_arg(op, "grads[-1] (weighting history)", *gr.back(), "(T, B, H, N)", {T, B, c.H, N}, x,
+              "x");
+  }
+  for (int64_t i = 0; i < n_out; ++i) {
     if (!gr[i].has_value() || !gr[i]->defined()) continue;
     const int64_t* sh = shapes[i];
     check_arg(op, names[i], *gr[i], specs[i], {sh[0], sh[1], sh[2]}, x, "x");

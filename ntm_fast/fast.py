@@ -88,8 +88,10 @@ class FastNTM(ReferenceNTM):
         *,
         lengths: Tensor | None = None,
         trace: bool = False,
-    ) -> tuple[Tensor, NTMState] | tuple[Tensor, NTMState, NTMTrace]:
-        """See :meth:`ReferenceNTM.forward`."""
+        weightings: bool = False,
+    ) -> tuple[Tensor, NTMState] | tuple[Tensor, NTMState, NTMTrace | Tensor]:
+        """See :meth:`ReferenceNTM.forward`. ``weightings`` takes the native whole-sequence op
+        where it runs, else the per-step loop over this backend's kernels."""
         # Validate first; autocast_enabled is False on device types without autocast (meta).
         xt = self._check_input(x) if isinstance(x, Tensor) else None
         generic = (
@@ -99,14 +101,15 @@ class FastNTM(ReferenceNTM):
             or torch.compiler.is_compiling()
             or validation.autocast_enabled(xt.device)
         )
+        per_step = {"lengths": lengths, "trace": trace, "weightings": weightings}
         if generic:
-            return super().forward(x, state, lengths=lengths, trace=trace)
+            return super().forward(x, state, **per_step)
         T, B = xt.shape[0], xt.shape[1]
         self.memory_ops(xt.device)
         kernels = backends.kernel_ops(self.backend)
         whole = self.backend == "native" and native_sequence.available(xt.device)
-        if kernels is None or T == 0 or (lengths is not None and not whole):
-            return super().forward(x, state, lengths=lengths, trace=trace)
+        if kernels is None or T == 0 or ((lengths is not None or weightings) and not whole):
+            return super().forward(x, state, **per_step)
         if lengths is not None:
             self._check_lengths(lengths, T, B, xt.device)
             lengths = lengths.to(torch.int64)
@@ -116,24 +119,33 @@ class FastNTM(ReferenceNTM):
         flat = [state.memory, state.read_vectors, state.weightings, *state.controller]
         K = self.checkpoint_steps
         graphed = self.cuda_graph and xt.is_cuda and torch.is_grad_enabled() and K is None
-        if graphed and state_given is None:
+        history = []  # with weightings: each call's (T_chunk, B, H, N) weightings, last output
+        if graphed and state_given is None and not weightings:
             logits, *flat = self._graphed(cfg, xt)(xt)
         elif K is None or T <= K or not torch.is_grad_enabled():
-            logits, *flat = self._apply_sequence(cfg, xt, lengths, *flat)
+            logits, *flat = self._apply_sequence(cfg, xt, lengths, *flat, history=weightings)
+            history = flat[-1:] if weightings else []
+            flat = flat[: len(flat) - len(history)]
         else:
             pieces = []
             for start in range(0, T, K):
                 chunk_len = None if lengths is None else (lengths - start).clamp(0, K)
                 out, *flat = checkpoint(
                     self._apply_sequence, cfg, xt[start : start + K], chunk_len, *flat,
-                    use_reentrant=False,
+                    history=weightings, use_reentrant=False,
                 )  # fmt: skip
                 pieces.append(out)
+                if weightings:
+                    history.append(flat.pop())
             logits = torch.cat(pieces)
-        memory, reads, weightings, *ctrl = flat
+        memory, reads, w_last, *ctrl = flat
         if self.batch_first:
             logits = logits.transpose(0, 1)
-        return logits, NTMState(memory, reads, weightings, tuple(ctrl))
+        state = NTMState(memory, reads, w_last, tuple(ctrl))
+        if not weightings:
+            return logits, state
+        w_all = history[0] if len(history) == 1 else torch.cat(history)
+        return logits, state, w_all.transpose(0, 1) if self.batch_first else w_all
 
     def _graphed(self, cfg: SequenceConfig, x: Tensor) -> nn.Module:
         key = (tuple(x.shape), x.dtype, x.requires_grad, self.backend, self.training)
@@ -166,13 +178,14 @@ class FastNTM(ReferenceNTM):
         x: Tensor,
         lengths: Tensor | None,
         *state: Tensor,
+        history: bool = False,
     ) -> tuple[Tensor, ...]:
         heads, output = self.heads, self.output
         params = [*controller_weights(self), heads.weight, heads.bias, output.weight, output.bias]
         if isinstance(cfg, NativeSequenceConfig):
-            memory, reads, weightings, *ctrl = state
-            return native_sequence.run(cfg, x, memory, reads, weightings, lengths, ctrl, params)
-        assert lengths is None, "lengths take the native op or the per-step path"
+            memory, reads, w, *ctrl = state
+            return native_sequence.run(cfg, x, memory, reads, w, lengths, ctrl, params, history)
+        assert lengths is None and not history, "they take the native op or the per-step path"
         return NTMSequence.apply(cfg, x, *state[:3], len(state) - 3, *state[3:], *params)
 
     def saved_bytes_per_step(self, batch_size: int, dtype: torch.dtype | None = None) -> int:

@@ -30,7 +30,6 @@ layers use PyTorch's default initialisation.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from types import ModuleType
 
 import torch
@@ -40,22 +39,7 @@ from . import reference
 from .controllers import FeedforwardController, LSTMController
 from .heads import HeadLayout, HeadParams
 from .model_checks import NTMState, check_input, check_state, lengths_mask, one_of, positive
-
-
-@dataclass
-class NTMTrace:
-    """Per-step record for plotting memory use (paper Figs. 6, 9, 12); time-major `(T, B, ...)`."""
-
-    read_weightings: Tensor  # (T, B, R, N)
-    write_weightings: Tensor  # (T, B, Wh, N)
-    read_vectors: Tensor  # (T, B, R, W)
-    erase: Tensor  # (T, B, Wh, W)
-    add: Tensor  # (T, B, Wh, W)
-    key: Tensor  # (T, B, R + Wh, W)
-    beta: Tensor  # (T, B, R + Wh)
-    gate: Tensor  # (T, B, R + Wh)
-    shift: Tensor  # (T, B, R + Wh, S)
-    gamma: Tensor  # (T, B, R + Wh)
+from .trace import NTMTrace, make_trace
 
 
 class ReferenceNTM(nn.Module):
@@ -186,7 +170,8 @@ class ReferenceNTM(nn.Module):
         *,
         lengths: Tensor | None = None,
         trace: bool = False,
-    ) -> tuple[Tensor, NTMState] | tuple[Tensor, NTMState, NTMTrace]:
+        weightings: bool = False,
+    ) -> tuple[Tensor, NTMState] | tuple[Tensor, NTMState, NTMTrace | Tensor]:
         """Run the NTM over a sequence.
 
         Args:
@@ -197,11 +182,17 @@ class ReferenceNTM(nn.Module):
                 at or past a sequence's length leave its state unchanged and give zero
                 logits, so a padded batch matches running each sequence alone
                 (docs/math.md#variable-length-sequences).
-            trace: also return an :class:`NTMTrace` of every step.
+            trace: also return an :class:`NTMTrace` of every step (detached, for plots).
+            weightings: also return every step's weightings `(T, B, R + Wh, N)` (read heads
+                first; `(B, T, ...)` with ``batch_first``), differentiable: e.g. for a penalty
+                on addressing. Not with ``trace``.
 
         Returns:
-            ``(logits, state)`` or ``(logits, state, trace)``; logits have x's layout.
+            ``(logits, state)``, ``(logits, state, trace)`` or ``(logits, state,
+            weightings)``; logits have x's layout.
         """
+        if trace and weightings:
+            raise ValueError("trace and weightings: ask for one (the trace holds the weightings)")
         x = self._check_input(x)
         T, B = x.shape[0], x.shape[1]
         active = self._check_lengths(lengths, T, B, x.device)
@@ -216,13 +207,20 @@ class ReferenceNTM(nn.Module):
             outputs.append(out)
             if trace:
                 records.append((new_state.weightings, new_state.read_vectors, *params))
+            elif weightings:
+                records.append((new_state.weightings,))
             state = new_state
         logits = torch.stack(outputs) if outputs else x.new_zeros(0, B, self.output_size)
         if self.batch_first:
             logits = logits.transpose(0, 1)
-        if not trace:
-            return logits, state
-        return logits, state, self._make_trace(records, B, x)
+        if trace:
+            sizes = (self.read_heads, self.write_heads, self.memory_slots, self.memory_width)
+            return logits, state, make_trace(records, x, (*sizes, self.layout.shifts))
+        if weightings:
+            empty = x.new_zeros(0, *state.weightings.shape)
+            w = torch.stack([r[0] for r in records]) if records else empty
+            return logits, state, w.transpose(0, 1) if self.batch_first else w
+        return logits, state
 
     def step(
         self, x_t: Tensor, state: NTMState, ops: ModuleType
@@ -242,23 +240,6 @@ class ReferenceNTM(nn.Module):
         return out, NTMState(memory, reads, w, ctrl_state), p
 
     # -- helpers -------------------------------------------------------------------------------
-    def _make_trace(self, records: list[tuple[Tensor, ...]], B: int, x: Tensor) -> NTMTrace:
-        R, Hw, N, W = self.read_heads, self.write_heads, self.memory_slots, self.memory_width
-        H, S = R + Hw, self.layout.shifts
-        if not records:
-            z = x.new_zeros
-            return NTMTrace(
-                z(0, B, R, N), z(0, B, Hw, N), z(0, B, R, W), z(0, B, Hw, W), z(0, B, Hw, W),
-                z(0, B, H, W), z(0, B, H), z(0, B, H), z(0, B, H, S), z(0, B, H),
-            )  # fmt: skip
-        w, reads, key, beta, gate, shift, gamma, erase, add = (
-            torch.stack(item).detach() for item in zip(*records, strict=True)
-        )
-        return NTMTrace(
-            read_weightings=w[:, :, :R], write_weightings=w[:, :, R:], read_vectors=reads,
-            erase=erase, add=add, key=key, beta=beta, gate=gate, shift=shift, gamma=gamma,
-        )  # fmt: skip
-
     def _check_input(self, x: object) -> Tensor:
         return check_input(x, self.input_size, self.batch_first, self.memory_bias)
 

@@ -68,21 +68,25 @@ def available(device: torch.device) -> bool:
 
 
 class NativeSequence(torch.autograd.Function):
-    """``apply(cfg, save, x, memory, reads, weightings, lengths, n_state, *state, *params)`` ->
-    ``(logits, memory, reads, weightings, *state)``; ``lengths`` is None or `(B,)` int64."""
+    """``apply(cfg, save, history, x, memory, reads, weightings, lengths, n_state, *state,
+    *params)`` -> ``(logits, memory, reads, weightings, *state)``, then with ``history`` the
+    weightings of every step `(T, B, H, N)`, differentiable; ``lengths`` is None or `(B,)`
+    int64."""
 
     @staticmethod
-    def forward(ctx, cfg: NativeSequenceConfig, save: bool, x, memory, reads, weightings,
-                lengths, n_state, *rest):  # fmt: skip
+    def forward(ctx, cfg: NativeSequenceConfig, save: bool, history: bool, x, memory, reads,
+                weightings, lengths, n_state, *rest):  # fmt: skip
         state, params = list(rest[:n_state]), list(rest[n_state:])
         out = torch.ops.ntm_fast.sequence_fwd(
             x, memory, reads, weightings, state, params, lengths,
-            cfg.layout.read_heads, cfg.shift_range, cfg.uniform, cfg.lstm, save,
+            cfg.layout.read_heads, cfg.shift_range, cfg.uniform, cfg.lstm, save or history,
         )  # fmt: skip
         n_out = 4 + n_state
         results, saved = out[:n_out], out[n_out:]
         ctx.cfg, ctx.n_state, ctx.n_params = cfg, n_state, len(params)
-        ctx.save_for_backward(x, lengths, *state, *params, *saved)
+        ctx.save_for_backward(x, lengths, *state, *params, *(saved if save else ()))
+        if history:  # saved[1] holds w_0 .. w_T; a copy, the saved one stays the backward's
+            results = (*results, saved[1][1:].clone())
         return tuple(results)
 
     @staticmethod
@@ -102,13 +106,14 @@ class NativeSequence(torch.autograd.Function):
             cfg.layout.read_heads, cfg.shift_range, cfg.uniform, cfg.lstm,
         )  # fmt: skip
         d_x, d_mem, d_reads, d_w, *d_rest = g
-        return (None, None, d_x, d_mem, d_reads, d_w, None, None, *d_rest)
+        return (None, None, None, d_x, d_mem, d_reads, d_w, None, None, *d_rest)
 
 
 def run(cfg: NativeSequenceConfig, x: Tensor, memory: Tensor, reads: Tensor,
         weightings: Tensor, lengths: Tensor | None, state: list[Tensor],
-        params: list[Tensor]) -> tuple[Tensor, ...]:  # fmt: skip
-    """Run :class:`NativeSequence`; half types are computed in float32 and cast back."""
+        params: list[Tensor], history: bool = False) -> tuple[Tensor, ...]:  # fmt: skip
+    """Run :class:`NativeSequence` (``history``: also every step's weightings, last); half
+    types are computed in float32 and cast back."""
     dtype = x.dtype
     if dtype not in _NATIVE_DTYPES:
         up = [t.float() for t in (x, memory, reads, weightings, *state, *params)]
@@ -117,6 +122,6 @@ def run(cfg: NativeSequenceConfig, x: Tensor, memory: Tensor, reads: Tensor,
     tensors = (x, memory, reads, weightings, *state, *params)
     save = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
     out = NativeSequence.apply(
-        cfg, save, x, memory, reads, weightings, lengths, len(state), *state, *params
+        cfg, save, history, x, memory, reads, weightings, lengths, len(state), *state, *params
     )
     return tuple(t.to(dtype) for t in out) if dtype not in _NATIVE_DTYPES else out

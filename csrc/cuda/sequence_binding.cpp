@@ -190,6 +190,9 @@ std::vector<at::Tensor> backward(const SeqConfig& c,
   at::Tensor d_reads = grad_or_zeros(2, {B, R, W}), d_w = grad_or_zeros(3, {B, H, N});
   at::Tensor d_h = c.lstm ? grad_or_zeros(4, {L, B, C}) : at::Tensor();
   at::Tensor d_c = c.lstm ? grad_or_zeros(5, {L, B, C}) : at::Tensor();
+  const bool hist = gr.size() > static_cast<size_t>(4 + c.n_state()) && gr.back().has_value() &&
+                    gr.back()->defined();
+  const at::Tensor d_hist = hist ? gr.back()->contiguous() : at::Tensor();
   at::Tensor d_x = new_output({Ts, B, c.F}, opt);
   std::vector<at::Tensor> d_wi(L), d_whh(L), d_b(L), d_b2(L), inp(L), act(L), cells(L);
   for (int64_t l = 0; l < L; ++l) {
@@ -230,6 +233,7 @@ std::vector<at::Tensor> backward(const SeqConfig& c,
   a.d_w = ptr<T>(d_w);
   a.d_h = c.lstm ? ptr<T>(d_h) : nullptr;
   a.d_c = c.lstm ? ptr<T>(d_c) : nullptr;
+  a.d_hist = hist ? ptr<T>(d_hist) : nullptr;
   a.d_x = ptr<T>(d_x);
   a.d_wi = d_wi_p.data();
   a.d_whh = d_whh_p.data();

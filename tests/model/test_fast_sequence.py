@@ -57,9 +57,9 @@ def test_checkpointed_chunks_give_equal_gradients_and_recompute(controller, monk
     calls = []
     original = FastNTM._apply_sequence
 
-    def counting(self, cfg, x, *state):
+    def counting(self, cfg, x, *state, **options):
         calls.append(x.shape[0])
-        return original(self, cfg, x, *state)
+        return original(self, cfg, x, *state, **options)
 
     monkeypatch.setattr(FastNTM, "_apply_sequence", counting)
     x = torch.rand(10, 2, 3, dtype=torch.float64, device="cpu")

@@ -229,7 +229,7 @@ def gradcheck_case(case: dict, device: str) -> None:
     w0 = w0.to(device)
 
     def fn(x, memory, reads, weightings, *rest):
-        return NativeSequence.apply(cfg, True, x, memory, reads, weightings, lengths,
+        return NativeSequence.apply(cfg, True, False, x, memory, reads, weightings, lengths,
                                     len(state), *rest)  # fmt: skip
 
     inputs = (x, leaf(s.memory), leaf(s.read_vectors), w0.requires_grad_(), *state, *params)

@@ -1,8 +1,9 @@
 """The CUDA whole-sequence op's drivers, binding and step kernels compiled for the CPU
 (emulation.py) against the CPU op: forward (saving on and off: outputs, final state, every saved
-tensor) and backward (every gradient, unused outputs' gradients None) over the hypothesis
-configurations of tests/model/test_native_sequence.py. Outputs are NaN-poisoned, so an element
-the drivers forget to write fails. Run: ``bash .ci/emulate_cuda.sh`` (no GPU needed)."""
+tensor) and backward (every gradient, unused outputs' gradients None, with and without the
+weighting history's) over the hypothesis configurations of tests/model/test_native_sequence.py.
+Outputs are NaN-poisoned, so an element the drivers forget to write fails. Run:
+``bash .ci/emulate_cuda.sh`` (no GPU needed)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,8 @@ def check(c: dict, dtype: torch.dtype, unused: int) -> None:
     g = torch.Generator().manual_seed(7)
     grads = [None if (unused >> i) & 1 else torch.randn(o.shape, generator=g, dtype=dtype)
              for i, o in enumerate(cpu[:n])]  # fmt: skip
+    if (unused >> 6) & 1:  # the weighting history's gradient (FastNTM's weightings=True)
+        grads.append(torch.randn(a[0].shape[0], *a[3].shape, generator=g, dtype=dtype))
     x, _, _, _, state, params, lengths, R, k, uniform, lstm = a
     results = []
     for op in (EMU, CPU):
@@ -70,13 +73,13 @@ FUZZ = settings(deadline=None, suppress_health_check=list(HealthCheck))
 
 
 @settings(FUZZ, max_examples=150)
-@given(c=configs(), unused=st.integers(0, 63))
+@given(c=configs(), unused=st.integers(0, 127))
 def test_float64_matches_the_cpu_op(c, unused):
     check(c, torch.float64, unused)
 
 
 @settings(FUZZ, max_examples=60)
-@given(c=configs(), unused=st.integers(0, 63))
+@given(c=configs(), unused=st.integers(0, 127))
 def test_float32_matches_the_cpu_op(c, unused):
     check(c, torch.float32, unused)
 

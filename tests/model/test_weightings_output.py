@@ -1,0 +1,181 @@
+"""``forward(..., weightings=True)``: every step's weightings `(T, B, R + Wh, N)`, differentiable.
+
+ReferenceNTM builds them from its per-step states (they equal the detached trace's); FastNTM's
+native whole-sequence op returns them from its saved history and adds their gradient to each
+step's dL/dw_t in the backward (csrc/cpu/sequence_bwd_loop.h, csrc/cuda/sequence_bwd.cu; the
+CUDA driver is checked in tools/cuda_emulation). Checked against the reference over the
+hypothesis configurations of test_native_sequence.py (tolerances.py: SEQUENCE), with
+checkpoint_steps, under no_grad, on the per-step path of a backend without the whole-sequence
+op, by gradcheck, and the errors; on CUDA too (.ci/gpu_proof.sh, stage proof).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from devices import CUDA
+from hypothesis import given
+from test_native_sequence import (
+    FUZZ,
+    configs,
+    flat,
+    leaves,
+    make_ref,
+    one_thread,  # noqa: F401 (autouse fixture)
+    op_params,
+    outputs_and_grads,
+    start_state,
+    state_leaves,
+)
+from tolerances import SEQUENCE, assert_close_allowing
+
+from ntm_fast import FastNTM, native_backend, native_sequence
+from ntm_fast.native_sequence import NativeSequence, NativeSequenceConfig
+
+pytestmark = pytest.mark.skipif(
+    not native_sequence.available(torch.device("cpu")),
+    reason="the native whole-sequence op is not built here",
+)
+
+
+def took_native_op(weightings: torch.Tensor, batch_first: bool) -> bool:
+    node = weightings.grad_fn
+    if batch_first:  # a transpose of the op's output
+        node = node.next_functions[0][0]
+    return node.name() == "NativeSequenceBackward"
+
+
+CUDA_OK = CUDA and native_sequence.available(torch.device("cuda"))
+CUDA_REASON = (
+    "needs a CUDA device and the extension's CUDA whole-sequence kernels: "
+    f"{native_backend.unavailable_reason(torch.device('cuda')) or 'not registered for CUDA'}"
+)
+
+
+def check(c: dict, dtype: torch.dtype, device: str = "cpu", **fast_options) -> None:
+    ref = make_ref(c, dtype).to(device)
+    fast = FastNTM.from_reference(ref, backend="native")
+    for name, value in fast_options.items():
+        setattr(fast, name, value)
+    shape = (c["B"], c["T"]) if c["bf"] else (c["T"], c["B"])
+    x = torch.rand(*shape, c["F"], dtype=dtype, device=device).requires_grad_()
+    lengths = None if c["lengths"] is None else torch.tensor(c["lengths"], device=device)
+    s_start = start_state(ref, c, dtype)
+    s_ref, s_fast = leaves(s_start), leaves(s_start)
+    logits, state, w_ref = ref(x, s_ref, lengths=lengths, weightings=True)
+    H, N = c["R"] + c["Wh"], c["N"]
+    assert w_ref.shape == (*shape, H, N)
+    r_out, r_grads, up = outputs_and_grads(
+        [*flat(logits, state), w_ref], [x, *state_leaves(s_ref), *ref.parameters()]
+    )
+    logits, state, w_fast = fast(x, s_fast, lengths=lengths, weightings=True)
+    if not fast_options:
+        assert took_native_op(w_fast, c["bf"])
+    f_out, f_grads, _ = outputs_and_grads(
+        [*flat(logits, state), w_fast], [x, *state_leaves(s_fast), *fast.parameters()], up
+    )
+    tol = SEQUENCE[dtype]
+    for i, (a, e) in enumerate(zip(f_out, r_out, strict=True)):
+        assert_close_allowing(a, e, tol["atol"], tol["rtol"], f"output {i} of {c}")
+    for i, (a, e) in enumerate(zip(f_grads, r_grads, strict=True)):
+        assert_close_allowing(a, e, tol["g_atol"], tol["g_rtol"], f"gradient {i} of {c}")
+    with torch.no_grad():  # forward only: the op still keeps every step's weightings
+        w = fast(x, s_start, lengths=lengths, weightings=True)[2]
+    assert_close_allowing(w, r_out[-1], tol["atol"], tol["rtol"], f"no_grad {c}")
+
+
+@FUZZ
+@given(c=configs())
+def test_matches_reference_float64(c):
+    check(c, torch.float64)
+
+
+@FUZZ
+@given(c=configs())
+def test_matches_reference_float32(c):
+    check(c, torch.float32)
+
+
+@pytest.mark.skipif(not CUDA_OK, reason=CUDA_REASON)
+@FUZZ
+@given(c=configs())
+def test_matches_reference_on_cuda(c):
+    check(c, torch.float64, "cuda")
+    check(c, torch.float32, "cuda")
+
+
+@FUZZ
+@given(c=configs())
+def test_checkpoint_steps_concatenate_the_chunks(c):
+    check(c, torch.float64, checkpoint_steps=2)
+
+
+def test_a_backend_without_the_whole_sequence_op_takes_the_per_step_path():
+    c = dict(ctrl="lstm", layers=1, R=2, Wh=1, N=5, k=1, mode="softmax", W=3, C=4, F=2, O=2,
+             T=4, B=2, lengths=None, bf=False, prev=0, seed=5)  # fmt: skip
+    check(c, torch.float64, requested_backend="reference")
+
+
+def test_reference_weightings_are_the_trace_with_gradients():
+    c = dict(ctrl="feedforward", layers=1, R=1, Wh=2, N=6, k=1, mode="uniform", W=3, C=4, F=2,
+             O=2, T=5, B=3, seed=2)  # fmt: skip
+    ref = make_ref(c)
+    x = torch.rand(5, 3, 2, dtype=torch.float64)
+    lengths = torch.tensor([5, 2, 0])
+    w = ref(x, lengths=lengths, weightings=True)[2]
+    trace = ref(x, lengths=lengths, trace=True)[2]
+    expected = torch.cat([trace.read_weightings, trace.write_weightings], dim=2)
+    torch.testing.assert_close(w.detach(), expected, rtol=0, atol=0)
+    assert w.requires_grad and not trace.read_weightings.requires_grad
+    assert ref(x[:0], weightings=True)[2].shape == (0, 3, 3, 6)
+
+
+@pytest.mark.parametrize("ctrl", ["lstm", "feedforward"])
+def test_gradcheck_with_the_history_output(ctrl):
+    c = dict(ctrl=ctrl, layers=1, R=1, Wh=1, N=4, k=1, mode="softmax", W=2, C=3, F=2, O=2,
+             T=3, B=2, seed=3)  # fmt: skip
+    ref = make_ref(c)
+    cfg = NativeSequenceConfig(ref.layout, ctrl == "lstm")
+    s = ref.initial_state(2)
+    lengths = torch.tensor([3, 1])
+    leaf = lambda t: t.detach().clone().requires_grad_()  # noqa: E731
+    state = [leaf(t) for t in s.controller]
+    params = [leaf(p) for p in op_params(ref)]
+    x = torch.rand(3, 2, 2, dtype=torch.float64, requires_grad=True)
+
+    def fn(x, memory, reads, w0, *rest):
+        out = NativeSequence.apply(cfg, True, True, x, memory, reads, w0, lengths, len(state),
+                                   *rest)  # fmt: skip
+        return out[0], out[-1]  # the logits and the weighting history
+
+    w0 = torch.softmax(torch.randn(2, 2, 4, dtype=torch.float64), -1).requires_grad_()
+    inputs = (x, leaf(s.memory), leaf(s.read_vectors), w0, *state, *params)
+    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+def test_trace_and_weightings_together_are_refused():
+    c = dict(ctrl="lstm", layers=1, R=1, Wh=1, N=4, k=1, mode="softmax", W=2, C=3, F=2, O=2,
+             seed=0)  # fmt: skip
+    fast = FastNTM.from_reference(make_ref(c))
+    with pytest.raises(ValueError, match="trace and weightings"):
+        fast(torch.rand(3, 2, 2, dtype=torch.float64), trace=True, weightings=True)
+
+
+def test_a_wrong_history_gradient_is_named():
+    c = dict(ctrl="feedforward", layers=1, R=1, Wh=1, N=4, k=1, mode="softmax", W=2, C=3, F=2,
+             O=2, seed=0)  # fmt: skip
+    ref = make_ref(c)
+    s = ref.initial_state(2)
+    x = torch.rand(3, 2, 2, dtype=torch.float64)
+    d = lambda t: t.detach()  # noqa: E731
+    args = (x, d(s.memory), d(s.read_vectors), d(s.weightings), [], [d(p) for p in op_params(ref)],
+            None, 1, 1, False, False)  # fmt: skip
+    out = torch.ops.ntm_fast.sequence_fwd(*args, True)
+    saved = list(out[4:])
+    grads = [torch.ones_like(out[0]), None, None, None]
+    bwd = torch.ops.ntm_fast.sequence_bwd
+    with pytest.raises(ValueError, match=r"weighting history.*\(T, B, H, N\)"):
+        bwd([*grads, torch.ones(3, 2, 2, 5, dtype=torch.float64)], x, [], args[5], saved,
+            None, 1, 1, False, False)  # fmt: skip
+    with pytest.raises(ValueError, match=r"grads: expected 4 .* or one more"):
+        bwd([*grads, None, None], x, [], args[5], saved, None, 1, 1, False, False)
