@@ -12,11 +12,12 @@ evaluation, figures, checkpoints) is :mod:`ntm_fast.train`, built on it; nothing
 from . import ops, reference
 from .backends import BackendUnavailableError
 from .fast import FastNTM
-from .model import NTMState, NTMTrace, ReferenceNTM
+from .model import NTMHistory, NTMState, NTMTrace, ReferenceNTM
 
 __all__ = [
     "BackendUnavailableError",
     "FastNTM",
+    "NTMHistory",
     "NTMState",
     "NTMTrace",
     "ReferenceNTM",

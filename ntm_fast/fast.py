@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from . import backends, native_sequence, resources, validation
-from .model import NTMState, NTMTrace, ReferenceNTM
+from .model import NTMHistory, NTMState, NTMTrace, ReferenceNTM
 from .native_sequence import NativeSequenceConfig
 from .sequence import NTMSequence, SequenceConfig, controller_weights
 
@@ -88,9 +88,9 @@ class FastNTM(ReferenceNTM):
         *,
         lengths: Tensor | None = None,
         trace: bool = False,
-        weightings: bool = False,
-    ) -> tuple[Tensor, NTMState] | tuple[Tensor, NTMState, NTMTrace | Tensor]:
-        """See :meth:`ReferenceNTM.forward`. ``weightings`` takes the native whole-sequence op
+        history: bool = False,
+    ) -> tuple[Tensor, NTMState] | tuple[Tensor, NTMState, NTMTrace | NTMHistory]:
+        """See :meth:`ReferenceNTM.forward`. ``history`` takes the native whole-sequence op
         where it runs, else the per-step loop over this backend's kernels."""
         # Validate first; autocast_enabled is False on device types without autocast (meta).
         xt = self._check_input(x) if isinstance(x, Tensor) else None
@@ -101,14 +101,14 @@ class FastNTM(ReferenceNTM):
             or torch.compiler.is_compiling()
             or validation.autocast_enabled(xt.device)
         )
-        per_step = {"lengths": lengths, "trace": trace, "weightings": weightings}
+        per_step = {"lengths": lengths, "trace": trace, "history": history}
         if generic:
             return super().forward(x, state, **per_step)
         T, B = xt.shape[0], xt.shape[1]
         self.memory_ops(xt.device)
         kernels = backends.kernel_ops(self.backend)
         whole = self.backend == "native" and native_sequence.available(xt.device)
-        if kernels is None or T == 0 or ((lengths is not None or weightings) and not whole):
+        if kernels is None or T == 0 or ((lengths is not None or history) and not whole):
             return super().forward(x, state, **per_step)
         if lengths is not None:
             self._check_lengths(lengths, T, B, xt.device)
@@ -119,33 +119,33 @@ class FastNTM(ReferenceNTM):
         flat = [state.memory, state.read_vectors, state.weightings, *state.controller]
         K = self.checkpoint_steps
         graphed = self.cuda_graph and xt.is_cuda and torch.is_grad_enabled() and K is None
-        history = []  # with weightings: each call's (T_chunk, B, H, N) weightings, last output
-        if graphed and state_given is None and not weightings:
+        pieces: list[tuple[Tensor, ...]] = []  # with history: each call's (weightings, memory)
+        if graphed and state_given is None and not history:
             logits, *flat = self._graphed(cfg, xt)(xt)
         elif K is None or T <= K or not torch.is_grad_enabled():
-            logits, *flat = self._apply_sequence(cfg, xt, lengths, *flat, history=weightings)
-            history = flat[-1:] if weightings else []
-            flat = flat[: len(flat) - len(history)]
+            logits, *flat = self._apply_sequence(cfg, xt, lengths, *flat, history=history)
         else:
-            pieces = []
+            chunks = []
             for start in range(0, T, K):
                 chunk_len = None if lengths is None else (lengths - start).clamp(0, K)
                 out, *flat = checkpoint(
                     self._apply_sequence, cfg, xt[start : start + K], chunk_len, *flat,
-                    history=weightings, use_reentrant=False,
+                    history=history, use_reentrant=False,
                 )  # fmt: skip
-                pieces.append(out)
-                if weightings:
-                    history.append(flat.pop())
-            logits = torch.cat(pieces)
+                chunks.append(out)
+                if history:
+                    pieces.append((flat.pop(-2), flat.pop()))
+            logits = torch.cat(chunks)
+        if history and not pieces:
+            pieces.append((flat.pop(-2), flat.pop()))
         memory, reads, w_last, *ctrl = flat
         if self.batch_first:
             logits = logits.transpose(0, 1)
         state = NTMState(memory, reads, w_last, tuple(ctrl))
-        if not weightings:
+        if not history:
             return logits, state
-        w_all = history[0] if len(history) == 1 else torch.cat(history)
-        return logits, state, w_all.transpose(0, 1) if self.batch_first else w_all
+        h = NTMHistory(*(p[0] if len(p) == 1 else torch.cat(p) for p in zip(*pieces, strict=True)))
+        return logits, state, h.batch_first() if self.batch_first else h
 
     def _graphed(self, cfg: SequenceConfig, x: Tensor) -> nn.Module:
         key = (tuple(x.shape), x.dtype, x.requires_grad, self.backend, self.training)

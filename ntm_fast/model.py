@@ -39,7 +39,7 @@ from . import reference
 from .controllers import FeedforwardController, LSTMController
 from .heads import HeadLayout, HeadParams
 from .model_checks import NTMState, check_input, check_state, lengths_mask, one_of, positive
-from .trace import NTMTrace, make_trace
+from .trace import NTMHistory, NTMTrace, make_trace
 
 
 class ReferenceNTM(nn.Module):
@@ -170,8 +170,8 @@ class ReferenceNTM(nn.Module):
         *,
         lengths: Tensor | None = None,
         trace: bool = False,
-        weightings: bool = False,
-    ) -> tuple[Tensor, NTMState] | tuple[Tensor, NTMState, NTMTrace | Tensor]:
+        history: bool = False,
+    ) -> tuple[Tensor, NTMState] | tuple[Tensor, NTMState, NTMTrace | NTMHistory]:
         """Run the NTM over a sequence.
 
         Args:
@@ -183,16 +183,16 @@ class ReferenceNTM(nn.Module):
                 logits, so a padded batch matches running each sequence alone
                 (docs/math.md#variable-length-sequences).
             trace: also return an :class:`NTMTrace` of every step (detached, for plots).
-            weightings: also return every step's weightings `(T, B, R + Wh, N)` (read heads
-                first; `(B, T, ...)` with ``batch_first``), differentiable: e.g. for a penalty
-                on addressing. Not with ``trace``.
+            history: also return an :class:`NTMHistory` of every step's weightings and
+                memory, differentiable (e.g. for a penalty on addressing or writes). Not with
+                ``trace``.
 
         Returns:
-            ``(logits, state)``, ``(logits, state, trace)`` or ``(logits, state,
-            weightings)``; logits have x's layout.
+            ``(logits, state)``, ``(logits, state, trace)`` or ``(logits, state, history)``;
+            logits and history have x's layout.
         """
-        if trace and weightings:
-            raise ValueError("trace and weightings: ask for one (the trace holds the weightings)")
+        if trace and history:
+            raise ValueError("trace and history: ask for one (the trace is detached, for plots)")
         x = self._check_input(x)
         T, B = x.shape[0], x.shape[1]
         active = self._check_lengths(lengths, T, B, x.device)
@@ -207,8 +207,8 @@ class ReferenceNTM(nn.Module):
             outputs.append(out)
             if trace:
                 records.append((new_state.weightings, new_state.read_vectors, *params))
-            elif weightings:
-                records.append((new_state.weightings,))
+            elif history:
+                records.append((new_state.weightings, new_state.memory))
             state = new_state
         logits = torch.stack(outputs) if outputs else x.new_zeros(0, B, self.output_size)
         if self.batch_first:
@@ -216,10 +216,11 @@ class ReferenceNTM(nn.Module):
         if trace:
             sizes = (self.read_heads, self.write_heads, self.memory_slots, self.memory_width)
             return logits, state, make_trace(records, x, (*sizes, self.layout.shifts))
-        if weightings:
-            empty = x.new_zeros(0, *state.weightings.shape)
-            w = torch.stack([r[0] for r in records]) if records else empty
-            return logits, state, w.transpose(0, 1) if self.batch_first else w
+        if history:
+            steps = zip(*records, strict=True) if records else ([], [])
+            empty = (x.new_zeros(0, *state.weightings.shape), x.new_zeros(0, *state.memory.shape))
+            h = NTMHistory(*(torch.stack(s) if s else e for s, e in zip(steps, empty, strict=True)))
+            return logits, state, h.batch_first() if self.batch_first else h
         return logits, state
 
     def step(

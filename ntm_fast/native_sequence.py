@@ -69,9 +69,9 @@ def available(device: torch.device) -> bool:
 
 class NativeSequence(torch.autograd.Function):
     """``apply(cfg, save, history, x, memory, reads, weightings, lengths, n_state, *state,
-    *params)`` -> ``(logits, memory, reads, weightings, *state)``, then with ``history`` the
-    weightings of every step `(T, B, H, N)`, differentiable; ``lengths`` is None or `(B,)`
-    int64."""
+    *params)`` -> ``(logits, memory, reads, weightings, *state)``, then with ``history`` every
+    step's weightings `(T, B, H, N)` and memory `(T, B, N, W)`, differentiable; ``lengths``
+    is None or `(B,)` int64."""
 
     @staticmethod
     def forward(ctx, cfg: NativeSequenceConfig, save: bool, history: bool, x, memory, reads,
@@ -85,8 +85,9 @@ class NativeSequence(torch.autograd.Function):
         results, saved = out[:n_out], out[n_out:]
         ctx.cfg, ctx.n_state, ctx.n_params = cfg, n_state, len(params)
         ctx.save_for_backward(x, lengths, *state, *params, *(saved if save else ()))
-        if history:  # saved[1] holds w_0 .. w_T; a copy, the saved one stays the backward's
-            results = (*results, saved[1][1:].clone())
+        if history:  # saved: w_0 .. w_T and M_0 .. M_{T-1}; copies, those stay the backward's
+            memories = torch.cat([saved[0][1:], results[1].unsqueeze(0)])
+            results = (*results, saved[1][1:].clone(), memories)
         return tuple(results)
 
     @staticmethod
@@ -112,8 +113,8 @@ class NativeSequence(torch.autograd.Function):
 def run(cfg: NativeSequenceConfig, x: Tensor, memory: Tensor, reads: Tensor,
         weightings: Tensor, lengths: Tensor | None, state: list[Tensor],
         params: list[Tensor], history: bool = False) -> tuple[Tensor, ...]:  # fmt: skip
-    """Run :class:`NativeSequence` (``history``: also every step's weightings, last); half
-    types are computed in float32 and cast back."""
+    """Run :class:`NativeSequence` (``history``: also every step's weightings and memory, last);
+    half types are computed in float32 and cast back."""
     dtype = x.dtype
     if dtype not in _NATIVE_DTYPES:
         up = [t.float() for t in (x, memory, reads, weightings, *state, *params)]

@@ -1,12 +1,25 @@
 """What :meth:`ntm_fast.ReferenceNTM.forward` records of each step: the detached
-:class:`NTMTrace` for plots (``trace=True``), built here from the per-step records."""
+:class:`NTMTrace` for plots (``trace=True``), built here from the per-step records, and the
+differentiable :class:`NTMHistory` of the states (``history=True``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
+
+
+class NTMHistory(NamedTuple):
+    """Every step's weightings and memory after the step, time-major (batch-first with
+    ``batch_first``); differentiable, e.g. for a penalty on addressing or on writes."""
+
+    weightings: Tensor  # (T, B, R + Wh, N): read heads first
+    memory: Tensor  # (T, B, N, W)
+
+    def batch_first(self) -> NTMHistory:
+        return NTMHistory(*(t.transpose(0, 1) for t in self))
 
 
 @dataclass

@@ -67,9 +67,9 @@ GPU_TESTS = [
                    "ReferenceNTM, outputs and all gradients, over the CPU op's hypothesis "
                    "configurations (float32, float64); float64 gradcheck; forward and backward "
                    "captured in one CUDA graph replay the eager results; lengths"),
-    GpuTest("proof", "tests/model/test_weightings_output.py", keyword="cuda",
-            proves="the CUDA whole-sequence op's weighting history (weightings=True) and its "
-                   "gradient match ReferenceNTM (float32, float64)"),
+    GpuTest("proof", "tests/model/test_history_output.py", keyword="cuda",
+            proves="the CUDA whole-sequence op's weighting and memory histories (history=True) "
+                   "and their gradients match ReferenceNTM (float32, float64)"),
     GpuTest("proof", "tests/model/test_fast_ntm.py::test_training_step_matches_reference_on_cuda",
             proves="FastNTM trains like ReferenceNTM on CUDA (120 steps, B 1 and 64) with the "
                    "native and the Triton backend"),

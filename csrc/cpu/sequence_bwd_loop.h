@@ -57,10 +57,14 @@ void sequence_backward(const SeqConfig& c, const std::vector<c10::optional<at::T
   at::Tensor d_w = grad_or_zeros(3, {B, H, N});
   at::Tensor d_h = c.lstm ? grad_or_zeros(4, {c.L, B, C}) : at::Tensor();
   at::Tensor d_c = c.lstm ? grad_or_zeros(5, {c.L, B, C}) : at::Tensor();
-  // The weighting history's gradient (T, B, H, N), if given: added to dL/dw_t as step t begins.
-  const bool hist = grads.size() > static_cast<size_t>(4 + c.n_state()) &&
-                    grads.back().has_value() && grads.back()->defined();
-  const at::Tensor d_hist = hist ? grads.back()->contiguous() : at::Tensor();
+  // The histories' gradients (T, B, H, N) and (T, B, N, W), if given: added to dL/dw_t and
+  // dL/dM_t as step t begins.
+  auto history_grad = [&](size_t i) {
+    const bool given = i < grads.size() && grads[i].has_value() && grads[i]->defined();
+    return given ? grads[i]->contiguous() : at::Tensor();
+  };
+  const at::Tensor d_w_hist = history_grad(4 + c.n_state());
+  const at::Tensor d_m_hist = history_grad(5 + c.n_state());
   auto active = [&](int64_t t, int64_t b) { return len == nullptr || t < len[b]; };
   T* dlg = ptr(d_logits);
   for (int64_t t = 0; t < Ts; ++t) {
@@ -93,9 +97,13 @@ void sequence_backward(const SeqConfig& c, const std::vector<c10::optional<at::T
     const T* raw_t = ptr(raw) + t * B * P;
     T *dM = ptr(d_mem), *dW = ptr(d_w), *dR = ptr(d_reads);
     T *dH = c.lstm ? ptr(d_h) : nullptr, *dC = c.lstm ? ptr(d_c) : nullptr;
-    if (hist) {  // before a finished row's carry: its w_t is w_{t-1}
-      const T* dh = ptr(d_hist) + t * B * H * N;
+    if (d_w_hist.defined()) {  // before a finished row's carry: its w_t is w_{t-1}
+      const T* dh = ptr(d_w_hist) + t * B * H * N;
       for (int64_t i = 0; i < B * H * N; ++i) dW[i] += dh[i];
+    }
+    if (d_m_hist.defined()) {
+      const T* dh = ptr(d_m_hist) + t * B * N * W;
+      for (int64_t i = 0; i < B * N * W; ++i) dM[i] += dh[i];
     }
     auto move_carry = [&](int64_t b, bool out_of_state) {  // state <-> stash, zeroing the state
       T* s = stash.data() + b * carry;

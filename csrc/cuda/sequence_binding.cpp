@@ -190,9 +190,12 @@ std::vector<at::Tensor> backward(const SeqConfig& c,
   at::Tensor d_reads = grad_or_zeros(2, {B, R, W}), d_w = grad_or_zeros(3, {B, H, N});
   at::Tensor d_h = c.lstm ? grad_or_zeros(4, {L, B, C}) : at::Tensor();
   at::Tensor d_c = c.lstm ? grad_or_zeros(5, {L, B, C}) : at::Tensor();
-  const bool hist = gr.size() > static_cast<size_t>(4 + c.n_state()) && gr.back().has_value() &&
-                    gr.back()->defined();
-  const at::Tensor d_hist = hist ? gr.back()->contiguous() : at::Tensor();
+  auto history_grad = [&](size_t i) {  // the histories' (history=True), or undefined
+    const bool given = i < gr.size() && gr[i].has_value() && gr[i]->defined();
+    return given ? gr[i]->contiguous() : at::Tensor();
+  };
+  const at::Tensor d_w_hist = history_grad(4 + c.n_state());
+  const at::Tensor d_m_hist = history_grad(5 + c.n_state());
   at::Tensor d_x = new_output({Ts, B, c.F}, opt);
   std::vector<at::Tensor> d_wi(L), d_whh(L), d_b(L), d_b2(L), inp(L), act(L), cells(L);
   for (int64_t l = 0; l < L; ++l) {
@@ -233,7 +236,8 @@ std::vector<at::Tensor> backward(const SeqConfig& c,
   a.d_w = ptr<T>(d_w);
   a.d_h = c.lstm ? ptr<T>(d_h) : nullptr;
   a.d_c = c.lstm ? ptr<T>(d_c) : nullptr;
-  a.d_hist = hist ? ptr<T>(d_hist) : nullptr;
+  a.d_w_hist = d_w_hist.defined() ? ptr<T>(d_w_hist) : nullptr;
+  a.d_m_hist = d_m_hist.defined() ? ptr<T>(d_m_hist) : nullptr;
   a.d_x = ptr<T>(d_x);
   a.d_wi = d_wi_p.data();
   a.d_whh = d_whh_p.data();

@@ -112,8 +112,11 @@ cudaError_t sequence_backward(const SeqConfig& c, const SeqBwdArgs<T>& a, cudaSt
     const T* w_t = a.w_hist + (t + 1) * B * HN;
     const T* raw_t = a.raw + t * B * P;
     const T* dout = wk.d_out_in + t * B * CR;
-    if (a.d_hist != nullptr) {  // before a finished row's carry: its w_t is w_{t-1}
-      NTM_SEQ_TRY(K::add_rows(dW, HN, dW, HN, a.d_hist + t * B * HN, HN, B, HN, st));
+    if (a.d_w_hist != nullptr) {  // before a finished row's carry: its w_t is w_{t-1}
+      NTM_SEQ_TRY(K::add_rows(dW, HN, dW, HN, a.d_w_hist + t * B * HN, HN, B, HN, st));
+    }
+    if (a.d_m_hist != nullptr) {
+      NTM_SEQ_TRY(K::add_rows(dM, NW, dM, NW, a.d_m_hist + t * B * NW, NW, B, NW, st));
     }
     if (a.len != nullptr) {
       NTM_SEQ_TRY(K::carry_finished(a.len, t, true, wk.stash, dM, dW, dR, dH, dC, c, st));

@@ -150,7 +150,7 @@ struct SeqBwdArgs {
   // Upstream gradients (zeros for unused outputs), owned by the call: d_logits is masked in
   // place; the state ones become the gradients of the initial state.
   T *d_logits, *d_mem, *d_reads, *d_w, *d_h, *d_c;
-  const T* d_hist;  // the weighting history's (T, B, H, N) gradient, or null
+  const T *d_w_hist, *d_m_hist;  // the histories' gradients (history=True), or null
   T* d_x;
   T* const* d_wi;   // per layer (G, in_full): layer 0's includes x's columns
   T* const* d_whh;  // LSTM: per layer (G, C)

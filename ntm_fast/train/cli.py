@@ -130,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
         "preset's; docs/results/copy-weight-decay.md)",
     )
     t.add_argument(
+        "--write-penalty",
+        type=float,
+        help="add X x the squared change of the memory over the target phase to the cost "
+        "(0: off; default: preset's; docs/results/copy-write-penalty.md)",
+    )
+    t.add_argument(
         "--warmup", type=int, help="linear learning-rate warm-up steps (default: preset's)"
     )
     t.add_argument(
@@ -269,7 +275,7 @@ _TRAIN_FIELDS = {  # CLI dest -> TrainConfig field, for the flags without a fixe
     "steps": "steps", "minutes": "minutes", "stop_cost": "stop_cost",
     "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer", "seed": "seed",
     "clip_norm": "clip_norm", "clip_spike": "clip_spike", "weight_decay": "weight_decay",
-    "warmup": "warmup_steps",
+    "write_penalty": "write_penalty", "warmup": "warmup_steps",
     "lr_schedule": "lr_schedule", "train_memory_slots": "train_memory_slots",
     "init_from": "init_from", "finish_steps": "finish_steps", "device": "device",
     "backend": "backend", "checkpoint_every": "checkpoint_every", "log_every": "log_every",

@@ -19,13 +19,11 @@ from typing import Any
 
 import torch
 
+from .config_checks import check_regularisers, resolve_train_slots
+from .errors import UserError
 from .presets import CONTROLLERS, preset
 
 LR_SCHEDULES = ("constant", "cosine")
-
-
-class UserError(Exception):
-    """A problem with the user's request; the CLI prints the message without a traceback."""
 
 
 @dataclass
@@ -61,6 +59,7 @@ class TrainConfig:
     clip_norm: float | None = None
     clip_spike: float | None = None
     weight_decay: float | None = None
+    write_penalty: float | None = None
     warmup_steps: int | None = None
     lr_schedule: str | None = None
     train_memory_slots: int | None = None
@@ -82,21 +81,16 @@ class TrainConfig:
         c.lr = c.lr or p.train["lr"]
         c.optimizer = c.optimizer or p.train["optimizer"]
         c.steps = c.steps if c.steps is not None else p.train.get("steps", 100_000)
-        if c.clip_norm is None:
-            c.clip_norm = p.train.get("clip_norm", 0.0)
-        if c.clip_spike is None:
-            c.clip_spike = p.train.get("clip_spike", 0.0)
-        if c.weight_decay is None:
-            c.weight_decay = p.train.get("weight_decay", 0.0)
-        if c.warmup_steps is None:
-            c.warmup_steps = p.train.get("warmup_steps", 0)
+        for name in ("clip_norm", "clip_spike", "weight_decay", "write_penalty", "warmup_steps"):
+            if getattr(c, name) is None:
+                setattr(c, name, p.train.get(name, 0 if name == "warmup_steps" else 0.0))
         c.lr_schedule = c.lr_schedule or p.train.get("lr_schedule", "constant")
         c.task_overrides = {**p.train.get("task_args", {}), **c.task_overrides}
         other = {k for ctrl in CONTROLLERS for k in preset(c.task, ctrl).model} - set(p.model)
         foreign = sorted({flag_name(k) for k in c.model_overrides if k in other})
         if foreign:  # e.g. --memory-slots for the baseline, --hidden-size for an NTM
             raise UserError(f"{', '.join(foreign)}: not a setting of --controller {c.controller}")
-        c.train_memory_slots = _resolve_train_slots(c, p.model, p.train)
+        c.train_memory_slots = resolve_train_slots(c, p.model, p.train)
         if c.finish_steps is None:
             c.finish_steps = p.train.get("finish", {}).get("steps", 0)
         if c.lr_schedule not in LR_SCHEDULES:
@@ -115,14 +109,7 @@ class TrainConfig:
         if c.clip_norm < 0 or c.warmup_steps < 0:
             bad = "clip_norm" if c.clip_norm < 0 else "warmup_steps"
             raise UserError(f"{bad}: expected >= 0 (0 turns it off), got {getattr(c, bad)}")
-        wd, base = c.weight_decay, c.controller == "baseline"  # w *= 1 - lr x wd: below 1
-        if not (0 <= wd and wd * c.lr < 1) or (wd and base):  # NaN too
-            want = (
-                "0 (the baseline has no NTM controller)"
-                if base
-                else f"0 <= X < 1 / lr = {1 / c.lr:g}"
-            )
-            raise UserError(f"weight_decay: expected {want}, got {wd}")
+        check_regularisers(c)
         if c.clip_spike != 0 and not c.clip_spike > 1:
             raise UserError(f"clip_spike: expected > 1 (0 turns it off), got {c.clip_spike}")
         if c.minutes is not None and not c.minutes > 0:
@@ -130,32 +117,6 @@ class TrainConfig:
         if c.device.startswith("cuda") and not torch.cuda.is_available():
             raise UserError("device: cuda requested but torch.cuda.is_available() is False")
         return c
-
-
-def _resolve_train_slots(
-    c: TrainConfig, preset_model: dict[str, Any], preset_train: dict[str, Any]
-) -> int:
-    """``c.train_memory_slots`` checked, or the preset's default (0: the model's own)."""
-    model = {**preset_model, **c.model_overrides}
-    slots, init = model.get("memory_slots"), model.get("memory_init")
-    wanted = c.train_memory_slots
-    if wanted is None:  # the preset's default, where the model can run on a smaller memory
-        wanted = preset_train.get("train_memory_slots", 0)
-        return wanted if slots and init == "shared" and 0 < wanted < slots else 0
-    if wanted == 0 or wanted == slots:
-        return 0
-    if slots is None:
-        raise UserError("train_memory_slots: the LSTM baseline has no memory")
-    if not 0 < wanted < slots:
-        raise UserError(
-            f"train_memory_slots: expected 1 to the model's {slots} memory slots, got {wanted}"
-        )
-    if init != "shared":
-        raise UserError(
-            f"train_memory_slots {wanted}: needs memory_init='shared' (--memory-init shared), "
-            f"the only initial memory that runs with another number of slots; got {init!r}"
-        )
-    return wanted
 
 
 # -- a stored configuration: checked, since a checkpoint may have been edited by hand ----------
@@ -167,7 +128,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], bool]] = {  # field: (types, None allo
     "backend": ((str,), False), "out": ((str,), True), "checkpoint_every": ((int,), False),
     "log_every": ((int,), False), "threads": ((int,), True), "stop_cost": (_NUMBER, True),
     "clip": (_NUMBER, False), "clip_norm": (_NUMBER, True), "clip_spike": (_NUMBER, True),
-    "weight_decay": (_NUMBER, True),
+    "weight_decay": (_NUMBER, True), "write_penalty": (_NUMBER, True),
     "warmup_steps": ((int,), True), "train_memory_slots": ((int,), True),
     "init_from": ((str,), True), "finish_steps": ((int,), True), "lr_schedule": ((str,), True),
     "model_overrides": ((dict,), False), "task_overrides": ((dict,), False),
@@ -196,8 +157,9 @@ def config_from_dict(data: dict[str, Any], where: str) -> TrainConfig:
                 f"{where}: config field {name!r} should be {want}, got {type(value).__name__} "
                 f"{value!r}"
             )
-    # Runs from before these fields existed: own memory, no finishing stage, no weight decay.
-    return TrainConfig(**{"train_memory_slots": 0, "finish_steps": 0, "weight_decay": 0.0, **data})
+    # Runs from before these fields existed: own memory, no finishing stage, decay or penalty.
+    old = {"train_memory_slots": 0, "finish_steps": 0, "weight_decay": 0.0, "write_penalty": 0.0}
+    return TrainConfig(**{**old, **data})
 
 
 # -- resuming ----------------------------------------------------------------------------------
@@ -208,8 +170,8 @@ RUNTIME = ("steps", "minutes", "stop_cost", "checkpoint_every", "log_every", "th
 #: then differs from an uninterrupted run; the run's first line says what changed). They are
 #: read afresh at every step, so changing them is well defined: e.g. a lower --lr after the
 #: cost diverged.
-APPLIED = ("lr", "clip_norm", "clip_spike", "weight_decay", "warmup_steps", "lr_schedule",
-           "batch_size")  # fmt: skip
+APPLIED = ("lr", "clip_norm", "clip_spike", "weight_decay", "write_penalty", "warmup_steps",
+           "lr_schedule", "batch_size")  # fmt: skip
 _FLAGS = {"warmup_steps": "--warmup", "plots": "--no-plots", "progress": "--no-progress",
           "read_heads": "--heads", "write_heads": "--heads"}  # fmt: skip
 
@@ -302,5 +264,7 @@ def describe_schedule(c: TrainConfig) -> str:
         parts.append(f"clip |g| to {c.clip_spike:g}x its mean")
     if c.weight_decay:
         parts.append(f"controller weight decay {c.weight_decay:g}")
+    if c.write_penalty:
+        parts.append(f"target-phase write penalty {c.write_penalty:g}")
     parts.append(f"clip g_i {c.clip:g}")
     return ", ".join(parts)

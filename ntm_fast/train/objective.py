@@ -1,6 +1,7 @@
 """The training objective and optimisers (paper section 4.6): binary cross-entropy summed over
-a sequence's target bits, reported in bits per sequence; Graves's RMSProp or Adam; and the
-check, before training, that a run's longest episode fits in memory."""
+a sequence's target bits, reported in bits per sequence; the optional target-phase write
+penalty; Graves's RMSProp or Adam; and the check, before training, that a run's longest
+episode fits in memory."""
 
 from __future__ import annotations
 
@@ -29,6 +30,36 @@ def sequence_cost(logits: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
     cost = (ce * batch.mask).sum() / B
     wrong = ((logits > 0).to(logits.dtype) != batch.targets).to(logits.dtype).sum(-1)
     return cost, (wrong * batch.mask).sum().detach() / B
+
+
+def batch_loss(
+    net: torch.nn.Module, model: torch.nn.Module, batch: Batch, write_penalty: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(loss for the gradient, cost, bit errors)`` of one batch (:func:`sequence_cost`); with
+    ``write_penalty`` X > 0 the loss adds X × :func:`target_memory_change` (nats)."""
+    if not write_penalty:
+        cost, errors = sequence_cost(net(batch.inputs)[0], batch)
+        return cost, cost, errors
+    logits, _, history = net(batch.inputs, history=True)
+    cost, errors = sequence_cost(logits, batch)
+    start = model.initial_state(batch.inputs.shape[1]).memory  # type: ignore[operator]
+    change = target_memory_change(torch.cat([start[None], history.memory]), batch)
+    return cost + write_penalty * change, cost, errors
+
+
+def target_memory_change(memory: Tensor, batch: Batch) -> Tensor:
+    """Mean over the batch of ‖M_last − M_before‖²: how much each sequence's memory changes
+    over its target phase, from before its first target step to after its last step.
+    ``memory`` `(T + 1, B, N, W)` is the memory before step 0, then after each step.
+
+    For copy this is what the output phase writes, which costs nothing at the training lengths
+    but wipes unread rows of a long sequence (docs/results/copy-write-penalty.md).
+    """
+    rows = torch.arange(memory.shape[1], device=memory.device)
+    first = batch.mask.argmax(0)  # the first target step (0 when a sequence has none)
+    change = memory[batch.lengths, rows] - memory[first, rows]
+    has_target = batch.mask.sum(0) > 0
+    return (change.pow(2).sum((-1, -2)) * has_target).mean()
 
 
 def make_optimizer(name: str, params: Any, lr: float) -> torch.optim.Optimizer:

@@ -40,7 +40,7 @@ from .config import (
 )
 from .flat import FlatParameters, load_optimizer_state, optimizer_state
 from .loop import NonFiniteError
-from .objective import LN2, check_task_fits, make_optimizer, sequence_cost
+from .objective import LN2, batch_loss, check_task_fits, make_optimizer, sequence_cost
 from .optim import SpikeClip, clip_gradients, controller_decay, optimizer_step
 from .presets import build_model, preset
 from .rundir import RunDir, describe_os_error
@@ -261,13 +261,12 @@ class Trainer:
     def train_step(self) -> None:
         """One optimiser step on a fresh batch; no host sync."""
         batch = Batch(*(t.to(self.device) for t in self.task.sample(self.config.batch_size)))
-        logits = self.net(batch.inputs)[0]
-        cost, errors = sequence_cost(logits, batch)
+        loss, cost, errors = batch_loss(self.net, self.model, batch, self.config.write_penalty)
         if self.flat:
             self.flat.zero_grad()
         else:
             self.optimizer.zero_grad(set_to_none=True)
-        cost.backward()  # under DDP: the mean over ranks, i.e. of the global batch's cost
+        loss.backward()  # under DDP: the mean over ranks (of the global batch)
         c, flat = self.config, self.flat and self.flat.param.grad
         finite = clip_gradients(
             list(self.model.parameters()), c.clip, c.clip_norm, self.spike_clip, flat

@@ -1,9 +1,9 @@
 """The CUDA whole-sequence op's drivers, binding and step kernels compiled for the CPU
 (emulation.py) against the CPU op: forward (saving on and off: outputs, final state, every saved
 tensor) and backward (every gradient, unused outputs' gradients None, with and without the
-weighting history's) over the hypothesis configurations of tests/model/test_native_sequence.py.
-Outputs are NaN-poisoned, so an element the drivers forget to write fails. Run:
-``bash .ci/emulate_cuda.sh`` (no GPU needed)."""
+weighting and memory histories') over the hypothesis configurations of
+tests/model/test_native_sequence.py. Outputs are NaN-poisoned, so an element the drivers
+forget to write fails. Run: ``bash .ci/emulate_cuda.sh`` (no GPU needed)."""
 
 from __future__ import annotations
 
@@ -56,8 +56,9 @@ def check(c: dict, dtype: torch.dtype, unused: int) -> None:
     g = torch.Generator().manual_seed(7)
     grads = [None if (unused >> i) & 1 else torch.randn(o.shape, generator=g, dtype=dtype)
              for i, o in enumerate(cpu[:n])]  # fmt: skip
-    if (unused >> 6) & 1:  # the weighting history's gradient (FastNTM's weightings=True)
-        grads.append(torch.randn(a[0].shape[0], *a[3].shape, generator=g, dtype=dtype))
+    if (unused >> 6) & 1:  # the histories' gradients (FastNTM's history=True)
+        T = a[0].shape[0]
+        grads += [torch.randn(T, *a[i].shape, generator=g, dtype=dtype) for i in (3, 1)]
     x, _, _, _, state, params, lengths, R, k, uniform, lstm = a
     results = []
     for op in (EMU, CPU):

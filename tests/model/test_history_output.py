@@ -1,12 +1,14 @@
-"""``forward(..., weightings=True)``: every step's weightings `(T, B, R + Wh, N)`, differentiable.
+"""``forward(..., history=True)``: every step's weightings `(T, B, R + Wh, N)` and memory
+`(T, B, N, W)` (:class:`ntm_fast.NTMHistory`), differentiable.
 
-ReferenceNTM builds them from its per-step states (they equal the detached trace's); FastNTM's
-native whole-sequence op returns them from its saved history and adds their gradient to each
-step's dL/dw_t in the backward (csrc/cpu/sequence_bwd_loop.h, csrc/cuda/sequence_bwd.cu; the
-CUDA driver is checked in tools/cuda_emulation). Checked against the reference over the
-hypothesis configurations of test_native_sequence.py (tolerances.py: SEQUENCE), with
-checkpoint_steps, under no_grad, on the per-step path of a backend without the whole-sequence
-op, by gradcheck, and the errors; on CUDA too (.ci/gpu_proof.sh, stage proof).
+ReferenceNTM stacks its per-step states (the weightings equal the detached trace's); FastNTM's
+native whole-sequence op returns them from what it saves and adds their gradients to each
+step's dL/dw_t and dL/dM_t in the backward (csrc/cpu/sequence_bwd_loop.h,
+csrc/cuda/sequence_bwd.cu; the CUDA driver is checked in tools/cuda_emulation). Checked
+against the reference over the hypothesis configurations of test_native_sequence.py
+(tolerances.py: SEQUENCE), with checkpoint_steps, under no_grad, on the per-step path of a
+backend without the whole-sequence op, by gradcheck, and the errors; on CUDA too
+(.ci/gpu_proof.sh, stage proof).
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def took_native_op(weightings: torch.Tensor, batch_first: bool) -> bool:
-    node = weightings.grad_fn
+def took_native_op(history: torch.Tensor, batch_first: bool) -> bool:
+    node = history.grad_fn
     if batch_first:  # a transpose of the op's output
         node = node.next_functions[0][0]
     return node.name() == "NativeSequenceBackward"
@@ -62,26 +64,27 @@ def check(c: dict, dtype: torch.dtype, device: str = "cpu", **fast_options) -> N
     lengths = None if c["lengths"] is None else torch.tensor(c["lengths"], device=device)
     s_start = start_state(ref, c, dtype)
     s_ref, s_fast = leaves(s_start), leaves(s_start)
-    logits, state, w_ref = ref(x, s_ref, lengths=lengths, weightings=True)
-    H, N = c["R"] + c["Wh"], c["N"]
-    assert w_ref.shape == (*shape, H, N)
+    logits, state, h_ref = ref(x, s_ref, lengths=lengths, history=True)
+    assert h_ref.weightings.shape == (*shape, c["R"] + c["Wh"], c["N"])
+    assert h_ref.memory.shape == (*shape, c["N"], c["W"])
     r_out, r_grads, up = outputs_and_grads(
-        [*flat(logits, state), w_ref], [x, *state_leaves(s_ref), *ref.parameters()]
+        [*flat(logits, state), *h_ref], [x, *state_leaves(s_ref), *ref.parameters()]
     )
-    logits, state, w_fast = fast(x, s_fast, lengths=lengths, weightings=True)
+    logits, state, h_fast = fast(x, s_fast, lengths=lengths, history=True)
     if not fast_options:
-        assert took_native_op(w_fast, c["bf"])
+        assert all(took_native_op(h, c["bf"]) for h in h_fast)
     f_out, f_grads, _ = outputs_and_grads(
-        [*flat(logits, state), w_fast], [x, *state_leaves(s_fast), *fast.parameters()], up
+        [*flat(logits, state), *h_fast], [x, *state_leaves(s_fast), *fast.parameters()], up
     )
     tol = SEQUENCE[dtype]
     for i, (a, e) in enumerate(zip(f_out, r_out, strict=True)):
         assert_close_allowing(a, e, tol["atol"], tol["rtol"], f"output {i} of {c}")
     for i, (a, e) in enumerate(zip(f_grads, r_grads, strict=True)):
         assert_close_allowing(a, e, tol["g_atol"], tol["g_rtol"], f"gradient {i} of {c}")
-    with torch.no_grad():  # forward only: the op still keeps every step's weightings
-        w = fast(x, s_start, lengths=lengths, weightings=True)[2]
-    assert_close_allowing(w, r_out[-1], tol["atol"], tol["rtol"], f"no_grad {c}")
+    with torch.no_grad():  # forward only: the op still keeps every step's state
+        h = fast(x, s_start, lengths=lengths, history=True)[2]
+    for a, e in zip(h, r_out[-2:], strict=True):
+        assert_close_allowing(a, e, tol["atol"], tol["rtol"], f"no_grad {c}")
 
 
 @FUZZ
@@ -116,18 +119,21 @@ def test_a_backend_without_the_whole_sequence_op_takes_the_per_step_path():
     check(c, torch.float64, requested_backend="reference")
 
 
-def test_reference_weightings_are_the_trace_with_gradients():
+def test_reference_history_is_the_trace_with_gradients():
     c = dict(ctrl="feedforward", layers=1, R=1, Wh=2, N=6, k=1, mode="uniform", W=3, C=4, F=2,
              O=2, T=5, B=3, seed=2)  # fmt: skip
     ref = make_ref(c)
     x = torch.rand(5, 3, 2, dtype=torch.float64)
     lengths = torch.tensor([5, 2, 0])
-    w = ref(x, lengths=lengths, weightings=True)[2]
+    w, memory = ref(x, lengths=lengths, history=True)[2]
     trace = ref(x, lengths=lengths, trace=True)[2]
     expected = torch.cat([trace.read_weightings, trace.write_weightings], dim=2)
     torch.testing.assert_close(w.detach(), expected, rtol=0, atol=0)
-    assert w.requires_grad and not trace.read_weightings.requires_grad
-    assert ref(x[:0], weightings=True)[2].shape == (0, 3, 3, 6)
+    assert w.requires_grad and memory.requires_grad and not trace.read_weightings.requires_grad
+    final = ref(x, lengths=lengths)[1].memory
+    torch.testing.assert_close(memory[-1], final, rtol=0, atol=0)
+    empty = ref(x[:0], history=True)[2]
+    assert empty.weightings.shape == (0, 3, 3, 6) and empty.memory.shape == (0, 3, 6, 3)
 
 
 @pytest.mark.parametrize("ctrl", ["lstm", "feedforward"])
@@ -146,22 +152,22 @@ def test_gradcheck_with_the_history_output(ctrl):
     def fn(x, memory, reads, w0, *rest):
         out = NativeSequence.apply(cfg, True, True, x, memory, reads, w0, lengths, len(state),
                                    *rest)  # fmt: skip
-        return out[0], out[-1]  # the logits and the weighting history
+        return out[0], out[-2], out[-1]  # the logits and the weighting and memory histories
 
     w0 = torch.softmax(torch.randn(2, 2, 4, dtype=torch.float64), -1).requires_grad_()
     inputs = (x, leaf(s.memory), leaf(s.read_vectors), w0, *state, *params)
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-7, rtol=1e-5)
 
 
-def test_trace_and_weightings_together_are_refused():
+def test_trace_and_history_together_are_refused():
     c = dict(ctrl="lstm", layers=1, R=1, Wh=1, N=4, k=1, mode="softmax", W=2, C=3, F=2, O=2,
              seed=0)  # fmt: skip
     fast = FastNTM.from_reference(make_ref(c))
-    with pytest.raises(ValueError, match="trace and weightings"):
-        fast(torch.rand(3, 2, 2, dtype=torch.float64), trace=True, weightings=True)
+    with pytest.raises(ValueError, match="trace and history"):
+        fast(torch.rand(3, 2, 2, dtype=torch.float64), trace=True, history=True)
 
 
-def test_a_wrong_history_gradient_is_named():
+def test_wrong_history_gradients_are_named():
     c = dict(ctrl="feedforward", layers=1, R=1, Wh=1, N=4, k=1, mode="softmax", W=2, C=3, F=2,
              O=2, seed=0)  # fmt: skip
     ref = make_ref(c)
@@ -174,8 +180,10 @@ def test_a_wrong_history_gradient_is_named():
     saved = list(out[4:])
     grads = [torch.ones_like(out[0]), None, None, None]
     bwd = torch.ops.ntm_fast.sequence_bwd
+    wrong_w, wrong_m = torch.ones(3, 2, 2, 5).double(), torch.ones(3, 2, 4, 3).double()
     with pytest.raises(ValueError, match=r"weighting history.*\(T, B, H, N\)"):
-        bwd([*grads, torch.ones(3, 2, 2, 5, dtype=torch.float64)], x, [], args[5], saved,
-            None, 1, 1, False, False)  # fmt: skip
-    with pytest.raises(ValueError, match=r"grads: expected 4 .* or one more"):
-        bwd([*grads, None, None], x, [], args[5], saved, None, 1, 1, False, False)
+        bwd([*grads, wrong_w, None], x, [], args[5], saved, None, 1, 1, False, False)
+    with pytest.raises(ValueError, match=r"memory history.*\(T, B, N, W\)"):
+        bwd([*grads, None, wrong_m], x, [], args[5], saved, None, 1, 1, False, False)
+    with pytest.raises(ValueError, match=r"grads: expected 4 .* or two more"):
+        bwd([*grads, None], x, [], args[5], saved, None, 1, 1, False, False)
