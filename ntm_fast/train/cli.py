@@ -1,10 +1,9 @@
 """The ``ntm-fast`` command: ``train``, ``eval`` and ``plot``.
 
 Exit codes: 0 success; 2 bad arguments (argparse); 1 any other error (bad or corrupt
-checkpoint, bad value, a run directory in use, NaN/inf cost, a file that cannot be written
-or read), printed as one ``ntm-fast: error: ...`` line without a traceback; 130 when
-training was interrupted with Ctrl-C and 143 when it was stopped by SIGTERM (both after the
-checkpoint of the last whole step was written; ``--resume`` continues exactly).
+checkpoint, bad value, a run directory in use, NaN/inf cost, a file not written or read),
+one ``ntm-fast: error: ...`` line without a traceback; 130 after Ctrl-C and 143 after
+SIGTERM (both once the last whole step's checkpoint is written; ``--resume`` continues).
 """
 
 from __future__ import annotations
@@ -132,9 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--write-penalty",
         type=float,
-        help="add X x the squared change of the memory over the target phase to the cost "
-        "(0: off; default: preset's; docs/results/copy-write-penalty.md)",
+        help="add X x the memory's squared change over the target phase to the cost (0: off; "
+        "default: preset's; docs/results/copy-write-penalty.md)",
     )
+    t.add_argument("--write-penalty-from", type=int, help="its first step (default: preset's)")
     t.add_argument(
         "--warmup", type=int, help="linear learning-rate warm-up steps (default: preset's)"
     )
@@ -275,7 +275,8 @@ _TRAIN_FIELDS = {  # CLI dest -> TrainConfig field, for the flags without a fixe
     "steps": "steps", "minutes": "minutes", "stop_cost": "stop_cost",
     "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer", "seed": "seed",
     "clip_norm": "clip_norm", "clip_spike": "clip_spike", "weight_decay": "weight_decay",
-    "write_penalty": "write_penalty", "warmup": "warmup_steps",
+    "write_penalty": "write_penalty", "write_penalty_from": "write_penalty_from",
+    "warmup": "warmup_steps",
     "lr_schedule": "lr_schedule", "train_memory_slots": "train_memory_slots",
     "init_from": "init_from", "finish_steps": "finish_steps", "device": "device",
     "backend": "backend", "checkpoint_every": "checkpoint_every", "log_every": "log_every",

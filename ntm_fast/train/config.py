@@ -60,6 +60,7 @@ class TrainConfig:
     clip_spike: float | None = None
     weight_decay: float | None = None
     write_penalty: float | None = None
+    write_penalty_from: int | None = None
     warmup_steps: int | None = None
     lr_schedule: str | None = None
     train_memory_slots: int | None = None
@@ -81,9 +82,12 @@ class TrainConfig:
         c.lr = c.lr or p.train["lr"]
         c.optimizer = c.optimizer or p.train["optimizer"]
         c.steps = c.steps if c.steps is not None else p.train.get("steps", 100_000)
-        for name in ("clip_norm", "clip_spike", "weight_decay", "write_penalty", "warmup_steps"):
+        for name in ("clip_norm", "clip_spike", "weight_decay", "write_penalty"):
             if getattr(c, name) is None:
-                setattr(c, name, p.train.get(name, 0 if name == "warmup_steps" else 0.0))
+                setattr(c, name, p.train.get(name, 0.0))
+        for name in ("warmup_steps", "write_penalty_from"):
+            if getattr(c, name) is None:
+                setattr(c, name, p.train.get(name, 0))
         c.lr_schedule = c.lr_schedule or p.train.get("lr_schedule", "constant")
         c.task_overrides = {**p.train.get("task_args", {}), **c.task_overrides}
         other = {k for ctrl in CONTROLLERS for k in preset(c.task, ctrl).model} - set(p.model)
@@ -97,6 +101,8 @@ class TrainConfig:
             raise UserError(f"lr_schedule: expected one of {LR_SCHEDULES}, got {c.lr_schedule!r}")
         if c.optimizer not in ("rmsprop", "adam"):
             raise UserError(f"optimizer: expected 'rmsprop' or 'adam', got {c.optimizer!r}")
+        if c.write_penalty_from < 0:
+            raise UserError(f"write_penalty_from: expected a step >= 0, got {c.write_penalty_from}")
         for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
             if getattr(c, name) < 1:
                 raise UserError(f"{name}: expected >= 1, got {getattr(c, name)}")
@@ -129,6 +135,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], bool]] = {  # field: (types, None allo
     "log_every": ((int,), False), "threads": ((int,), True), "stop_cost": (_NUMBER, True),
     "clip": (_NUMBER, False), "clip_norm": (_NUMBER, True), "clip_spike": (_NUMBER, True),
     "weight_decay": (_NUMBER, True), "write_penalty": (_NUMBER, True),
+    "write_penalty_from": ((int,), True),
     "warmup_steps": ((int,), True), "train_memory_slots": ((int,), True),
     "init_from": ((str,), True), "finish_steps": ((int,), True), "lr_schedule": ((str,), True),
     "model_overrides": ((dict,), False), "task_overrides": ((dict,), False),
@@ -158,7 +165,8 @@ def config_from_dict(data: dict[str, Any], where: str) -> TrainConfig:
                 f"{value!r}"
             )
     # Runs from before these fields existed: own memory, no finishing stage, decay or penalty.
-    old = {"train_memory_slots": 0, "finish_steps": 0, "weight_decay": 0.0, "write_penalty": 0.0}
+    old = {"train_memory_slots": 0, "finish_steps": 0, "weight_decay": 0.0, "write_penalty": 0.0,
+           "write_penalty_from": 0}  # fmt: skip
     return TrainConfig(**{**old, **data})
 
 
@@ -170,8 +178,8 @@ RUNTIME = ("steps", "minutes", "stop_cost", "checkpoint_every", "log_every", "th
 #: then differs from an uninterrupted run; the run's first line says what changed). They are
 #: read afresh at every step, so changing them is well defined: e.g. a lower --lr after the
 #: cost diverged.
-APPLIED = ("lr", "clip_norm", "clip_spike", "weight_decay", "write_penalty", "warmup_steps",
-           "lr_schedule", "batch_size")  # fmt: skip
+APPLIED = ("lr", "clip_norm", "clip_spike", "weight_decay", "write_penalty", "write_penalty_from",
+           "warmup_steps", "lr_schedule", "batch_size")  # fmt: skip
 _FLAGS = {"warmup_steps": "--warmup", "plots": "--no-plots", "progress": "--no-progress",
           "read_heads": "--heads", "write_heads": "--heads"}  # fmt: skip
 
@@ -248,6 +256,12 @@ def learning_rate(c: TrainConfig, step: int) -> float:
     return c.lr
 
 
+def write_penalty(c: TrainConfig, step: int) -> float:
+    """The target-phase write penalty of step ``step``: ``write_penalty`` from step
+    ``write_penalty_from`` on, 0 before (the network learns the task first)."""
+    return c.write_penalty if step >= c.write_penalty_from else 0.0
+
+
 def default_run_dir(c: TrainConfig) -> str:
     """``runs/<task>-<controller>-seed<seed>-<date>-<time>``: where a run without --out goes."""
     return f"runs/{c.task}-{c.controller}-seed{c.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -265,6 +279,7 @@ def describe_schedule(c: TrainConfig) -> str:
     if c.weight_decay:
         parts.append(f"controller weight decay {c.weight_decay:g}")
     if c.write_penalty:
-        parts.append(f"target-phase write penalty {c.write_penalty:g}")
+        start = f" from step {c.write_penalty_from}" if c.write_penalty_from else ""
+        parts.append(f"target-phase write penalty {c.write_penalty:g}{start}")
     parts.append(f"clip g_i {c.clip:g}")
     return ", ".join(parts)

@@ -1,9 +1,9 @@
 """Training (paper section 4.6): binary cross-entropy, cost in bits per sequence, gradients
 clipped element-wise to (-10, 10), Graves's RMSProp (or Adam), checkpoints and exact resume.
 
-The loop reads the cost and bit errors (one sync) every ``log_every`` steps. Resume is
-bit-identical: the checkpoint holds the model, the optimiser, the task's generator (the data
-stream), the torch RNG and the log accumulators.
+The loop reads the cost and bit errors every ``log_every`` steps. Resume is bit-identical:
+the checkpoint holds the model, the optimiser, the task's generator (the data stream), the
+torch RNG and the log accumulators.
 
 Nothing fails silently (docs/robustness-cases.md): a locked run directory, checksummed
 checkpoints, the log cut back on resume, SIGTERM saves, NaN/inf gradients dropped and a NaN
@@ -37,6 +37,7 @@ from .config import (
     default_run_dir,
     describe_schedule,
     learning_rate,
+    write_penalty,
 )
 from .flat import FlatParameters, load_optimizer_state, optimizer_state
 from .loop import NonFiniteError
@@ -260,14 +261,15 @@ class Trainer:
     # -- the loop --
     def train_step(self) -> None:
         """One optimiser step on a fresh batch; no host sync."""
-        batch = Batch(*(t.to(self.device) for t in self.task.sample(self.config.batch_size)))
-        loss, cost, errors = batch_loss(self.net, self.model, batch, self.config.write_penalty)
+        c = self.config
+        batch = Batch(*(t.to(self.device) for t in self.task.sample(c.batch_size)))
+        loss, cost, errors = batch_loss(self.net, self.model, batch, write_penalty(c, self.step))
         if self.flat:
             self.flat.zero_grad()
         else:
             self.optimizer.zero_grad(set_to_none=True)
         loss.backward()  # under DDP: the mean over ranks (of the global batch)
-        c, flat = self.config, self.flat and self.flat.param.grad
+        flat = self.flat and self.flat.param.grad
         finite = clip_gradients(
             list(self.model.parameters()), c.clip, c.clip_norm, self.spike_clip, flat
         )

@@ -109,3 +109,21 @@ def test_cli_flag_reaches_the_run(tmp_path, capsys):
     printed = capsys.readouterr()
     assert "target-phase write penalty 0.25" in printed.out + printed.err
     assert ckpt.load_checkpoint(out)["config"]["write_penalty"] == 0.25
+
+
+def test_it_starts_at_write_penalty_from(tmp_path):
+    runs = {}
+    for name, kw in {"off": dict(write_penalty=0.0), "late": dict(write_penalty=5.0,
+                     write_penalty_from=4), "from 2": dict(write_penalty=5.0,
+                     write_penalty_from=2)}.items():  # fmt: skip
+        Trainer(tiny(tmp_path / name, steps=4, **kw)).run()
+        runs[name] = ckpt.load_checkpoint(tmp_path / name)
+    assert same_weights(runs["off"], runs["late"])  # steps 0-3: before its first step
+    assert not same_weights(runs["off"], runs["from 2"])
+    with pytest.raises(UserError, match=r"write_penalty_from: expected a step >= 0, got -1"):
+        tiny(tmp_path / "bad", write_penalty_from=-1).resolved()
+    c = tiny(tmp_path / "c", write_penalty=0.1, write_penalty_from=5000).resolved()
+    assert "target-phase write penalty 0.1 from step 5000" in describe_schedule(c)
+    assert "write_penalty_from" in APPLIED
+    old = config_from_dict({"task": "copy", "controller": "lstm"}, "old.pt")
+    assert old.write_penalty_from == 0
