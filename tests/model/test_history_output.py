@@ -123,8 +123,8 @@ def test_reference_history_is_the_trace_with_gradients():
     c = dict(ctrl="feedforward", layers=1, R=1, Wh=2, N=6, k=1, mode="uniform", W=3, C=4, F=2,
              O=2, T=5, B=3, seed=2)  # fmt: skip
     ref = make_ref(c)
-    x = torch.rand(5, 3, 2, dtype=torch.float64)
-    lengths = torch.tensor([5, 2, 0])
+    x = torch.rand(5, 3, 2, dtype=torch.float64)  # cpu: the CPU op
+    lengths = torch.tensor([5, 2, 0])  # cpu: the CPU op
     w, memory = ref(x, lengths=lengths, history=True)[2]
     trace = ref(x, lengths=lengths, trace=True)[2]
     expected = torch.cat([trace.read_weightings, trace.write_weightings], dim=2)
@@ -143,18 +143,19 @@ def test_gradcheck_with_the_history_output(ctrl):
     ref = make_ref(c)
     cfg = NativeSequenceConfig(ref.layout, ctrl == "lstm")
     s = ref.initial_state(2)
-    lengths = torch.tensor([3, 1])
+    lengths = torch.tensor([3, 1])  # cpu: the CPU op
     leaf = lambda t: t.detach().clone().requires_grad_()  # noqa: E731
     state = [leaf(t) for t in s.controller]
     params = [leaf(p) for p in op_params(ref)]
-    x = torch.rand(3, 2, 2, dtype=torch.float64, requires_grad=True)
+    x = torch.rand(3, 2, 2, dtype=torch.float64, requires_grad=True)  # cpu: the CPU op
 
     def fn(x, memory, reads, w0, *rest):
         out = NativeSequence.apply(cfg, True, True, x, memory, reads, w0, lengths, len(state),
                                    *rest)  # fmt: skip
         return out[0], out[-2], out[-1]  # the logits and the weighting and memory histories
 
-    w0 = torch.softmax(torch.randn(2, 2, 4, dtype=torch.float64), -1).requires_grad_()
+    w0 = torch.randn(2, 2, 4, dtype=torch.float64)  # cpu: the CPU op
+    w0 = torch.softmax(w0, -1).requires_grad_()
     inputs = (x, leaf(s.memory), leaf(s.read_vectors), w0, *state, *params)
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-7, rtol=1e-5)
 
@@ -163,8 +164,9 @@ def test_trace_and_history_together_are_refused():
     c = dict(ctrl="lstm", layers=1, R=1, Wh=1, N=4, k=1, mode="softmax", W=2, C=3, F=2, O=2,
              seed=0)  # fmt: skip
     fast = FastNTM.from_reference(make_ref(c))
+    x = torch.rand(3, 2, 2, dtype=torch.float64)  # cpu: the CPU op
     with pytest.raises(ValueError, match="trace and history"):
-        fast(torch.rand(3, 2, 2, dtype=torch.float64), trace=True, history=True)
+        fast(x, trace=True, history=True)
 
 
 def test_wrong_history_gradients_are_named():
@@ -172,7 +174,7 @@ def test_wrong_history_gradients_are_named():
              O=2, seed=0)  # fmt: skip
     ref = make_ref(c)
     s = ref.initial_state(2)
-    x = torch.rand(3, 2, 2, dtype=torch.float64)
+    x = torch.rand(3, 2, 2, dtype=torch.float64)  # cpu: the CPU op
     d = lambda t: t.detach()  # noqa: E731
     args = (x, d(s.memory), d(s.read_vectors), d(s.weightings), [], [d(p) for p in op_params(ref)],
             None, 1, 1, False, False)  # fmt: skip
@@ -180,7 +182,8 @@ def test_wrong_history_gradients_are_named():
     saved = list(out[4:])
     grads = [torch.ones_like(out[0]), None, None, None]
     bwd = torch.ops.ntm_fast.sequence_bwd
-    wrong_w, wrong_m = torch.ones(3, 2, 2, 5).double(), torch.ones(3, 2, 4, 3).double()
+    wrong_w = torch.ones(3, 2, 2, 5, dtype=torch.float64)  # cpu: the CPU op
+    wrong_m = torch.ones(3, 2, 4, 3, dtype=torch.float64)  # cpu: the CPU op
     with pytest.raises(ValueError, match=r"weighting history.*\(T, B, H, N\)"):
         bwd([*grads, wrong_w, None], x, [], args[5], saved, None, 1, 1, False, False)
     with pytest.raises(ValueError, match=r"memory history.*\(T, B, N, W\)"):

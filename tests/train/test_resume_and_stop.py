@@ -109,7 +109,7 @@ def test_nan_cost_stops_the_run_and_keeps_the_last_good_checkpoint(
     """From step ``nan_at`` on the cost is NaN (and so are the weights after that step's
     update). The run stops at the next log (NaN cost) or save (NaN weights) with a one-line
     message; the checkpoint on disk is the last good one; no NaN reaches log.csv or JSON."""
-    import ntm_fast.train.trainer as train_mod
+    import ntm_fast.train.objective as train_mod  # batch_loss calls its sequence_cost
 
     real = train_mod.sequence_cost
     step = {"n": 0}
