@@ -84,6 +84,7 @@ class NativeSequence(torch.autograd.Function):
         n_out = 4 + n_state
         results, saved = out[:n_out], out[n_out:]
         ctx.cfg, ctx.n_state, ctx.n_params = cfg, n_state, len(params)
+        ctx.set_materialize_grads(False)  # unused outputs (a history) pass None, not zeros
         ctx.save_for_backward(x, lengths, *state, *params, *(saved if save else ()))
         if history:  # saved: w_0 .. w_T and M_0 .. M_{T-1}; copies, those stay the backward's
             memories = torch.cat([saved[0][1:], results[1].unsqueeze(0)])
