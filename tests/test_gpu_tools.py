@@ -197,3 +197,65 @@ def test_aot_exit_status_follows_the_spill_rule(dtype, rc, tmp_path, monkeypatch
     assert triton_aot.main([str(recs), "--arch", "80", "--jobs", "1"]) == rc
     err = capsys.readouterr().err
     assert ("SPILL k_kernel" in err) == (rc == 1)
+
+
+def test_load_and_plan_keep_every_source_of_a_launch(tmp_path):
+    """A launch made by a test and by the meta sweep is compiled once and listed under both,
+    so the report can be rendered from the sweep alone (the same on every run)."""
+    other_n = _record(8)
+    other_n["args"]["N"] = {"int": 9}  # another launch, the same specialisation as N = 8
+    folders = {"launches": [_record(8), _record(16), _record(32)], "sweep": [other_n, _record(16)]}
+    for name, recs in folders.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    recs = triton_record.load([tmp_path / "launches", tmp_path / "sweep"])
+    by_launch = {(r["args"]["BN"]["int"], r["args"]["N"]["int"]): r["sources"] for r in recs}
+    both = ["launches", "sweep"]
+    assert by_launch == {
+        (8, 8): ["launches"],
+        (16, 8): both,
+        (32, 8): ["launches"],
+        (8, 9): ["sweep"],
+    }
+    # plan() binds as a compiled launch would: in a process without the interpreter
+    (tmp_path / "recs.json").write_text(json.dumps(recs + recs))  # repeated: one job each
+    code = (
+        "import json, sys; from tools import triton_aot; "
+        f"jobs = triton_aot.plan(json.load(open({str(tmp_path / 'recs.json')!r})), [80]); "
+        "print(json.dumps(sorted([j['args']['BN']['int'], j['sources']] for j in jobs)))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=300)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == [[8, both], [16, both], [32, ["launches"]]]
+
+
+def test_sweep_grid_has_every_op_in_every_dtype():
+    from ntm_fast.op_table import OP_NAMES
+
+    cases = triton_record.grid_cases()
+    assert {(op, str(dt).removeprefix("torch.")) for op, _, dt in cases} == {
+        (op, dt) for op in OP_NAMES for dt in ("float64", "float32", "float16", "bfloat16")
+    }
+    dims = {d for _, d, _ in cases}
+    assert any(n > 1024 for _, _, n, _, _ in dims)  # the tiled address path (N > one block)
+    assert any(n % 16 for _, _, n, _, _ in dims) and any(h == 1 for _, h, _, _, _ in dims)
+
+
+def test_report_source_filter_and_check_status(tmp_path, capsys):
+    """``--source`` lists only that folder's launches; ``--check`` exits 1 on any difference
+    and 0 when the file is current."""
+    runs = ((8, 40, ["launches", "sweep"]), (16, 90, ["launches"]))
+    res = [{**_compiled("float32", 0), "desc": f"k_kernel[*fp32 BN={bn} num_warps=4]",
+            "regs": regs, "sources": src} for bn, regs, src in runs]  # fmt: skip
+    (tmp_path / "t.json").write_text(json.dumps(res))
+    args = ["--triton", str(tmp_path / "t.json"), "--source", "sweep"]
+    assert gpu_report.main([*args, "--out", str(tmp_path / "r.md")]) == 0
+    text = (tmp_path / "r.md").read_text()
+    assert "| k_kernel | float32 | BN=8 w4 | 40 |" in text and "BN=16" not in text
+    assert "1 specialisations" in text
+    assert gpu_report.main([*args, "--check", str(tmp_path / "r.md")]) == 0
+    assert "is up to date" in capsys.readouterr().out
+    assert gpu_report.main([args[0], args[1], "--check", str(tmp_path / "r.md")]) == 1
+    assert "+| k_kernel | float32 | BN=16 w4 | 90 |" in capsys.readouterr().out

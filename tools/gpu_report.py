@@ -3,7 +3,8 @@
 kernel and architecture, for the Triton cubins and the CUDA kernels.
 
 Usage: ``python tools/gpu_report.py --triton T.json --cuda C.json [--out docs/gpu-resources.md]``
-(without ``--out``, prints; ``--check FILE`` prints a unified diff against FILE instead).
+(without ``--out``, prints; ``--check FILE`` prints a unified diff against FILE instead and
+exits 1 when they differ; ``--source sweep`` lists only the meta-device sweep's launches).
 """
 
 from __future__ import annotations
@@ -57,10 +58,12 @@ def triton_section(results: list[dict[str, Any]]) -> list[str]:
     lines = [
         "## Triton kernels",
         "",
-        f"{n_specs} specialisations (kernel x argument types x constexprs x warps) recorded "
-        "from the launches of the test suite under the interpreter, plus the slow tests' and "
-        "the benchmarks' shapes launched on the meta device (`tools/triton_record.py`), each "
-        f"compiled for {', '.join(f'sm_{a}' for a in archs)}. Per kernel and data type, the "
+        f"{n_specs} specialisations (kernel x argument types x constexprs x warps) from the "
+        "launchers run on the meta device over the slow tests' and the benchmarks' shapes and "
+        "a fixed grid of every op in every data type (`tools/triton_record.py`), each "
+        f"compiled for {', '.join(f'sm_{a}' for a in archs)}; the same on every run. CI "
+        "compiles and checks the test suite's launches too (not listed: their hypothesis "
+        "shapes vary from run to run). Per kernel and data type, the "
         "specialisation with the most registers (ties: the largest tile), and over all its "
         "specialisations the most spill bytes (stores/loads), stack frame and shared memory.",
         "",
@@ -172,13 +175,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--triton", type=Path)
     ap.add_argument("--cuda", type=Path)
     ap.add_argument("--out", type=Path)
-    ap.add_argument("--check", type=Path, help="print a diff against this file")
+    ap.add_argument("--check", type=Path, help="print a diff against this file; exit 1 if any")
+    ap.add_argument("--source", help="list only the Triton launches recorded in a folder of "
+                    "this name (tools/triton_record.py load's sources)")  # fmt: skip
     a = ap.parse_args(argv)
 
     def load(p: Path | None) -> list[dict] | None:
         return json.loads(p.read_text()) if p and p.exists() else None
 
-    text = render(load(a.triton), load(a.cuda))
+    triton = load(a.triton)
+    if triton is not None and a.source:
+        triton = [r for r in triton if a.source in r.get("sources", [])]
+    text = render(triton, load(a.cuda))
     if a.out:
         a.out.write_text(text)
     elif a.check:
@@ -186,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         diff = list(difflib.unified_diff(old.splitlines(), text.splitlines(), str(a.check),
                                          "regenerated", lineterm=""))  # fmt: skip
         print("\n".join(diff) if diff else f"{a.check} is up to date")
+        return 1 if diff else 0
     else:
         sys.stdout.write(text)
     return 0

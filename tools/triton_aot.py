@@ -174,6 +174,7 @@ def compile_one(job: dict[str, Any]) -> dict[str, Any]:
 
     arch = job["arch"]
     out = {k: job.get(k, "") for k in ("kernel", "arch", "desc", "dtype", "test")}
+    out["sources"] = job.get("sources", [])
     t0 = time.perf_counter()
     try:
         fn = resolve(job["kernel"])
@@ -212,7 +213,10 @@ def plan(records: list[dict], archs: list[int]) -> list[dict[str, Any]]:
             sig, cx, attrs = specialise(fn, backend, rec["args"], rec["options"])
             key = repr((rec["kernel"], sig, sorted(cx.items(), key=str), sorted(attrs.items())))
             key += repr((sorted(rec["options"].items()), arch))
-            if key not in jobs:
+            if key in jobs:  # the same specialisation from another launch: note its sources
+                have = jobs[key]["sources"]
+                have += [x for x in rec.get("sources", []) if x not in have]
+            else:
                 tensors = (rec["args"][p.name] for p in fn.params)
                 dtype = next(v["tensor"] for v in tensors if _is_tensor(v))  # the first one
                 desc = describe(rec["kernel"], sig, cx, rec["options"])
@@ -221,6 +225,7 @@ def plan(records: list[dict], archs: list[int]) -> list[dict[str, Any]]:
                 if div:
                     desc = desc[:-1] + " " + " ".join(f"{n}%16" for n in div) + "]"
                 jobs[key] = {**rec, "arch": arch, "desc": desc, "dtype": dtype}
+                jobs[key]["sources"] = list(rec.get("sources", []))
     # costliest first (fused address kernels, big tiles) so the pool ends together
     return sorted(jobs.values(), key=lambda j: ("address" not in j["kernel"], -_tile(j), j["desc"]))
 

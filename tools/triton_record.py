@@ -138,7 +138,8 @@ def uninstall() -> None:
 
 def load(paths: list[Path]) -> list[dict[str, Any]]:
     """All distinct records in the given ``.jsonl`` files or folders of them (the first
-    test to make each launch kept in ``"test"``)."""
+    test to make each launch kept in ``"test"``, the names of the paths that hold it in
+    ``"sources"``)."""
     out: dict[str, dict[str, Any]] = {}
     for p in paths:
         files = sorted(p.glob("*.jsonl")) if p.is_dir() else [p]
@@ -147,7 +148,10 @@ def load(paths: list[Path]) -> list[dict[str, Any]]:
                 if line.strip():
                     rec = json.loads(line)
                     test = rec.pop("test", "")
-                    out.setdefault(json.dumps(rec, sort_keys=True), {**rec, "test": test})
+                    kept = out.setdefault(json.dumps(rec, sort_keys=True), {**rec, "test": test})
+                    kept.setdefault("sources", [])
+                    if p.name not in kept["sources"]:
+                        kept["sources"].append(p.name)
     return list(out.values())
 
 
@@ -238,6 +242,30 @@ def collect_cases(pytest_args: list[str]) -> list[tuple[str, tuple[int, ...], An
 #: (the Triton backend is skipped on the CPU).
 SWEEP_SOURCES = [["-m", "slow", "tests"], ["bench/test_ops.py"]]
 
+#: A fixed grid, every op in every data type: (B, H, N, W, S) over the launchers' regimes (one
+#: block and tiled N, narrow and wide W, H = 1 and integers Triton specialises as divisible by
+#: 16 or not). docs/gpu-resources.md is rendered from the sweep alone, so it is the same on
+#: every run; the test suite's launches (hypothesis draws vary) are compiled and checked too.
+GRID_SHAPES = [
+    (1, 1, 8, 4, 3), (2, 2, 100, 20, 3), (32, 2, 128, 20, 3), (4, 1, 1024, 64, 3),
+    (2, 4, 4096, 8, 5), (2, 1, 64, 256, 3), (2, 1, 1000, 100, 3),
+]  # fmt: skip
+GRID_DTYPES = ("float64", "float32", "float16", "bfloat16")
+
+
+def grid_cases() -> list[tuple[str, tuple[int, ...], Any]]:
+    """``GRID_SHAPES`` x ``GRID_DTYPES`` x every op of the op table."""
+    import torch
+
+    from ntm_fast.op_table import OP_NAMES
+
+    return [
+        (op, dims, getattr(torch, dt))
+        for op in OP_NAMES
+        for dt in GRID_DTYPES
+        for dims in GRID_SHAPES
+    ]
+
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
@@ -249,8 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out_dir", type=Path)
     a = ap.parse_args(argv)
     cases = [c for src in SWEEP_SOURCES for c in collect_cases(src)]
-    sweep(list(dict.fromkeys(cases)), a.out_dir)
-    print(f"triton_record: {len(cases)} slow-test and benchmark op cases swept into {a.out_dir}")
+    cases = list(dict.fromkeys([*cases, *grid_cases()]))
+    sweep(cases, a.out_dir)
+    print(f"triton_record: {len(cases)} op cases (slow tests, benchmarks, grid) swept into "
+          f"{a.out_dir}")  # fmt: skip
     return 0
 
 
