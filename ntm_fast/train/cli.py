@@ -136,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--write-penalty-from", type=int, help="its first step (default: preset's)")
     t.add_argument(
+        "--read-penalty",
+        type=float,
+        help="add X x the squared change the read heads see over the target phase (0: off; "
+        "default: preset's; same doc)",
+    )
+    t.add_argument(
         "--warmup", type=int, help="linear learning-rate warm-up steps (default: preset's)"
     )
     t.add_argument(
@@ -272,15 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _TRAIN_FIELDS = {  # CLI dest -> TrainConfig field, for the flags without a fixed default
-    "steps": "steps", "minutes": "minutes", "stop_cost": "stop_cost",
-    "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer", "seed": "seed",
-    "clip_norm": "clip_norm", "clip_spike": "clip_spike", "weight_decay": "weight_decay",
-    "write_penalty": "write_penalty", "write_penalty_from": "write_penalty_from",
+    **{f: f for f in ("steps", "minutes", "stop_cost", "batch_size", "lr", "optimizer", "seed",
+                      "clip_norm", "clip_spike", "weight_decay", "write_penalty",
+                      "write_penalty_from", "read_penalty", "lr_schedule", "train_memory_slots",
+                      "init_from", "finish_steps", "device", "backend", "checkpoint_every",
+                      "log_every", "threads")},
     "warmup": "warmup_steps",
-    "lr_schedule": "lr_schedule", "train_memory_slots": "train_memory_slots",
-    "init_from": "init_from", "finish_steps": "finish_steps", "device": "device",
-    "backend": "backend", "checkpoint_every": "checkpoint_every", "log_every": "log_every",
-    "threads": "threads",
 }  # fmt: skip
 
 

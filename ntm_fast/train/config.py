@@ -61,6 +61,7 @@ class TrainConfig:
     weight_decay: float | None = None
     write_penalty: float | None = None
     write_penalty_from: int | None = None
+    read_penalty: float | None = None
     warmup_steps: int | None = None
     lr_schedule: str | None = None
     train_memory_slots: int | None = None
@@ -82,7 +83,7 @@ class TrainConfig:
         c.lr = c.lr or p.train["lr"]
         c.optimizer = c.optimizer or p.train["optimizer"]
         c.steps = c.steps if c.steps is not None else p.train.get("steps", 100_000)
-        for name in ("clip_norm", "clip_spike", "weight_decay", "write_penalty"):
+        for name in ("clip_norm", "clip_spike", "weight_decay", "write_penalty", "read_penalty"):
             if getattr(c, name) is None:
                 setattr(c, name, p.train.get(name, 0.0))
         for name in ("warmup_steps", "write_penalty_from"):
@@ -135,7 +136,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], bool]] = {  # field: (types, None allo
     "log_every": ((int,), False), "threads": ((int,), True), "stop_cost": (_NUMBER, True),
     "clip": (_NUMBER, False), "clip_norm": (_NUMBER, True), "clip_spike": (_NUMBER, True),
     "weight_decay": (_NUMBER, True), "write_penalty": (_NUMBER, True),
-    "write_penalty_from": ((int,), True),
+    "write_penalty_from": ((int,), True), "read_penalty": (_NUMBER, True),
     "warmup_steps": ((int,), True), "train_memory_slots": ((int,), True),
     "init_from": ((str,), True), "finish_steps": ((int,), True), "lr_schedule": ((str,), True),
     "model_overrides": ((dict,), False), "task_overrides": ((dict,), False),
@@ -166,7 +167,7 @@ def config_from_dict(data: dict[str, Any], where: str) -> TrainConfig:
             )
     # Runs from before these fields existed: own memory, no finishing stage, decay or penalty.
     old = {"train_memory_slots": 0, "finish_steps": 0, "weight_decay": 0.0, "write_penalty": 0.0,
-           "write_penalty_from": 0}  # fmt: skip
+           "write_penalty_from": 0, "read_penalty": 0.0}  # fmt: skip
     return TrainConfig(**{**old, **data})
 
 
@@ -179,7 +180,7 @@ RUNTIME = ("steps", "minutes", "stop_cost", "checkpoint_every", "log_every", "th
 #: read afresh at every step, so changing them is well defined: e.g. a lower --lr after the
 #: cost diverged.
 APPLIED = ("lr", "clip_norm", "clip_spike", "weight_decay", "write_penalty", "write_penalty_from",
-           "warmup_steps", "lr_schedule", "batch_size")  # fmt: skip
+           "read_penalty", "warmup_steps", "lr_schedule", "batch_size")  # fmt: skip
 _FLAGS = {"warmup_steps": "--warmup", "plots": "--no-plots", "progress": "--no-progress",
           "read_heads": "--heads", "write_heads": "--heads"}  # fmt: skip
 
@@ -256,10 +257,10 @@ def learning_rate(c: TrainConfig, step: int) -> float:
     return c.lr
 
 
-def write_penalty(c: TrainConfig, step: int) -> float:
-    """The target-phase write penalty of step ``step``: ``write_penalty`` from step
-    ``write_penalty_from`` on, 0 before (the network learns the task first)."""
-    return c.write_penalty if step >= c.write_penalty_from else 0.0
+def penalties(c: TrainConfig, step: int) -> tuple[float, float]:
+    """``(write, read)`` penalties of step ``step``: ``write_penalty`` from step
+    ``write_penalty_from`` on (0 before: the network learns the task first); ``read_penalty``."""
+    return (c.write_penalty if step >= c.write_penalty_from else 0.0), c.read_penalty
 
 
 def default_run_dir(c: TrainConfig) -> str:
@@ -281,5 +282,7 @@ def describe_schedule(c: TrainConfig) -> str:
     if c.write_penalty:
         start = f" from step {c.write_penalty_from}" if c.write_penalty_from else ""
         parts.append(f"target-phase write penalty {c.write_penalty:g}{start}")
+    if c.read_penalty:
+        parts.append(f"target-phase read-change penalty {c.read_penalty:g}")
     parts.append(f"clip g_i {c.clip:g}")
     return ", ".join(parts)

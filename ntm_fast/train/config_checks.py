@@ -1,5 +1,6 @@
 """Checks of a :class:`ntm_fast.train.config.TrainConfig` that need more than a range: the
-regularisers (controller weight decay, target-phase write penalty) and the training memory."""
+regularisers (controller weight decay, target-phase write and read-change penalties) and the
+training memory."""
 
 from __future__ import annotations
 
@@ -13,16 +14,18 @@ if TYPE_CHECKING:
 
 
 def check_regularisers(c: TrainConfig) -> None:
-    """``weight_decay`` (w *= 1 - lr x X must stay in (0, 1]) and ``write_penalty`` (finite,
-    >= 0); both 0 for the LSTM baseline, which has neither an NTM controller nor a memory."""
+    """``weight_decay`` (w *= 1 - lr x X must stay in (0, 1]) and the penalties (finite, >= 0);
+    all 0 for the LSTM baseline, which has neither an NTM controller nor a memory."""
     wd, base = c.weight_decay, c.controller == "baseline"
     if not (0 <= wd and wd * c.lr < 1) or (wd and base):  # NaN too
         want = f"0 <= X < 1 / lr = {1 / c.lr:g}"
         want = "0 (the baseline has no NTM controller)" if base else want
         raise UserError(f"weight_decay: expected {want}, got {wd}")
-    if not 0 <= c.write_penalty < math.inf or (c.write_penalty and base):
-        want = "0 (the baseline has no memory)" if base else "a finite X >= 0"
-        raise UserError(f"write_penalty: expected {want}, got {c.write_penalty}")
+    for name in ("write_penalty", "read_penalty"):
+        x = getattr(c, name)
+        if not 0 <= x < math.inf or (x and base):
+            want = "0 (the baseline has no memory)" if base else "a finite X >= 0"
+            raise UserError(f"{name}: expected {want}, got {x}")
 
 
 def resolve_train_slots(

@@ -1,7 +1,7 @@
 """The training objective and optimisers (paper section 4.6): binary cross-entropy summed over
-a sequence's target bits, reported in bits per sequence; the optional target-phase write
-penalty; Graves's RMSProp or Adam; and the check, before training, that a run's longest
-episode fits in memory."""
+a sequence's target bits, reported in bits per sequence; the optional target-phase write and
+read-change penalties; Graves's RMSProp or Adam; and the check, before training, that a run's
+longest episode fits in memory."""
 
 from __future__ import annotations
 
@@ -33,18 +33,36 @@ def sequence_cost(logits: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
 
 
 def batch_loss(
-    net: torch.nn.Module, model: torch.nn.Module, batch: Batch, write_penalty: float
+    net: torch.nn.Module,
+    model: torch.nn.Module,
+    batch: Batch,
+    write_penalty: float,
+    read_penalty: float = 0.0,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """``(loss for the gradient, cost, bit errors)`` of one batch (:func:`sequence_cost`); with
-    ``write_penalty`` X > 0 the loss adds X × :func:`target_memory_change` (nats)."""
-    if not write_penalty:
+    """``(loss for the gradient, cost, bit errors)`` of one batch (:func:`sequence_cost`); the
+    loss adds ``write_penalty`` × :func:`target_memory_change` and ``read_penalty`` ×
+    :func:`target_read_change` (nats) where they are > 0."""
+    if not (write_penalty or read_penalty):
         cost, errors = sequence_cost(net(batch.inputs)[0], batch)
         return cost, cost, errors
     logits, _, history = net(batch.inputs, history=True)
     cost, errors = sequence_cost(logits, batch)
     start = model.initial_state(batch.inputs.shape[1]).memory  # type: ignore[operator]
-    change = target_memory_change(torch.cat([start[None], history.memory]), batch)
-    return cost + write_penalty * change, cost, errors
+    memory = torch.cat([start[None], history.memory])
+    loss = cost
+    if write_penalty:
+        loss = loss + write_penalty * target_memory_change(memory, batch)
+    if read_penalty:
+        reads = history.weightings[:, :, : model.read_heads]  # type: ignore[misc]
+        loss = loss + read_penalty * target_read_change(memory, reads, batch)
+    return loss, cost, errors
+
+
+def _before_targets(memory: Tensor, batch: Batch) -> Tensor:
+    """`(B, N, W)`: each sequence's memory before its first target step (``memory`` `(T + 1, B,
+    N, W)` is the memory before step 0, then after each step; 0 for a sequence without one)."""
+    rows = torch.arange(memory.shape[1], device=memory.device)
+    return memory[batch.mask.argmax(0), rows]
 
 
 def target_memory_change(memory: Tensor, batch: Batch) -> Tensor:
@@ -56,10 +74,22 @@ def target_memory_change(memory: Tensor, batch: Batch) -> Tensor:
     but wipes unread rows of a long sequence (docs/results/copy-write-penalty.md).
     """
     rows = torch.arange(memory.shape[1], device=memory.device)
-    first = batch.mask.argmax(0)  # the first target step (0 when a sequence has none)
-    change = memory[batch.lengths, rows] - memory[first, rows]
+    change = memory[batch.lengths, rows] - _before_targets(memory, batch)
     has_target = batch.mask.sum(0) > 0
     return (change.pow(2).sum((-1, -2)) * has_target).mean()
+
+
+def target_read_change(memory: Tensor, read_weightings: Tensor, batch: Batch) -> Tensor:
+    """Mean over the batch of Σ_t ‖w_t (M_{t−1} − M_before)‖² over the target steps t, summed
+    over the read heads: how far what they read differs from what they would have read in the
+    memory as it was before the target phase. ``memory`` as for :func:`target_memory_change`,
+    ``read_weightings`` `(T, B, R, N)`.
+
+    Unlike the whole change, writes to rows that are never read again cost nothing, so copy's
+    output phase may keep writing where it has read (docs/results/copy-write-penalty.md)."""
+    changed = memory[:-1] - _before_targets(memory, batch)[None]  # read at t: M_{t-1}
+    seen = torch.einsum("tbrn,tbnw->tbrw", read_weightings, changed)
+    return (seen.pow(2).sum((-1, -2)) * batch.mask).sum() / memory.shape[1]
 
 
 def make_optimizer(name: str, params: Any, lr: float) -> torch.optim.Optimizer:

@@ -37,7 +37,7 @@ from .config import (
     default_run_dir,
     describe_schedule,
     learning_rate,
-    write_penalty,
+    penalties,
 )
 from .flat import FlatParameters, load_optimizer_state, optimizer_state
 from .loop import NonFiniteError
@@ -263,7 +263,7 @@ class Trainer:
         """One optimiser step on a fresh batch; no host sync."""
         c = self.config
         batch = Batch(*(t.to(self.device) for t in self.task.sample(c.batch_size)))
-        loss, cost, errors = batch_loss(self.net, self.model, batch, write_penalty(c, self.step))
+        loss, cost, errors = batch_loss(self.net, self.model, batch, *penalties(c, self.step))
         if self.flat:
             self.flat.zero_grad()
         else:
