@@ -60,7 +60,8 @@ def batch_loss(
 
 def _before_targets(memory: Tensor, batch: Batch) -> Tensor:
     """`(B, N, W)`: each sequence's memory before its first target step (``memory`` `(T + 1, B,
-    N, W)` is the memory before step 0, then after each step; 0 for a sequence without one)."""
+    N, W)` is the memory before step 0, then after each step; a sequence without a target step
+    gets the initial memory, and no penalty counts it)."""
     rows = torch.arange(memory.shape[1], device=memory.device)
     return memory[batch.mask.argmax(0), rows]
 
