@@ -259,3 +259,13 @@ def test_report_source_filter_and_check_status(tmp_path, capsys):
     assert "is up to date" in capsys.readouterr().out
     assert gpu_report.main([args[0], args[1], "--check", str(tmp_path / "r.md")]) == 1
     assert "+| k_kernel | float32 | BN=16 w4 | 90 |" in capsys.readouterr().out
+
+
+def test_report_lists_spills_once_per_kernel_and_dtype():
+    """Two float64 specialisations of one kernel spill: one line, the count and the worse."""
+    runs = [(bn, spill, arch) for bn, spill in ((64, 8), (128, 40)) for arch in (80, 90)]
+    res = [{**_compiled("float64", spill), "desc": f"k_kernel[*fp64 BN={bn} num_warps=8]",
+            "regs": 255, "arch": arch} for bn, spill, arch in runs]  # fmt: skip
+    text = gpu_report.render(res, None)
+    assert "- k_kernel float64: 2, most at BN=128 w8: sm_80: 255/255 regs, 40/40 B; " in text
+    assert text.count("- k_kernel float64:") == 1

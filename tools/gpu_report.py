@@ -89,22 +89,30 @@ def triton_section(results: list[dict[str, Any]]) -> list[str]:
             cells += [str(at[0]["regs"]) if at else "-", _spill(spill)]
             cells += [str(max(r["stack"] for r in ra)), str(max(r["smem"] for r in ra))]
         lines.append("| " + " | ".join(cells) + " |")
-    spilled = sorted(
-        (r for r in ok if r["spill_stores"]), key=lambda r: (r["dtype"] != "float64", r["desc"])
-    )
+    spilled = [r for r in ok if r["spill_stores"]]
     lines += [
         "",
-        "Specialisations that spill (registers of the most ptxas could use for the block, "
-        "spill stores/loads in bytes); only float64 ones pass the check:",
+        "Kernels that spill, per data type: how many specialisations, and the one that spills "
+        "most (registers of the most ptxas could use for the block, spill stores/loads in "
+        "bytes); only float64 ones pass the check:",
         "",
     ]
     if not spilled:
         lines.append("none")
-    by_desc: dict[str, list[str]] = defaultdict(list)
+    by_kernel: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in spilled:
-        cap = register_cap(r)
-        by_desc[r["desc"]].append(f"sm_{r['arch']}: {r['regs']}/{cap} regs, {_spill(r)} B")
-    lines += [f"- `{d}`: {'; '.join(v)}" for d, v in by_desc.items()]
+        by_kernel[(r["kernel"].split(":")[1], r["dtype"])].append(r)
+    for (kernel, dtype), rs in sorted(
+        by_kernel.items(), key=lambda g: (g[0][1] != "float64", g[0])
+    ):
+        worst = max(rs, key=lambda r: (r["spill_stores"] + r["spill_loads"], r["desc"]))
+        at = [r for r in rs if r["desc"] == worst["desc"]]
+        per_arch = "; ".join(
+            f"sm_{r['arch']}: {r['regs']}/{register_cap(r)} regs, {_spill(r)} B"
+            for r in sorted(at, key=lambda r: r["arch"])
+        )
+        n = len({r["desc"] for r in rs})
+        lines.append(f"- {kernel} {dtype}: {n}, most at {_cfg(worst['desc'])}: {per_arch}")
     return lines
 
 
