@@ -224,8 +224,8 @@ def plan(records: list[dict], archs: list[int]) -> list[dict[str, Any]]:
                 div = [n for n in div if not sig[n].startswith("*")]
                 if div:
                     desc = desc[:-1] + " " + " ".join(f"{n}%16" for n in div) + "]"
-                jobs[key] = {**rec, "arch": arch, "desc": desc, "dtype": dtype}
-                jobs[key]["sources"] = list(rec.get("sources", []))
+                sources = list(rec.get("sources", []))  # its own list: merged into above
+                jobs[key] = {**rec, "arch": arch, "desc": desc, "dtype": dtype, "sources": sources}
     # costliest first (fused address kernels, big tiles) so the pool ends together
     return sorted(jobs.values(), key=lambda j: ("address" not in j["kernel"], -_tile(j), j["desc"]))
 
