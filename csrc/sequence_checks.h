@@ -152,9 +152,10 @@ inline SeqConfig check_sequence_bwd_args(const char* op,
   }
   // The outputs' gradients, then optionally the histories' (FastNTM's history=True).
   const int64_t n_gr = static_cast<int64_t>(gr.size()), n_out = 4 + c.n_state();
-  TORCH_CHECK_VALUE(n_gr == n_out || n_gr == n_out + 2, op, ": grads: expected ", n_out,
+  TORCH_CHECK_VALUE(n_gr == n_out || n_gr == n_out + 3, op, ": grads: expected ", n_out,
                     " (logits, memory, reads, weightings", lstm ? ", h, c)" : ")",
-                    " or two more (weighting and memory history), got ", n_gr);
+                    " or three more (weighting, memory and raw head-parameter history), got ",
+                    n_gr);
   const char* names[] = {"grads[0] (logits)", "grads[1] (memory)", "grads[2] (reads)",
                          "grads[3] (weightings)", "grads[4] (h)", "grads[5] (c)"};
   const char* specs[] = {"(T, B, O)", "(B, N, W)", "(B, R, W)", "(B, H, N)", "(layers, B, C)",
@@ -162,12 +163,16 @@ inline SeqConfig check_sequence_bwd_args(const char* op,
   const int64_t shapes[][3] = {{T, B, c.O}, {B, N, W},       {B, c.R, W},
                                 {B, c.H, N}, {c.L, B, c.C}, {c.L, B, c.C}};
   if (n_gr > n_out && gr[n_out].has_value() && gr[n_out]->defined()) {
-    check_arg(op, "grads[-2] (weighting history)", *gr[n_out], "(T, B, H, N)", {T, B, c.H, N}, x,
+    check_arg(op, "grads[-3] (weighting history)", *gr[n_out], "(T, B, H, N)", {T, B, c.H, N}, x,
               "x");
   }
   if (n_gr > n_out && gr[n_out + 1].has_value() && gr[n_out + 1]->defined()) {
-    check_arg(op, "grads[-1] (memory history)", *gr[n_out + 1], "(T, B, N, W)", {T, B, N, W}, x,
+    check_arg(op, "grads[-2] (memory history)", *gr[n_out + 1], "(T, B, N, W)", {T, B, N, W}, x,
               "x");
+  }
+  if (n_gr > n_out && gr[n_out + 2].has_value() && gr[n_out + 2]->defined()) {
+    check_arg(op, "grads[-1] (raw head-parameter history)", *gr[n_out + 2], "(T, B, P)",
+              {T, B, c.P}, x, "x");
   }
   for (int64_t i = 0; i < n_out; ++i) {
     if (!gr[i].has_value() || !gr[i]->defined()) continue;

@@ -9,9 +9,11 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from . import backends, native_sequence, resources, validation
+from .heads import HeadParams
 from .model import NTMHistory, NTMState, NTMTrace, ReferenceNTM
 from .native_sequence import NativeSequenceConfig
 from .sequence import NTMSequence, SequenceConfig, controller_weights
+from .trace import zero_ended
 
 
 class FastNTM(ReferenceNTM):
@@ -119,7 +121,7 @@ class FastNTM(ReferenceNTM):
         flat = [state.memory, state.read_vectors, state.weightings, *state.controller]
         K = self.checkpoint_steps
         graphed = self.cuda_graph and xt.is_cuda and torch.is_grad_enabled() and K is None
-        pieces: list[tuple[Tensor, ...]] = []  # with history: each call's (weightings, memory)
+        pieces: list[list[Tensor]] = []  # with history: each call's weightings, memory, raw
         if graphed and state_given is None and not history:
             logits, *flat = self._graphed(cfg, xt)(xt)
         elif K is None or T <= K or not torch.is_grad_enabled():
@@ -134,17 +136,22 @@ class FastNTM(ReferenceNTM):
                 )  # fmt: skip
                 chunks.append(out)
                 if history:
-                    pieces.append((flat.pop(-2), flat.pop()))
+                    pieces.append(_pop_history(flat))
             logits = torch.cat(chunks)
         if history and not pieces:
-            pieces.append((flat.pop(-2), flat.pop()))
+            pieces.append(_pop_history(flat))
         memory, reads, w_last, *ctrl = flat
         if self.batch_first:
             logits = logits.transpose(0, 1)
         state = NTMState(memory, reads, w_last, tuple(ctrl))
         if not history:
             return logits, state
-        h = NTMHistory(*(p[0] if len(p) == 1 else torch.cat(p) for p in zip(*pieces, strict=True)))
+        w, mem, raw = (p[0] if len(p) == 1 else torch.cat(p) for p in zip(*pieces, strict=True))
+        heads = self.layout.activate(raw.flatten(0, 1))
+        heads = HeadParams(*(t.unflatten(0, (T, B)) for t in heads))
+        if lengths is not None:
+            heads = zero_ended(heads, torch.arange(T, device=xt.device)[:, None] < lengths)
+        h = NTMHistory(w, mem, heads)
         return logits, state, h.batch_first() if self.batch_first else h
 
     def _graphed(self, cfg: SequenceConfig, x: Tensor) -> nn.Module:
@@ -225,3 +232,11 @@ class _FromInitialState(nn.Module):
         s = self.model.initial_state(x.shape[1])
         flat = [s.memory, s.read_vectors, s.weightings, *s.controller]
         return self.model._apply_sequence(self.cfg, x, None, *flat)
+
+
+def _pop_history(flat: list[Tensor]) -> list[Tensor]:
+    """Take the history the native op returns last (weightings, memory, raw head parameters)
+    off ``flat``, leaving the state."""
+    history = flat[-3:]
+    del flat[-3:]
+    return history

@@ -39,7 +39,7 @@ from . import reference
 from .controllers import FeedforwardController, LSTMController
 from .heads import HeadLayout, HeadParams
 from .model_checks import NTMState, check_input, check_state, lengths_mask, one_of, positive
-from .trace import NTMHistory, NTMTrace, make_trace
+from .trace import NTMHistory, NTMTrace, make_history, make_trace, zero_ended
 
 
 class ReferenceNTM(nn.Module):
@@ -183,9 +183,9 @@ class ReferenceNTM(nn.Module):
                 logits, so a padded batch matches running each sequence alone
                 (docs/math.md#variable-length-sequences).
             trace: also return an :class:`NTMTrace` of every step (detached, for plots).
-            history: also return an :class:`NTMHistory` of every step's weightings and
-                memory, differentiable (e.g. for a penalty on addressing or writes). Not with
-                ``trace``.
+            history: also return an :class:`NTMHistory` of every step's weightings, memory
+                and head parameters, differentiable (e.g. for a penalty on addressing or
+                writes). Not with ``trace``.
 
         Returns:
             ``(logits, state)``, ``(logits, state, trace)`` or ``(logits, state, history)``;
@@ -208,18 +208,18 @@ class ReferenceNTM(nn.Module):
             if trace:
                 records.append((new_state.weightings, new_state.read_vectors, *params))
             elif history:
-                records.append((new_state.weightings, new_state.memory))
+                heads = params if active is None else zero_ended(params, active[t])
+                records.append((new_state.weightings, new_state.memory, heads))
             state = new_state
         logits = torch.stack(outputs) if outputs else x.new_zeros(0, B, self.output_size)
         if self.batch_first:
             logits = logits.transpose(0, 1)
+        sizes = (self.read_heads, self.write_heads, self.memory_slots, self.memory_width)
+        sizes = (*sizes, self.layout.shifts)
         if trace:
-            sizes = (self.read_heads, self.write_heads, self.memory_slots, self.memory_width)
-            return logits, state, make_trace(records, x, (*sizes, self.layout.shifts))
+            return logits, state, make_trace(records, x, sizes)
         if history:
-            steps = zip(*records, strict=True) if records else ([], [])
-            empty = (x.new_zeros(0, *state.weightings.shape), x.new_zeros(0, *state.memory.shape))
-            h = NTMHistory(*(torch.stack(s) if s else e for s, e in zip(steps, empty, strict=True)))
+            h = make_history(records, x, sizes)
             return logits, state, h.batch_first() if self.batch_first else h
         return logits, state
 

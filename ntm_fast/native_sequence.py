@@ -70,8 +70,9 @@ def available(device: torch.device) -> bool:
 class NativeSequence(torch.autograd.Function):
     """``apply(cfg, save, history, x, memory, reads, weightings, lengths, n_state, *state,
     *params)`` -> ``(logits, memory, reads, weightings, *state)``, then with ``history`` every
-    step's weightings `(T, B, H, N)` and memory `(T, B, N, W)`, differentiable; ``lengths``
-    is None or `(B,)` int64."""
+    step's weightings `(T, B, H, N)`, memory `(T, B, N, W)` and raw head parameters `(T, B,
+    P)` (before their activations; 0 at a finished row's steps, which compute nothing, and
+    their gradients dropped), differentiable; ``lengths`` is None or `(B,)` int64."""
 
     @staticmethod
     def forward(ctx, cfg: NativeSequenceConfig, save: bool, history: bool, x, memory, reads,
@@ -86,9 +87,13 @@ class NativeSequence(torch.autograd.Function):
         ctx.cfg, ctx.n_state, ctx.n_params = cfg, n_state, len(params)
         ctx.set_materialize_grads(False)  # unused outputs (a history) pass None, not zeros
         ctx.save_for_backward(x, lengths, *state, *params, *(saved if save else ()))
-        if history:  # saved: w_0 .. w_T and M_0 .. M_{T-1}; copies, those stay the backward's
+        if history:  # saved: M_0 .. M_{T-1}, w_0 .. w_T, raw; copies, those stay the backward's
             memories = torch.cat([saved[0][1:], results[1].unsqueeze(0)])
-            results = (*results, saved[1][1:].clone(), memories)
+            raw = saved[2].clone()
+            if lengths is not None:
+                ended = torch.arange(raw.shape[0], device=raw.device)[:, None] >= lengths
+                raw.masked_fill_(ended[..., None], 0)
+            results = (*results, saved[1][1:].clone(), memories, raw)
         return tuple(results)
 
     @staticmethod
@@ -114,8 +119,8 @@ class NativeSequence(torch.autograd.Function):
 def run(cfg: NativeSequenceConfig, x: Tensor, memory: Tensor, reads: Tensor,
         weightings: Tensor, lengths: Tensor | None, state: list[Tensor],
         params: list[Tensor], history: bool = False) -> tuple[Tensor, ...]:  # fmt: skip
-    """Run :class:`NativeSequence` (``history``: also every step's weightings and memory, last);
-    half types are computed in float32 and cast back."""
+    """Run :class:`NativeSequence` (``history``: also every step's weightings, memory and raw
+    head parameters, last); half types are computed in float32 and cast back."""
     dtype = x.dtype
     if dtype not in _NATIVE_DTYPES:
         up = [t.float() for t in (x, memory, reads, weightings, *state, *params)]

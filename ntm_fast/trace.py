@@ -1,6 +1,6 @@
 """What :meth:`ntm_fast.ReferenceNTM.forward` records of each step: the detached
-:class:`NTMTrace` for plots (``trace=True``), built here from the per-step records, and the
-differentiable :class:`NTMHistory` of the states (``history=True``)."""
+:class:`NTMTrace` for plots (``trace=True``) and the differentiable :class:`NTMHistory` of the
+states and head parameters (``history=True``), both built here from the per-step records."""
 
 from __future__ import annotations
 
@@ -10,16 +10,65 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from .heads import HeadParams
+
 
 class NTMHistory(NamedTuple):
-    """Every step's weightings and memory after the step, time-major (batch-first with
-    ``batch_first``); differentiable, e.g. for a penalty on addressing or on writes."""
+    """Every step's weightings and memory after the step and its activated head parameters,
+    time-major (batch-first with ``batch_first``); differentiable, e.g. for a penalty on
+    addressing or on writes. With ``lengths``, the head parameters of steps at or past a
+    sequence's length are 0 (no step ran; the weightings and memory are the kept state)."""
 
     weightings: Tensor  # (T, B, R + Wh, N): read heads first
     memory: Tensor  # (T, B, N, W)
+    heads: HeadParams  # each (T, B, ...): key (T, B, R + Wh, W), ..., add (T, B, Wh, W)
 
     def batch_first(self) -> NTMHistory:
-        return NTMHistory(*(t.transpose(0, 1) for t in self))
+        """The same history with the first two dimensions swapped (its own inverse)."""
+        swap = lambda t: t.transpose(0, 1)  # noqa: E731
+        return NTMHistory(
+            swap(self.weightings), swap(self.memory), HeadParams(*map(swap, self.heads))
+        )
+
+
+def zero_ended(heads: HeadParams, active: Tensor) -> HeadParams:
+    """``heads`` with the entries of ended sequences set to 0 (and so their gradients);
+    ``active`` `(B,)` or `(T, B)` bool, the leading dimensions of every field."""
+    return HeadParams(
+        *(
+            torch.where(active.view(*active.shape, *[1] * (t.dim() - active.dim())), t, 0)
+            for t in heads
+        )
+    )
+
+
+def make_history(
+    records: list[tuple[Tensor, Tensor, HeadParams]], x: Tensor, sizes: tuple[int, ...]
+) -> NTMHistory:
+    """Stack the per-step ``(weightings, memory, head params)`` records, differentiable;
+    ``sizes`` as for :func:`make_trace`."""
+    if not records:
+        R, Hw, N, W, _ = sizes
+        z = x.new_zeros
+        return NTMHistory(z(0, x.shape[1], R + Hw, N), z(0, x.shape[1], N, W), _no_heads(x, sizes))
+    w, memory, heads = zip(*records, strict=True)
+    stacked = HeadParams(*(torch.stack(p) for p in zip(*heads, strict=True)))
+    return NTMHistory(torch.stack(w), torch.stack(memory), stacked)
+
+
+def _no_heads(x: Tensor, sizes: tuple[int, ...]) -> HeadParams:
+    """Head parameters of no steps: `(0, B, ...)` each."""
+    R, Hw, _, W, S = sizes
+    H, B, z = R + Hw, x.shape[1], x.new_zeros
+    return HeadParams(
+        z(0, B, H, W),
+        z(0, B, H),
+        z(0, B, H),
+        z(0, B, H, S),
+        z(0, B, H),
+        z(0, B, Hw, W),
+        z(0, B, Hw, W),
+    )
 
 
 @dataclass
@@ -44,13 +93,13 @@ def make_trace(
     """Stack the per-step ``(weightings, read_vectors, *head params)`` records, detached;
     ``sizes`` is ``(R, Wh, N, W, S)``. ``x`` `(T, B, ...)` gives B, dtype and device when
     there are no steps."""
-    R, Hw, N, W, S = sizes
-    H, B = R + Hw, x.shape[1]
+    R, Hw, N, W, _ = sizes
     if not records:
-        z = x.new_zeros
+        B, z = x.shape[1], x.new_zeros
+        h = _no_heads(x, sizes)
         return NTMTrace(
-            z(0, B, R, N), z(0, B, Hw, N), z(0, B, R, W), z(0, B, Hw, W), z(0, B, Hw, W),
-            z(0, B, H, W), z(0, B, H), z(0, B, H), z(0, B, H, S), z(0, B, H),
+            z(0, B, R, N), z(0, B, Hw, N), z(0, B, R, W), h.erase, h.add,
+            h.key, h.beta, h.gate, h.shift, h.gamma,
         )  # fmt: skip
     w, reads, key, beta, gate, shift, gamma, erase, add = (
         torch.stack(item).detach() for item in zip(*records, strict=True)

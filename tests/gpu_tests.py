@@ -68,8 +68,9 @@ GPU_TESTS = [
                    "configurations (float32, float64); float64 gradcheck; forward and backward "
                    "captured in one CUDA graph replay the eager results; lengths"),
     GpuTest("proof", "tests/model/test_history_output.py", keyword="cuda",
-            proves="the CUDA whole-sequence op's weighting and memory histories (history=True) "
-                   "and their gradients match ReferenceNTM (float32, float64)"),
+            proves="the CUDA whole-sequence op's weighting, memory and head-parameter "
+                   "histories (history=True) and their gradients match ReferenceNTM (float32, "
+                   "float64)"),
     GpuTest("proof", "tests/model/test_fast_ntm.py::test_training_step_matches_reference_on_cuda",
             proves="FastNTM trains like ReferenceNTM on CUDA (120 steps, B 1 and 64) with the "
                    "native and the Triton backend"),

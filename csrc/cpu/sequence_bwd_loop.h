@@ -58,13 +58,15 @@ void sequence_backward(const SeqConfig& c, const std::vector<c10::optional<at::T
   at::Tensor d_h = c.lstm ? grad_or_zeros(4, {c.L, B, C}) : at::Tensor();
   at::Tensor d_c = c.lstm ? grad_or_zeros(5, {c.L, B, C}) : at::Tensor();
   // The histories' gradients (T, B, H, N) and (T, B, N, W), if given: added to dL/dw_t and
-  // dL/dM_t as step t begins.
+  // dL/dM_t as step t begins; the raw head parameters' (T, B, P) to dL/draw_t of the active
+  // rows (a finished row's step computes nothing).
   auto history_grad = [&](size_t i) {
     const bool given = i < grads.size() && grads[i].has_value() && grads[i]->defined();
     return given ? grads[i]->contiguous() : at::Tensor();
   };
   const at::Tensor d_w_hist = history_grad(4 + c.n_state());
   const at::Tensor d_m_hist = history_grad(5 + c.n_state());
+  const at::Tensor d_p_hist = history_grad(6 + c.n_state());
   auto active = [&](int64_t t, int64_t b) { return len == nullptr || t < len[b]; };
   T* dlg = ptr(d_logits);
   for (int64_t t = 0; t < Ts; ++t) {
@@ -175,6 +177,10 @@ void sequence_backward(const SeqConfig& c, const std::vector<c10::optional<at::T
     // -- heads and controller --------------------------------------------------------------------
     T* draw_t = ptr(d_raw) + t * B * P;
     for (int64_t b = 0; b < B; ++b) heads_grad_row(c, raw_t + b * P, b, p, g, draw_t + b * P);
+    for (int64_t b = 0; d_p_hist.defined() && b < B; ++b) {
+      const T* dh = ptr(d_p_hist) + (t * B + b) * P;
+      for (int64_t i = 0; active(t, b) && i < P; ++i) draw_t[b * P + i] += dh[i];
+    }
     for (int64_t b = 0; b < B; ++b) std::copy_n(dout + b * CR, C, d_top.data() + b * C);
     gemm<T>(false, false, B, C, P, T(1), draw_t, P, ptr(w_heads), C, T(1), d_top.data(), C);
     const T* d_out_l = d_top.data();

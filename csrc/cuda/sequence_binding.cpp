@@ -196,6 +196,10 @@ std::vector<at::Tensor> backward(const SeqConfig& c,
   };
   const at::Tensor d_w_hist = history_grad(4 + c.n_state());
   const at::Tensor d_m_hist = history_grad(5 + c.n_state());
+  const size_t ip = static_cast<size_t>(6 + c.n_state());
+  const bool p_given = ip < gr.size() && gr[ip].has_value() && gr[ip]->defined();
+  // A copy, as the driver masks it in place.
+  const at::Tensor d_p_hist = p_given ? gr[ip]->clone(at::MemoryFormat::Contiguous) : at::Tensor();
   at::Tensor d_x = new_output({Ts, B, c.F}, opt);
   std::vector<at::Tensor> d_wi(L), d_whh(L), d_b(L), d_b2(L), inp(L), act(L), cells(L);
   for (int64_t l = 0; l < L; ++l) {
@@ -238,6 +242,7 @@ std::vector<at::Tensor> backward(const SeqConfig& c,
   a.d_c = c.lstm ? ptr<T>(d_c) : nullptr;
   a.d_w_hist = d_w_hist.defined() ? ptr<T>(d_w_hist) : nullptr;
   a.d_m_hist = d_m_hist.defined() ? ptr<T>(d_m_hist) : nullptr;
+  a.d_p_hist = p_given ? ptr<T>(d_p_hist) : nullptr;
   a.d_x = ptr<T>(d_x);
   a.d_wi = d_wi_p.data();
   a.d_whh = d_whh_p.data();

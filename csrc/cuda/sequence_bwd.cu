@@ -104,6 +104,9 @@ cudaError_t sequence_backward(const SeqConfig& c, const SeqBwdArgs<T>& a, cudaSt
 
   // Logits past a sequence's end were zeroed, so their gradients are dropped.
   if (a.len != nullptr) NTM_SEQ_TRY(K::zero_finished(a.d_logits, a.len, Ts, B, O, st));
+  if (a.len != nullptr && a.d_p_hist != nullptr) {
+    NTM_SEQ_TRY(K::zero_finished(a.d_p_hist, a.len, Ts, B, P, st));
+  }
   seq_gemm<T>(false, false, TB, CR, O, a.d_logits, O, a.w_out, CR, false, wk.d_out_in, CR);
 
   for (int64_t t = Ts - 1; t >= 0; --t) {
@@ -140,6 +143,9 @@ cudaError_t sequence_backward(const SeqConfig& c, const SeqBwdArgs<T>& a, cudaSt
     // -- heads and controller ------------------------------------------------------------------
     T* draw_t = wk.d_raw + t * B * P;
     NTM_SEQ_TRY(K::heads_grad(c, raw_t, p, g, draw_t, st));
+    if (a.d_p_hist != nullptr) {
+      NTM_SEQ_TRY(K::add_rows(draw_t, P, draw_t, P, a.d_p_hist + t * B * P, P, B, P, st));
+    }
     NTM_SEQ_TRY(copy_rows(wk.d_top, C, dout, CR, B, C, st));
     seq_gemm<T>(false, false, B, C, P, draw_t, P, a.w_heads, C, true, wk.d_top, C);
     const T* d_out = wk.d_top;  // dL/d(layer output), rows of ld

@@ -18,6 +18,7 @@ from typing import Any
 from . import distributed
 from .checkpoint import CheckpointError
 from .config import LR_SCHEDULES, TrainConfig, UserError
+from .config_checks import PENALTIES
 from .evaluate import default_json_path, evaluate, format_table, write_result
 from .plotting import plot_runs
 from .presets import CONTROLLERS
@@ -26,12 +27,16 @@ from .stages import train
 from .stopping import EXIT_CODES
 from .tasks import TASKS
 
-_MODEL_FLAGS = {  # CLI flag -> model config key (for small or custom models)
-    "memory_slots": "memory_slots",
-    "memory_width": "memory_width",
-    "controller_size": "controller_size",
-    "hidden_size": "hidden_size",
+#: Model size overrides: each flag's dest is its model config key (small or custom models).
+_MODEL_FLAGS = ("memory_slots", "memory_width", "controller_size", "hidden_size")
+
+_REGULARISERS = {  # flag -> what X does
+    "weight_decay": "shrink the controller's weight matrices by lr x X each step",
+    "write_penalty": "add X x the memory's squared change over the target phase to the cost",
+    "read_penalty": "add X x the squared change the read heads see over the target phase",
+    "gate_penalty": "add X x the write heads' interpolation gate over the target phase",
 }
+assert set(_REGULARISERS) == {"weight_decay", *PENALTIES}
 
 
 def _task_name(value: str) -> str:
@@ -122,25 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="clip the global gradient norm to X times its running mean (X > 1; 0: off; "
         "default: preset's)",
     )
-    t.add_argument(
-        "--weight-decay",
-        type=float,
-        help="shrink the controller's weight matrices by lr x X each step (0: off; default: "
-        "preset's; docs/results/copy-weight-decay.md)",
-    )
-    t.add_argument(
-        "--write-penalty",
-        type=float,
-        help="add X x the memory's squared change over the target phase to the cost (0: off; "
-        "default: preset's; docs/results/copy-write-penalty.md)",
-    )
+    for flag, what in _REGULARISERS.items():
+        doc = "copy-weight-decay" if flag == "weight_decay" else "copy-write-penalty"
+        help = f"{what} (0: off; default: preset's; docs/results/{doc}.md)"
+        t.add_argument(f"--{flag.replace('_', '-')}", type=float, metavar="X", help=help)
     t.add_argument("--write-penalty-from", type=int, help="its first step (default: preset's)")
-    t.add_argument(
-        "--read-penalty",
-        type=float,
-        help="add X x the squared change the read heads see over the target phase (0: off; "
-        "default: preset's; same doc)",
-    )
     t.add_argument(
         "--warmup", type=int, help="linear learning-rate warm-up steps (default: preset's)"
     )
@@ -279,8 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 _TRAIN_FIELDS = {  # CLI dest -> TrainConfig field, for the flags without a fixed default
     **{f: f for f in ("steps", "minutes", "stop_cost", "batch_size", "lr", "optimizer", "seed",
-                      "clip_norm", "clip_spike", "weight_decay", "write_penalty",
-                      "write_penalty_from", "read_penalty", "lr_schedule", "train_memory_slots",
+                      "clip_norm", "clip_spike", "weight_decay", *PENALTIES,
+                      "write_penalty_from", "lr_schedule", "train_memory_slots",
                       "init_from", "finish_steps", "device", "backend", "checkpoint_every",
                       "log_every", "threads")},
     "warmup": "warmup_steps",
@@ -293,9 +284,9 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
     model: dict[str, Any] = {}
     if args.heads:
         model.update(read_heads=args.heads, write_heads=args.heads)
-    for flag, key in (*_MODEL_FLAGS.items(), ("memory_init", "memory_init")):
-        if getattr(args, flag) is not None:
-            model[key] = getattr(args, flag)
+    for key in (*_MODEL_FLAGS, "memory_init"):
+        if getattr(args, key) is not None:
+            model[key] = getattr(args, key)
     if model:
         given["model_overrides"] = model
     if args.task_arg:

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .config_checks import check_regularisers, resolve_train_slots
+from .config_checks import PENALTIES, check_regularisers, resolve_train_slots
 from .errors import UserError
 from .presets import CONTROLLERS, preset
 
@@ -62,6 +62,7 @@ class TrainConfig:
     write_penalty: float | None = None
     write_penalty_from: int | None = None
     read_penalty: float | None = None
+    gate_penalty: float | None = None
     warmup_steps: int | None = None
     lr_schedule: str | None = None
     train_memory_slots: int | None = None
@@ -83,7 +84,7 @@ class TrainConfig:
         c.lr = c.lr or p.train["lr"]
         c.optimizer = c.optimizer or p.train["optimizer"]
         c.steps = c.steps if c.steps is not None else p.train.get("steps", 100_000)
-        for name in ("clip_norm", "clip_spike", "weight_decay", "write_penalty", "read_penalty"):
+        for name in ("clip_norm", "clip_spike", "weight_decay", *PENALTIES):
             if getattr(c, name) is None:
                 setattr(c, name, p.train.get(name, 0.0))
         for name in ("warmup_steps", "write_penalty_from"):
@@ -135,8 +136,8 @@ _TYPES: dict[str, tuple[tuple[type, ...], bool]] = {  # field: (types, None allo
     "backend": ((str,), False), "out": ((str,), True), "checkpoint_every": ((int,), False),
     "log_every": ((int,), False), "threads": ((int,), True), "stop_cost": (_NUMBER, True),
     "clip": (_NUMBER, False), "clip_norm": (_NUMBER, True), "clip_spike": (_NUMBER, True),
-    "weight_decay": (_NUMBER, True), "write_penalty": (_NUMBER, True),
-    "write_penalty_from": ((int,), True), "read_penalty": (_NUMBER, True),
+    "weight_decay": (_NUMBER, True), **{name: (_NUMBER, True) for name in PENALTIES},
+    "write_penalty_from": ((int,), True),
     "warmup_steps": ((int,), True), "train_memory_slots": ((int,), True),
     "init_from": ((str,), True), "finish_steps": ((int,), True), "lr_schedule": ((str,), True),
     "model_overrides": ((dict,), False), "task_overrides": ((dict,), False),
@@ -166,8 +167,8 @@ def config_from_dict(data: dict[str, Any], where: str) -> TrainConfig:
                 f"{value!r}"
             )
     # Runs from before these fields existed: own memory, no finishing stage, decay or penalty.
-    old = {"train_memory_slots": 0, "finish_steps": 0, "weight_decay": 0.0, "write_penalty": 0.0,
-           "write_penalty_from": 0, "read_penalty": 0.0}  # fmt: skip
+    old = {"train_memory_slots": 0, "finish_steps": 0, "weight_decay": 0.0,
+           "write_penalty_from": 0, **{name: 0.0 for name in PENALTIES}}  # fmt: skip
     return TrainConfig(**{**old, **data})
 
 
@@ -179,8 +180,8 @@ RUNTIME = ("steps", "minutes", "stop_cost", "checkpoint_every", "log_every", "th
 #: then differs from an uninterrupted run; the run's first line says what changed). They are
 #: read afresh at every step, so changing them is well defined: e.g. a lower --lr after the
 #: cost diverged.
-APPLIED = ("lr", "clip_norm", "clip_spike", "weight_decay", "write_penalty", "write_penalty_from",
-           "read_penalty", "warmup_steps", "lr_schedule", "batch_size")  # fmt: skip
+APPLIED = ("lr", "clip_norm", "clip_spike", "weight_decay", *PENALTIES, "write_penalty_from",
+           "warmup_steps", "lr_schedule", "batch_size")  # fmt: skip
 _FLAGS = {"warmup_steps": "--warmup", "plots": "--no-plots", "progress": "--no-progress",
           "read_heads": "--heads", "write_heads": "--heads"}  # fmt: skip
 
@@ -257,10 +258,11 @@ def learning_rate(c: TrainConfig, step: int) -> float:
     return c.lr
 
 
-def penalties(c: TrainConfig, step: int) -> tuple[float, float]:
-    """``(write, read)`` penalties of step ``step``: ``write_penalty`` from step
-    ``write_penalty_from`` on (0 before: the network learns the task first); ``read_penalty``."""
-    return (c.write_penalty if step >= c.write_penalty_from else 0.0), c.read_penalty
+def penalties(c: TrainConfig, step: int) -> tuple[float, float, float]:
+    """``(write, read, gate)`` penalties of step ``step``: ``write_penalty`` from step
+    ``write_penalty_from`` on (0 before: the network learns the task first); the others."""
+    write = c.write_penalty if step >= c.write_penalty_from else 0.0
+    return write, c.read_penalty, c.gate_penalty
 
 
 def default_run_dir(c: TrainConfig) -> str:
@@ -284,5 +286,7 @@ def describe_schedule(c: TrainConfig) -> str:
         parts.append(f"target-phase write penalty {c.write_penalty:g}{start}")
     if c.read_penalty:
         parts.append(f"target-phase read-change penalty {c.read_penalty:g}")
+    if c.gate_penalty:
+        parts.append(f"target-phase write-gate penalty {c.gate_penalty:g}")
     parts.append(f"clip g_i {c.clip:g}")
     return ", ".join(parts)

@@ -1,6 +1,5 @@
 """Checks of a :class:`ntm_fast.train.config.TrainConfig` that need more than a range: the
-regularisers (controller weight decay, target-phase write and read-change penalties) and the
-training memory."""
+regularisers (controller weight decay, the target-phase penalties) and the training memory."""
 
 from __future__ import annotations
 
@@ -12,6 +11,11 @@ from .errors import UserError
 if TYPE_CHECKING:
     from .config import TrainConfig
 
+#: The target-phase penalties (:mod:`ntm_fast.train.objective`), each a TrainConfig field and
+#: an ``ntm-fast train`` flag: X x the memory's change, the change the read heads see, and the
+#: write heads' interpolation gate.
+PENALTIES = ("write_penalty", "read_penalty", "gate_penalty")
+
 
 def check_regularisers(c: TrainConfig) -> None:
     """``weight_decay`` (w *= 1 - lr x X must stay in (0, 1]) and the penalties (finite, >= 0);
@@ -21,7 +25,7 @@ def check_regularisers(c: TrainConfig) -> None:
         want = f"0 <= X < 1 / lr = {1 / c.lr:g}"
         want = "0 (the baseline has no NTM controller)" if base else want
         raise UserError(f"weight_decay: expected {want}, got {wd}")
-    for name in ("write_penalty", "read_penalty"):
+    for name in PENALTIES:
         x = getattr(c, name)
         if not 0 <= x < math.inf or (x and base):
             want = "0 (the baseline has no memory)" if base else "a finite X >= 0"

@@ -1,7 +1,7 @@
 """The training objective and optimisers (paper section 4.6): binary cross-entropy summed over
-a sequence's target bits, reported in bits per sequence; the optional target-phase write and
-read-change penalties; Graves's RMSProp or Adam; and the check, before training, that a run's
-longest episode fits in memory."""
+a sequence's target bits, reported in bits per sequence; the optional target-phase penalties
+(the memory's change, the change the read heads see, the write heads' gate); Graves's RMSProp
+or Adam; and the check, before training, that a run's longest episode fits in memory."""
 
 from __future__ import annotations
 
@@ -38,23 +38,29 @@ def batch_loss(
     batch: Batch,
     write_penalty: float,
     read_penalty: float = 0.0,
+    gate_penalty: float = 0.0,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``(loss for the gradient, cost, bit errors)`` of one batch (:func:`sequence_cost`); the
-    loss adds ``write_penalty`` × :func:`target_memory_change` and ``read_penalty`` ×
-    :func:`target_read_change` (nats) where they are > 0."""
-    if not (write_penalty or read_penalty):
+    loss adds ``write_penalty`` × :func:`target_memory_change`, ``read_penalty`` ×
+    :func:`target_read_change` and ``gate_penalty`` × :func:`target_write_gate` (nats) where
+    they are > 0."""
+    if not (write_penalty or read_penalty or gate_penalty):
         cost, errors = sequence_cost(net(batch.inputs)[0], batch)
         return cost, cost, errors
     logits, _, history = net(batch.inputs, history=True)
     cost, errors = sequence_cost(logits, batch)
-    start = model.initial_state(batch.inputs.shape[1]).memory  # type: ignore[operator]
-    memory = torch.cat([start[None], history.memory])
     loss = cost
+    if write_penalty or read_penalty:
+        start = model.initial_state(batch.inputs.shape[1]).memory  # type: ignore[operator]
+        memory = torch.cat([start[None], history.memory])
     if write_penalty:
         loss = loss + write_penalty * target_memory_change(memory, batch)
     if read_penalty:
         reads = history.weightings[:, :, : model.read_heads]  # type: ignore[misc]
         loss = loss + read_penalty * target_read_change(memory, reads, batch)
+    if gate_penalty:
+        gates = history.heads.gate[:, :, model.read_heads :]  # type: ignore[misc]
+        loss = loss + gate_penalty * target_write_gate(gates, batch)
     return loss, cost, errors
 
 
@@ -91,6 +97,17 @@ def target_read_change(memory: Tensor, read_weightings: Tensor, batch: Batch) ->
     changed = memory[:-1] - _before_targets(memory, batch)[None]  # read at t: M_{t-1}
     seen = torch.einsum("tbrn,tbnw->tbrw", read_weightings, changed)
     return (seen.pow(2).sum((-1, -2)) * batch.mask).sum() / memory.shape[1]
+
+
+def target_write_gate(gates: Tensor, batch: Batch) -> Tensor:
+    """Mean over the batch of Σ_t g_t over the target steps t, summed over the write heads
+    (``gates`` `(T, B, Wh)`): how much their weighting comes from content addressing rather
+    than from the previous weighting in the target phase.
+
+    A copy network that writes by content after the delimiter, with a key matching no row,
+    spreads its writes over the whole memory and wipes unread rows of a long sequence; the
+    ones that keep the previous weighting generalise (docs/results/copy-write-penalty.md)."""
+    return (gates.sum(-1) * batch.mask).sum() / gates.shape[1]
 
 
 def make_optimizer(name: str, params: Any, lr: float) -> torch.optim.Optimizer:

@@ -1,9 +1,10 @@
-"""``forward(..., history=True)``: every step's weightings `(T, B, R + Wh, N)` and memory
-`(T, B, N, W)` (:class:`ntm_fast.NTMHistory`), differentiable.
+"""``forward(..., history=True)``: every step's weightings `(T, B, R + Wh, N)`, memory
+`(T, B, N, W)` and activated head parameters (:class:`ntm_fast.NTMHistory`), differentiable.
 
-ReferenceNTM stacks its per-step states (the weightings equal the detached trace's); FastNTM's
-native whole-sequence op returns them from what it saves and adds their gradients to each
-step's dL/dw_t and dL/dM_t in the backward (csrc/cpu/sequence_bwd_loop.h,
+ReferenceNTM stacks its per-step states and parameters (equal to the detached trace's; 0 past
+a sequence's length); FastNTM's native whole-sequence op returns them from what it saves (the
+raw head parameters, activated in Python) and adds their gradients to each step's dL/dw_t,
+dL/dM_t and dL/draw_t in the backward (csrc/cpu/sequence_bwd_loop.h,
 csrc/cuda/sequence_bwd.cu; the CUDA driver is checked in tools/cuda_emulation). Checked
 against the reference over the hypothesis configurations of test_native_sequence.py
 (tolerances.py: SEQUENCE), with checkpoint_steps, under no_grad, on the per-step path of a
@@ -31,7 +32,7 @@ from test_native_sequence import (
 )
 from tolerances import SEQUENCE, assert_close_allowing
 
-from ntm_fast import FastNTM, native_backend, native_sequence
+from ntm_fast import FastNTM, NTMHistory, native_backend, native_sequence
 from ntm_fast.native_sequence import NativeSequence, NativeSequenceConfig
 
 pytestmark = pytest.mark.skipif(
@@ -45,6 +46,11 @@ def took_native_op(history: torch.Tensor, batch_first: bool) -> bool:
     if batch_first:  # a transpose of the op's output
         node = node.next_functions[0][0]
     return node.name() == "NativeSequenceBackward"
+
+
+def tensors(h: NTMHistory) -> list[torch.Tensor]:
+    """The history's tensors: weightings, memory, then each head parameter."""
+    return [h.weightings, h.memory, *h.heads]
 
 
 CUDA_OK = CUDA and native_sequence.available(torch.device("cuda"))
@@ -67,14 +73,17 @@ def check(c: dict, dtype: torch.dtype, device: str = "cpu", **fast_options) -> N
     logits, state, h_ref = ref(x, s_ref, lengths=lengths, history=True)
     assert h_ref.weightings.shape == (*shape, c["R"] + c["Wh"], c["N"])
     assert h_ref.memory.shape == (*shape, c["N"], c["W"])
+    assert h_ref.heads.gate.shape == h_ref.heads.gamma.shape == (*shape, c["R"] + c["Wh"])
     r_out, r_grads, up = outputs_and_grads(
-        [*flat(logits, state), *h_ref], [x, *state_leaves(s_ref), *ref.parameters()]
+        [*flat(logits, state), *tensors(h_ref)], [x, *state_leaves(s_ref), *ref.parameters()]
     )
     logits, state, h_fast = fast(x, s_fast, lengths=lengths, history=True)
     if not fast_options:
-        assert all(took_native_op(h, c["bf"]) for h in h_fast)
+        assert all(took_native_op(h, c["bf"]) for h in h_fast[:2])
     f_out, f_grads, _ = outputs_and_grads(
-        [*flat(logits, state), *h_fast], [x, *state_leaves(s_fast), *fast.parameters()], up
+        [*flat(logits, state), *tensors(h_fast)],
+        [x, *state_leaves(s_fast), *fast.parameters()],
+        up,
     )
     tol = SEQUENCE[dtype]
     for i, (a, e) in enumerate(zip(f_out, r_out, strict=True)):
@@ -82,8 +91,8 @@ def check(c: dict, dtype: torch.dtype, device: str = "cpu", **fast_options) -> N
     for i, (a, e) in enumerate(zip(f_grads, r_grads, strict=True)):
         assert_close_allowing(a, e, tol["g_atol"], tol["g_rtol"], f"gradient {i} of {c}")
     with torch.no_grad():  # forward only: the op still keeps every step's state
-        h = fast(x, s_start, lengths=lengths, history=True)[2]
-    for a, e in zip(h, r_out[-2:], strict=True):
+        h = tensors(fast(x, s_start, lengths=lengths, history=True)[2])
+    for a, e in zip(h, r_out[-len(h) :], strict=True):
         assert_close_allowing(a, e, tol["atol"], tol["rtol"], f"no_grad {c}")
 
 
@@ -125,15 +134,24 @@ def test_reference_history_is_the_trace_with_gradients():
     ref = make_ref(c)
     x = torch.rand(5, 3, 2, dtype=torch.float64)  # cpu: the CPU op
     lengths = torch.tensor([5, 2, 0])  # cpu: the CPU op
-    w, memory = ref(x, lengths=lengths, history=True)[2]
+    w, memory, heads = ref(x, lengths=lengths, history=True)[2]
     trace = ref(x, lengths=lengths, trace=True)[2]
     expected = torch.cat([trace.read_weightings, trace.write_weightings], dim=2)
     torch.testing.assert_close(w.detach(), expected, rtol=0, atol=0)
     assert w.requires_grad and memory.requires_grad and not trace.read_weightings.requires_grad
     final = ref(x, lengths=lengths)[1].memory
     torch.testing.assert_close(memory[-1], final, rtol=0, atol=0)
+    active = torch.arange(5)[:, None] < lengths  # the trace keeps what ended rows computed
+    for name, value in heads._asdict().items():
+        assert value.requires_grad, name
+        want = getattr(trace, name) * active.view(5, 3, *[1] * (value.dim() - 2))
+        torch.testing.assert_close(value.detach(), want, rtol=0, atol=0, msg=name)
+    assert heads.gate[:, 2].abs().sum() == 0 and heads.gate[:2, 1].abs().sum() > 0
     empty = ref(x[:0], history=True)[2]
     assert empty.weightings.shape == (0, 3, 3, 6) and empty.memory.shape == (0, 3, 6, 3)
+    shapes = [tuple(t.shape) for t in empty.heads]
+    assert shapes == [(0, 3, 3, 3), (0, 3, 3), (0, 3, 3), (0, 3, 3, 3), (0, 3, 3),
+                      (0, 3, 2, 3), (0, 3, 2, 3)]  # fmt: skip
 
 
 @pytest.mark.parametrize("ctrl", ["lstm", "feedforward"])
@@ -152,7 +170,7 @@ def test_gradcheck_with_the_history_output(ctrl):
     def fn(x, memory, reads, w0, *rest):
         out = NativeSequence.apply(cfg, True, True, x, memory, reads, w0, lengths, len(state),
                                    *rest)  # fmt: skip
-        return out[0], out[-2], out[-1]  # the logits and the weighting and memory histories
+        return out[0], *out[-3:]  # the logits and the weighting, memory and raw histories
 
     w0 = torch.randn(2, 2, 4, dtype=torch.float64)  # cpu: the CPU op
     w0 = torch.softmax(w0, -1).requires_grad_()
@@ -184,9 +202,13 @@ def test_wrong_history_gradients_are_named():
     bwd = torch.ops.ntm_fast.sequence_bwd
     wrong_w = torch.ones(3, 2, 2, 5, dtype=torch.float64)  # cpu: the CPU op
     wrong_m = torch.ones(3, 2, 4, 3, dtype=torch.float64)  # cpu: the CPU op
+    wrong_p = torch.ones(3, 2, ref.layout.total + 1, dtype=torch.float64)  # cpu: the CPU op
     with pytest.raises(ValueError, match=r"weighting history.*\(T, B, H, N\)"):
-        bwd([*grads, wrong_w, None], x, [], args[5], saved, None, 1, 1, False, False)
+        bwd([*grads, wrong_w, None, None], x, [], args[5], saved, None, 1, 1, False, False)
     with pytest.raises(ValueError, match=r"memory history.*\(T, B, N, W\)"):
-        bwd([*grads, None, wrong_m], x, [], args[5], saved, None, 1, 1, False, False)
-    with pytest.raises(ValueError, match=r"grads: expected 4 .* or two more"):
-        bwd([*grads, None], x, [], args[5], saved, None, 1, 1, False, False)
+        bwd([*grads, None, wrong_m, None], x, [], args[5], saved, None, 1, 1, False, False)
+    with pytest.raises(ValueError, match=r"head-parameter history.*\(T, B, P\)"):
+        bwd([*grads, None, None, wrong_p], x, [], args[5], saved, None, 1, 1, False, False)
+    for extra in ([None], [None, None]):
+        with pytest.raises(ValueError, match=r"grads: expected 4 .* or three more"):
+            bwd([*grads, *extra], x, [], args[5], saved, None, 1, 1, False, False)

@@ -1,8 +1,9 @@
-"""``--write-penalty X`` and ``--read-penalty X`` (ntm_fast.train.objective.batch_loss): the loss
-adds X times the squared change of each sequence's memory over its target phase
-(target_memory_change), or of what its read heads see there (target_read_change), both computed
-from the model's differentiable history; the fast path's loss and gradients equal the
-reference's; resume stays exact; bad values are named; the logged cost stays the task's."""
+"""``--write-penalty X``, ``--read-penalty X`` and ``--gate-penalty X``
+(ntm_fast.train.objective.batch_loss): the loss adds X times the squared change of each
+sequence's memory over its target phase (target_memory_change), of what its read heads see
+there (target_read_change), or the write heads' interpolation gate there (target_write_gate),
+all computed from the model's differentiable history; the fast path's loss and gradients equal
+the reference's; resume stays exact; bad values are named; the logged cost stays the task's."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from ntm_fast.train import Trainer, UserError
 from ntm_fast.train import checkpoint as ckpt
 from ntm_fast.train.cli import main
 from ntm_fast.train.config import APPLIED, config_from_dict, describe_schedule
+from ntm_fast.train.config_checks import PENALTIES
 from ntm_fast.train.objective import (
     batch_loss,
     sequence_cost,
     target_memory_change,
     target_read_change,
+    target_write_gate,
 )
 from ntm_fast.train.tasks import Batch, make_task
 
@@ -50,6 +53,16 @@ def test_target_read_change_by_hand():
     torch.testing.assert_close(target_read_change(memory, w, batch), torch.tensor(expected))
 
 
+def test_target_write_gate_by_hand():
+    # T = 3, B = 2, two write heads: sequence 0 has targets at steps 1-2, sequence 1 at step 0
+    mask = torch.tensor([[0, 1], [1, 0], [1, 0]], dtype=torch.float32)
+    batch = Batch(torch.zeros(3, 2, 1), torch.zeros(3, 2, 1), mask, torch.tensor([3, 3]))
+    gates = torch.tensor([[[0.9, 0.8], [0.1, 0.2]], [[0.3, 0.4], [0.5, 0.5]],
+                          [[0.25, 0.0], [1.0, 1.0]]])  # fmt: skip
+    expected = ((0.3 + 0.4) + (0.25 + 0.0) + (0.1 + 0.2)) / 2  # step 0 of 0, 1-2 of 1: off
+    torch.testing.assert_close(target_write_gate(gates, batch), torch.tensor(expected))
+
+
 def _pair(controller: str, read_heads: int = 1):
     torch.manual_seed(0)
     ref = ReferenceNTM(9, 8, memory_slots=8, memory_width=6, controller=controller,
@@ -58,7 +71,9 @@ def _pair(controller: str, read_heads: int = 1):
 
 
 @pytest.mark.parametrize("controller", ["lstm", "feedforward"])
-@pytest.mark.parametrize("penalties", [(0.5, 0.0), (0.0, 0.5), (0.5, 2.0)], ids=str)
+@pytest.mark.parametrize(
+    "penalties", [(0.5, 0.0, 0.0), (0.0, 0.5, 0.0), (0.0, 0.0, 0.5), (0.5, 2.0, 0.3)], ids=str
+)
 def test_fast_loss_and_gradients_equal_the_reference(controller, penalties):
     ref, fast = _pair(controller, read_heads=2)  # two read heads: the history's first two
     task = make_task("copy", 3, max_length=5)
@@ -83,12 +98,17 @@ def test_off_is_the_plain_cost():
     ref, _ = _pair("lstm")
     batch = make_task("copy", 1, max_length=4).sample(3)
     ref.float()
-    loss, cost, errors = batch_loss(ref, ref, batch, 0.0, 0.0)
+    loss, cost, errors = batch_loss(ref, ref, batch, 0.0, 0.0, 0.0)
     expected = sequence_cost(ref(batch.inputs)[0], batch)
     assert loss is cost and torch.equal(cost, expected[0]) and torch.equal(errors, expected[1])
 
 
-PENALTIES = {"write_penalty": "write penalty", "read_penalty": "read-change penalty"}
+DESCRIBED = {"write_penalty": "write penalty", "read_penalty": "read-change penalty",
+             "gate_penalty": "write-gate penalty"}  # fmt: skip
+
+
+def test_every_penalty_is_tested():
+    assert set(DESCRIBED) == set(PENALTIES)
 
 
 @pytest.mark.parametrize("field", PENALTIES)
@@ -125,9 +145,9 @@ def test_config_checks_and_describes_it(tmp_path, field):
         tiny(tmp_path / "b", controller="baseline", **{field: 0.1},
              model_overrides={"hidden_size": 16}).resolved()  # fmt: skip
     c = tiny(tmp_path / "c", **{field: 0.1}).resolved()
-    assert f"target-phase {PENALTIES[field]} 0.1" in describe_schedule(c)
+    assert f"target-phase {DESCRIBED[field]} 0.1" in describe_schedule(c)
     off = tiny(tmp_path / "d", **{field: 0}).resolved()
-    assert PENALTIES[field] not in describe_schedule(off)
+    assert DESCRIBED[field] not in describe_schedule(off)
     old = config_from_dict({"task": "copy", "controller": "lstm"}, "old.pt")
     assert getattr(old, field) == 0.0  # a checkpoint from before the field trained without it
 
@@ -139,7 +159,7 @@ def test_cli_flag_reaches_the_run(tmp_path, capsys, field):
     assert main(["train", "copy", *CLI, "--steps", "2", flag, "0.25",
                  "--out", str(out)]) == 0  # fmt: skip
     printed = capsys.readouterr()
-    assert f"target-phase {PENALTIES[field]} 0.25" in printed.out + printed.err
+    assert f"target-phase {DESCRIBED[field]} 0.25" in printed.out + printed.err
     assert ckpt.load_checkpoint(out)["config"][field] == 0.25
 
 
@@ -161,11 +181,13 @@ def test_it_starts_at_write_penalty_from(tmp_path):
     assert old.write_penalty_from == 0
 
 
-def test_the_finishing_stage_keeps_both(tmp_path):
+def test_the_finishing_stage_keeps_them(tmp_path):
     from ntm_fast.train.stages import finishing_config
 
     first = tiny(tmp_path, task="repeat_copy", controller="feedforward", task_overrides={},
-                 write_penalty=0.2, write_penalty_from=7, read_penalty=0.3).resolved()  # fmt: skip
+                 write_penalty=0.2, write_penalty_from=7, read_penalty=0.3,
+                 gate_penalty=0.4).resolved()  # fmt: skip
     assert first.finish_steps > 0  # the preset has a finishing stage
     second = finishing_config(first, str(tmp_path / "finish"))
-    assert (second.write_penalty, second.write_penalty_from, second.read_penalty) == (0.2, 7, 0.3)
+    kept = (second.write_penalty, second.write_penalty_from, second.read_penalty)
+    assert (*kept, second.gate_penalty) == (0.2, 7, 0.3, 0.4)

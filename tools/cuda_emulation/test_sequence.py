@@ -1,9 +1,9 @@
 """The CUDA whole-sequence op's drivers, binding and step kernels compiled for the CPU
 (emulation.py) against the CPU op: forward (saving on and off: outputs, final state, every saved
 tensor) and backward (every gradient, unused outputs' gradients None, with and without the
-weighting and memory histories') over the hypothesis configurations of
-tests/model/test_native_sequence.py. Outputs are NaN-poisoned, so an element the drivers
-forget to write fails. Run: ``bash .ci/emulate_cuda.sh`` (no GPU needed)."""
+weighting, memory and raw head-parameter histories', each possibly None) over the hypothesis
+configurations of tests/model/test_native_sequence.py. Outputs are NaN-poisoned, so an
+element the drivers forget to write fails. Run: ``bash .ci/emulate_cuda.sh`` (no GPU needed)."""
 
 from __future__ import annotations
 
@@ -56,9 +56,11 @@ def check(c: dict, dtype: torch.dtype, unused: int) -> None:
     g = torch.Generator().manual_seed(7)
     grads = [None if (unused >> i) & 1 else torch.randn(o.shape, generator=g, dtype=dtype)
              for i, o in enumerate(cpu[:n])]  # fmt: skip
-    if (unused >> 6) & 1:  # the histories' gradients (FastNTM's history=True)
-        T = a[0].shape[0]
-        grads += [torch.randn(T, *a[i].shape, generator=g, dtype=dtype) for i in (3, 1)]
+    if (unused >> 6) & 1:  # the histories' gradients (FastNTM's history=True), some None
+        T, B, P = a[0].shape[0], a[0].shape[1], a[5][-4].shape[0]
+        shapes = [(T, *a[3].shape), (T, *a[1].shape), (T, B, P)]  # weightings, memory, raw
+        grads += [None if (unused >> (7 + i)) & 1 else torch.randn(s, generator=g, dtype=dtype)
+                  for i, s in enumerate(shapes)]  # fmt: skip
     x, _, _, _, state, params, lengths, R, k, uniform, lstm = a
     results = []
     for op in (EMU, CPU):
@@ -74,13 +76,13 @@ FUZZ = settings(deadline=None, suppress_health_check=list(HealthCheck))
 
 
 @settings(FUZZ, max_examples=150)
-@given(c=configs(), unused=st.integers(0, 127))
+@given(c=configs(), unused=st.integers(0, 1023))
 def test_float64_matches_the_cpu_op(c, unused):
     check(c, torch.float64, unused)
 
 
 @settings(FUZZ, max_examples=60)
-@given(c=configs(), unused=st.integers(0, 127))
+@given(c=configs(), unused=st.integers(0, 1023))
 def test_float32_matches_the_cpu_op(c, unused):
     check(c, torch.float32, unused)
 
