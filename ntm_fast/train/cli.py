@@ -17,6 +17,7 @@ from typing import Any
 
 from . import distributed
 from .checkpoint import CheckpointError
+from .cli_types import key_value, non_negative_int, positive_float, positive_int, task_name
 from .config import LR_SCHEDULES, TrainConfig, UserError
 from .config_checks import PENALTIES
 from .evaluate import default_json_path, evaluate, format_table, write_result
@@ -39,57 +40,6 @@ _REGULARISERS = {  # flag -> what X does
 assert set(_REGULARISERS) == {"weight_decay", *PENALTIES}
 
 
-def _task_name(value: str) -> str:
-    name = value.replace("-", "_")
-    if name not in TASKS:
-        raise argparse.ArgumentTypeError(
-            f"unknown task {value!r}; choose from {', '.join(sorted(TASKS))}"
-        )
-    return name
-
-
-def _int_at_least(value: str, least: int) -> int:
-    try:
-        v = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
-    if v < least:
-        raise argparse.ArgumentTypeError(f"expected an integer >= {least}, got {v}")
-    return v
-
-
-def _positive_int(value: str) -> int:
-    return _int_at_least(value, 1)
-
-
-def _non_negative_int(value: str) -> int:
-    return _int_at_least(value, 0)
-
-
-def _positive_float(value: str) -> float:
-    try:
-        v = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {v}")
-    return v
-
-
-def _key_value(value: str) -> tuple[str, int | float]:
-    key, sep, raw = value.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=NUMBER, got {value!r}")
-    try:
-        num: int | float = int(raw)
-    except ValueError:
-        try:
-            num = float(raw)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected KEY=NUMBER, got {value!r}") from None
-    return key, num
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ntm-fast", description="Train, evaluate and plot Neural Turing Machines."
@@ -97,22 +47,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model on one of the paper's tasks")
-    t.add_argument("task", type=_task_name, help=f"one of {', '.join(sorted(TASKS))}")
+    t.add_argument("task", type=task_name, help=f"one of {', '.join(sorted(TASKS))}")
     t.add_argument(
         "--controller",
         choices=CONTROLLERS,
         default="lstm",
         help="NTM controller, or 'baseline' for the plain deep LSTM (Table 3)",
     )
-    t.add_argument("--steps", type=_positive_int, help="optimiser steps (default: preset's)")
-    t.add_argument("--minutes", type=_positive_float, help="stop after this wall-clock time")
+    t.add_argument("--steps", type=positive_int, help="optimiser steps (default: preset's)")
+    t.add_argument("--minutes", type=positive_float, help="stop after this wall-clock time")
     t.add_argument("--stop-cost", type=float, help="stop once the logged cost (bits/seq) <= X")
     t.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         help="default: the preset's CPU default; under torchrun: per process (rank)",
     )
-    t.add_argument("--lr", type=_positive_float, help="learning rate (default: preset's)")
+    t.add_argument("--lr", type=positive_float, help="learning rate (default: preset's)")
     t.add_argument(
         "--optimizer", choices=("rmsprop", "adam"), help="rmsprop is Graves's (default: preset's)"
     )
@@ -131,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
         doc = "copy-weight-decay" if flag == "weight_decay" else "copy-write-penalty"
         help = f"{what} (0: off; default: preset's; docs/results/{doc}.md)"
         t.add_argument(f"--{flag.replace('_', '-')}", type=float, metavar="X", help=help)
-    t.add_argument("--write-penalty-from", type=int, help="its first step (default: preset's)")
+    t.add_argument("--penalty-from", "--write-penalty-from", type=int, dest="penalty_from",
+                   help="the penalties' first step (default: preset's)")  # fmt: skip
     t.add_argument(
         "--warmup", type=int, help="linear learning-rate warm-up steps (default: preset's)"
     )
@@ -154,18 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue the run in --out exactly; flags that would change its model, task, "
         "seed or optimiser are refused (see docs/training-continue.md)",
     )
-    t.add_argument("--checkpoint-every", type=_positive_int, help="steps (default: 500)")
-    t.add_argument("--log-every", type=_positive_int, help="steps (default: 50)")
+    t.add_argument("--checkpoint-every", type=positive_int, help="steps (default: 500)")
+    t.add_argument("--log-every", type=positive_int, help="steps (default: 50)")
     t.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int,
         help="torch CPU threads (default: 1, the fastest for these small ops)",
     )
-    t.add_argument("--heads", type=_positive_int, help="read heads = write heads (override)")
+    t.add_argument("--heads", type=positive_int, help="read heads = write heads (override)")
     for flag in _MODEL_FLAGS:
-        t.add_argument(
-            "--" + flag.replace("_", "-"), type=_positive_int, help="model size override"
-        )
+        t.add_argument("--" + flag.replace("_", "-"), type=positive_int, help="model size override")
     t.add_argument(
         "--memory-init",
         choices=("per_slot", "shared"),
@@ -174,14 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--train-memory-slots",
-        type=_non_negative_int,
+        type=non_negative_int,
         help="train on a memory of this many slots, fewer than the model's; evaluated with "
         "the model's (needs --memory-init shared; 0: the model's; default: preset's; "
         "docs/training-memory.md)",
     )
     t.add_argument(
         "--finish-steps",
-        type=_non_negative_int,
+        type=non_negative_int,
         help="steps of the preset's finishing stage, run after the others from their weights "
         "(0: none; default: preset's; docs/training-continue.md)",
     )
@@ -194,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--task-arg",
-        type=_key_value,
+        type=key_value,
         action="append",
         metavar="KEY=N",
         help="task setting override, e.g. max_length=10, or hold_delimiter=1 (copy, repeat "
@@ -221,10 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("checkpoint", help="checkpoint.pt or its run directory")
     e.add_argument(
-        "--batches", type=_positive_int, default=4, help="batches per setting (default: 4)"
+        "--batches", type=positive_int, default=4, help="batches per setting (default: 4)"
     )
     e.add_argument(
-        "--batch-size", type=_positive_int, default=32, help="sequences per batch (default: 32)"
+        "--batch-size", type=positive_int, default=32, help="sequences per batch (default: 32)"
     )
     e.add_argument(
         "--seed",
@@ -244,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument(
         "--memory-slots",
-        type=_positive_int,
+        type=positive_int,
         help="run the NTM with this many memory slots (>= its trained number; needs a model "
         "trained with --memory-init shared; default: as trained)",
     )
@@ -271,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
 _TRAIN_FIELDS = {  # CLI dest -> TrainConfig field, for the flags without a fixed default
     **{f: f for f in ("steps", "minutes", "stop_cost", "batch_size", "lr", "optimizer", "seed",
                       "clip_norm", "clip_spike", "weight_decay", *PENALTIES,
-                      "write_penalty_from", "lr_schedule", "train_memory_slots",
+                      "penalty_from", "lr_schedule", "train_memory_slots",
                       "init_from", "finish_steps", "device", "backend", "checkpoint_every",
                       "log_every", "threads")},
     "warmup": "warmup_steps",

@@ -60,7 +60,7 @@ class TrainConfig:
     clip_spike: float | None = None
     weight_decay: float | None = None
     write_penalty: float | None = None
-    write_penalty_from: int | None = None
+    penalty_from: int | None = None
     read_penalty: float | None = None
     gate_penalty: float | None = None
     warmup_steps: int | None = None
@@ -87,7 +87,7 @@ class TrainConfig:
         for name in ("clip_norm", "clip_spike", "weight_decay", *PENALTIES):
             if getattr(c, name) is None:
                 setattr(c, name, p.train.get(name, 0.0))
-        for name in ("warmup_steps", "write_penalty_from"):
+        for name in ("warmup_steps", "penalty_from"):
             if getattr(c, name) is None:
                 setattr(c, name, p.train.get(name, 0))
         c.lr_schedule = c.lr_schedule or p.train.get("lr_schedule", "constant")
@@ -103,8 +103,8 @@ class TrainConfig:
             raise UserError(f"lr_schedule: expected one of {LR_SCHEDULES}, got {c.lr_schedule!r}")
         if c.optimizer not in ("rmsprop", "adam"):
             raise UserError(f"optimizer: expected 'rmsprop' or 'adam', got {c.optimizer!r}")
-        if c.write_penalty_from < 0:
-            raise UserError(f"write_penalty_from: expected a step >= 0, got {c.write_penalty_from}")
+        if c.penalty_from < 0:
+            raise UserError(f"penalty_from: expected a step >= 0, got {c.penalty_from}")
         for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
             if getattr(c, name) < 1:
                 raise UserError(f"{name}: expected >= 1, got {getattr(c, name)}")
@@ -137,7 +137,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], bool]] = {  # field: (types, None allo
     "log_every": ((int,), False), "threads": ((int,), True), "stop_cost": (_NUMBER, True),
     "clip": (_NUMBER, False), "clip_norm": (_NUMBER, True), "clip_spike": (_NUMBER, True),
     "weight_decay": (_NUMBER, True), **{name: (_NUMBER, True) for name in PENALTIES},
-    "write_penalty_from": ((int,), True),
+    "penalty_from": ((int,), True),
     "warmup_steps": ((int,), True), "train_memory_slots": ((int,), True),
     "init_from": ((str,), True), "finish_steps": ((int,), True), "lr_schedule": ((str,), True),
     "model_overrides": ((dict,), False), "task_overrides": ((dict,), False),
@@ -148,6 +148,9 @@ _TYPES: dict[str, tuple[tuple[type, ...], bool]] = {  # field: (types, None allo
 def config_from_dict(data: dict[str, Any], where: str) -> TrainConfig:
     """The :class:`TrainConfig` stored as ``data``; a missing, unknown or mistyped field is a
     ``ValueError`` naming ``where`` (the checkpoint) and the field."""
+    if "write_penalty_from" in data:  # its name before it started every penalty (session 22)
+        data = {**data, "penalty_from": data["write_penalty_from"]}
+        del data["write_penalty_from"]
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -168,7 +171,7 @@ def config_from_dict(data: dict[str, Any], where: str) -> TrainConfig:
             )
     # Runs from before these fields existed: own memory, no finishing stage, decay or penalty.
     old = {"train_memory_slots": 0, "finish_steps": 0, "weight_decay": 0.0,
-           "write_penalty_from": 0, **{name: 0.0 for name in PENALTIES}}  # fmt: skip
+           "penalty_from": 0, **{name: 0.0 for name in PENALTIES}}  # fmt: skip
     return TrainConfig(**{**old, **data})
 
 
@@ -180,7 +183,7 @@ RUNTIME = ("steps", "minutes", "stop_cost", "checkpoint_every", "log_every", "th
 #: then differs from an uninterrupted run; the run's first line says what changed). They are
 #: read afresh at every step, so changing them is well defined: e.g. a lower --lr after the
 #: cost diverged.
-APPLIED = ("lr", "clip_norm", "clip_spike", "weight_decay", *PENALTIES, "write_penalty_from",
+APPLIED = ("lr", "clip_norm", "clip_spike", "weight_decay", *PENALTIES, "penalty_from",
            "warmup_steps", "lr_schedule", "batch_size")  # fmt: skip
 _FLAGS = {"warmup_steps": "--warmup", "plots": "--no-plots", "progress": "--no-progress",
           "read_heads": "--heads", "write_heads": "--heads"}  # fmt: skip
@@ -259,10 +262,11 @@ def learning_rate(c: TrainConfig, step: int) -> float:
 
 
 def penalties(c: TrainConfig, step: int) -> tuple[float, float, float]:
-    """``(write, read, gate)`` penalties of step ``step``: ``write_penalty`` from step
-    ``write_penalty_from`` on (0 before: the network learns the task first); the others."""
-    write = c.write_penalty if step >= c.write_penalty_from else 0.0
-    return write, c.read_penalty, c.gate_penalty
+    """``(write, read, gate)`` penalties of step ``step``: 0 before ``penalty_from`` (the
+    network learns the task first)."""
+    if step < c.penalty_from:
+        return 0.0, 0.0, 0.0
+    return c.write_penalty, c.read_penalty, c.gate_penalty
 
 
 def default_run_dir(c: TrainConfig) -> str:
@@ -282,11 +286,12 @@ def describe_schedule(c: TrainConfig) -> str:
     if c.weight_decay:
         parts.append(f"controller weight decay {c.weight_decay:g}")
     if c.write_penalty:
-        start = f" from step {c.write_penalty_from}" if c.write_penalty_from else ""
-        parts.append(f"target-phase write penalty {c.write_penalty:g}{start}")
+        parts.append(f"target-phase write penalty {c.write_penalty:g}")
     if c.read_penalty:
         parts.append(f"target-phase read-change penalty {c.read_penalty:g}")
     if c.gate_penalty:
         parts.append(f"target-phase write-gate penalty {c.gate_penalty:g}")
+    if c.penalty_from and any(getattr(c, name) for name in PENALTIES):
+        parts.append(f"penalties from step {c.penalty_from}")
     parts.append(f"clip g_i {c.clip:g}")
     return ", ".join(parts)

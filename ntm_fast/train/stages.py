@@ -32,7 +32,7 @@ from .trainer import train_run
 
 #: Settings of the first stage the finishing stage keeps (besides the preset's ``finish``).
 _KEPT = (*RUNTIME, "task", "controller", "seed", "batch_size", "optimizer", "clip",
-         "clip_norm", "clip_spike", "weight_decay", *PENALTIES, "write_penalty_from",
+         "clip_norm", "clip_spike", "weight_decay", *PENALTIES, "penalty_from",
          "task_overrides")  # fmt: skip
 
 

@@ -163,31 +163,40 @@ def test_cli_flag_reaches_the_run(tmp_path, capsys, field):
     assert ckpt.load_checkpoint(out)["config"][field] == 0.25
 
 
-def test_it_starts_at_write_penalty_from(tmp_path):
+@pytest.mark.parametrize("field", PENALTIES)
+def test_they_start_at_penalty_from(tmp_path, field):
     runs = {}
-    for name, kw in {"off": dict(write_penalty=0.0), "late": dict(write_penalty=5.0,
-                     write_penalty_from=4), "from 2": dict(write_penalty=5.0,
-                     write_penalty_from=2)}.items():  # fmt: skip
+    for name, kw in {"off": {field: 0.0}, "late": {field: 5.0, "penalty_from": 4},
+                     "from 2": {field: 5.0, "penalty_from": 2}}.items():  # fmt: skip
         Trainer(tiny(tmp_path / name, steps=4, **kw)).run()
         runs[name] = ckpt.load_checkpoint(tmp_path / name)
     assert same_weights(runs["off"], runs["late"])  # steps 0-3: before its first step
     assert not same_weights(runs["off"], runs["from 2"])
-    with pytest.raises(UserError, match=r"write_penalty_from: expected a step >= 0, got -1"):
-        tiny(tmp_path / "bad", write_penalty_from=-1).resolved()
-    c = tiny(tmp_path / "c", write_penalty=0.1, write_penalty_from=5000).resolved()
-    assert "target-phase write penalty 0.1 from step 5000" in describe_schedule(c)
-    assert "write_penalty_from" in APPLIED
+    with pytest.raises(UserError, match=r"penalty_from: expected a step >= 0, got -1"):
+        tiny(tmp_path / "bad", penalty_from=-1).resolved()
+    c = tiny(tmp_path / "c", **{field: 0.1}, penalty_from=5000).resolved()
+    assert f"target-phase {DESCRIBED[field]} 0.1, penalties from step 5000" in describe_schedule(c)
+    assert "penalty_from" in APPLIED
     old = config_from_dict({"task": "copy", "controller": "lstm"}, "old.pt")
-    assert old.write_penalty_from == 0
+    assert old.penalty_from == 0
+
+
+def test_write_penalty_from_is_its_old_name(tmp_path, capsys):
+    old = config_from_dict({"task": "copy", "controller": "lstm", "write_penalty_from": 7}, "o")
+    assert old.penalty_from == 7  # checkpoints from before session 22
+    out = tmp_path / "run"
+    assert main(["train", "copy", *CLI, "--steps", "2", "--write-penalty", "0.1",
+                 "--write-penalty-from", "1", "--out", str(out)]) == 0  # fmt: skip
+    assert ckpt.load_checkpoint(out)["config"]["penalty_from"] == 1
 
 
 def test_the_finishing_stage_keeps_them(tmp_path):
     from ntm_fast.train.stages import finishing_config
 
     first = tiny(tmp_path, task="repeat_copy", controller="feedforward", task_overrides={},
-                 write_penalty=0.2, write_penalty_from=7, read_penalty=0.3,
+                 write_penalty=0.2, penalty_from=7, read_penalty=0.3,
                  gate_penalty=0.4).resolved()  # fmt: skip
     assert first.finish_steps > 0  # the preset has a finishing stage
     second = finishing_config(first, str(tmp_path / "finish"))
-    kept = (second.write_penalty, second.write_penalty_from, second.read_penalty)
+    kept = (second.write_penalty, second.penalty_from, second.read_penalty)
     assert (*kept, second.gate_penalty) == (0.2, 7, 0.3, 0.4)
