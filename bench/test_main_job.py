@@ -1,9 +1,10 @@
 """The README's main job (`ntm-fast train copy`): its training step as the trainer runs it
 (fresh batch from the task, forward, cost, backward, clipping, optimiser step), on FastNTM's
 whole-sequence op against the per-step path FastNTM ran before it (``fused_sequence=False``:
-one native call per memory op and time step, Python BPTT). Two recipes: the copy preset's
-default and the one the whole-sequence issue measured its baseline on (batch 32, Adam 2e-3,
-norm clip 5, cosine). Sequences per second = batch size / median step time. CPU only: the
+one native call per memory op and time step, Python BPTT). Three recipes: the copy preset's
+default, the same without its write-gate penalty (what the penalty's history costs), and the
+one the whole-sequence issue measured its baseline on (batch 32, Adam 2e-3, norm clip 5,
+cosine). Sequences per second = batch size / median step time. CPU only: the
 main job is the CPU command.
 """
 
@@ -18,6 +19,7 @@ from .workloads import skip_reason
 
 RECIPES = {
     "default": {},
+    "no-gate-penalty": {"gate_penalty": 0.0},
     "batch32-adam": {
         "batch_size": 32,
         "optimizer": "adam",

@@ -1,7 +1,7 @@
 """The committed copy checkpoints (docs/results/copy.md, copy-blanked-vectors.md,
-copy-weight-decay.md) still load and still copy as documented: the LSTM default and its
-earlier ones, the LSTM trained with blanked vectors, the feedforward default and the LSTM
-baseline."""
+copy-weight-decay.md, copy-gate-penalty.md) still load and still copy as documented: the LSTM
+default and its earlier ones, the LSTM trained with blanked vectors, the feedforward default
+and its earlier one, and the LSTM baseline."""
 
 from pathlib import Path
 
@@ -10,28 +10,33 @@ import pytest
 from ntm_fast.train.evaluate import evaluate, format_table
 
 CHECKPOINTS = Path(__file__).parents[2] / "docs" / "checkpoints"
-RUNS = sorted(CHECKPOINTS.glob("copy-lstm-seed*"))  # the default command (session 19)
+RUNS = sorted(CHECKPOINTS.glob("copy-lstm-seed*"))  # the default command (session 22)
+DECAY = sorted(CHECKPOINTS.glob("copy-decay-lstm-seed*"))  # the default of sessions 19-21
 BLANKED_5K = sorted(CHECKPOINTS.glob("copy-blanked5k-lstm-seed*"))  # the default of sessions 17-18
 FAIR = sorted(CHECKPOINTS.glob("copy-fair-lstm-seed*"))  # the default of sessions 5-16
 ZEROS = sorted(CHECKPOINTS.glob("copy-zeros10-lstm-seed*"))  # --task-arg zero_vector_percent=10
 #: what each was trained with (the evaluation's "training_options")
 TRAINED_WITH = {
-    **{r.name: {"zero_vector_percent": 10, "zero_vector_until": 5000} for r in RUNS + BLANKED_5K},
+    **{
+        r.name: {"zero_vector_percent": 10, "zero_vector_until": 5000}
+        for r in RUNS + DECAY + BLANKED_5K
+    },
     **{run.name: {"zero_vector_percent": 10} for run in ZEROS},
 }
 #: results/copy.md: length-120 bit errors per sequence (128 sequences) of those that fail
 LENGTH_120_ERRORS = {"copy-zeros10-lstm-seed2": 38.0, "copy-blanked5k-lstm-seed2": 35.9,
-                     "copy-lstm-seed2": 39.2, "copy-lstm-seed3": 45.8}  # fmt: skip
+                     "copy-decay-lstm-seed2": 39.2, "copy-decay-lstm-seed3": 45.8}  # fmt: skip
 
 
 def test_the_four_copy_runs_of_each_default_are_there():
     assert [r.name for r in RUNS] == [f"copy-lstm-seed{s}" for s in range(4)]
+    assert [r.name for r in DECAY] == [f"copy-decay-lstm-seed{s}" for s in range(4)]
     assert [r.name for r in BLANKED_5K] == [f"copy-blanked5k-lstm-seed{s}" for s in range(4)]
     assert [r.name for r in FAIR] == [f"copy-fair-lstm-seed{s}" for s in range(4)]
     assert [r.name for r in ZEROS] == [f"copy-zeros10-lstm-seed{s}" for s in range(4)]
 
 
-@pytest.mark.parametrize("run", RUNS + BLANKED_5K + FAIR + ZEROS, ids=lambda r: r.name)
+@pytest.mark.parametrize("run", RUNS + DECAY + BLANKED_5K + FAIR + ZEROS, ids=lambda r: r.name)
 def test_copy_checkpoint_evaluates_as_documented(run):
     result = evaluate(run, batches=1, batch_size=8, write=False)
     rows = {row["setting"]: row for row in result["rows"]}
@@ -49,20 +54,30 @@ def test_copy_checkpoint_evaluates_as_documented(run):
     assert "| length 120 |" in format_table(result) and "exact sequences" in format_table(result)
 
 
-FEEDFORWARD = [CHECKPOINTS / f"copy-ff-seed{s}" for s in range(8)]
+FEEDFORWARD = [CHECKPOINTS / f"copy-ff-seed{s}" for s in range(8)]  # the default (session 22)
+FEEDFORWARD_NO_GATE = [CHECKPOINTS / f"copy-ff-nogate-seed{s}" for s in range(8)]  # sessions 16-21
+#: length-120 sequences not copied exactly, of 256 (copy-gate-penalty.md, copy-blanked-vectors.md)
+FEEDFORWARD_120_WRONG = {
+    **dict(zip(FEEDFORWARD, [0, 0, 0, 24, 0, 1, 0, 135], strict=True)),
+    **dict(zip(FEEDFORWARD_NO_GATE, [0, 0, 202, 84, 105, 0, 0, 244], strict=True)),
+}
 
 
-@pytest.mark.parametrize("run", FEEDFORWARD, ids=lambda r: r.name)
+@pytest.mark.parametrize("run", FEEDFORWARD + FEEDFORWARD_NO_GATE, ids=lambda r: r.name)
 def test_feedforward_copy_checkpoints_evaluate_as_documented(run):
-    """copy-blanked-vectors.md: the feedforward default (10% of training vectors blanked)
-    copies length 120 exactly in seeds 0, 1, 5 and 6 (256 of 256), not in 2, 3, 4 and 7."""
+    """The feedforward default (10% of training vectors blanked, and since session 22 the
+    write-gate penalty 0.05) copies length 120 exactly where FEEDFORWARD_120_WRONG says 0;
+    8 sequences here, so those missing 1 or 24 of 256 may well copy all of them."""
     result = evaluate(run, batches=1, batch_size=8, write=False)
     rows = {row["setting"]: row for row in result["rows"]}
     assert result["controller"] == "feedforward" and result["sequences_trained"] == 30_000
     assert result["training_options"] == {"zero_vector_percent": 10}
     assert rows["length 10"]["sequences_exact"] == 1.0
-    exact_120 = rows["length 120"]["sequences_exact"]
-    assert exact_120 == 1.0 if FEEDFORWARD.index(run) in (0, 1, 5, 6) else exact_120 < 1.0
+    exact_120, wrong = rows["length 120"]["sequences_exact"], FEEDFORWARD_120_WRONG[run]
+    if wrong == 0:
+        assert exact_120 == 1.0
+    elif wrong > 64:  # most of 256 wrong: some of these 8 are too
+        assert exact_120 < 1.0
 
 
 def test_copy_baseline_checkpoint_has_not_learned_copy():

@@ -14,12 +14,13 @@ CHECKPOINTS = Path(__file__).resolve().parents[2] / "docs" / "checkpoints"
 
 
 def test_smear_at_length_20_tells_the_length_120_failures() -> None:
-    # seed 0 copies length 120 exactly, seed 3 fails every such sequence (copy.md)
-    good, good_exact = smear(str(CHECKPOINTS / "copy-lstm-seed0"))
-    bad, bad_exact = smear(str(CHECKPOINTS / "copy-lstm-seed3"))
+    # the session-19 default: seed 0 copies length 120 exactly, seed 3 fails every such
+    # sequence (copy-weight-decay.md)
+    good, good_exact = smear(str(CHECKPOINTS / "copy-decay-lstm-seed0"))
+    bad, bad_exact = smear(str(CHECKPOINTS / "copy-decay-lstm-seed3"))
     assert good_exact == bad_exact == 1.0  # both copy length 20 without a bit error
     assert good > 0.9 and bad < 0.1  # measured: 0.996 and 0.013
-    _, bad_exact_120 = smear(str(CHECKPOINTS / "copy-lstm-seed3"), length=120, skip=10)
+    _, bad_exact_120 = smear(str(CHECKPOINTS / "copy-decay-lstm-seed3"), length=120, skip=10)
     assert bad_exact_120 == 0.0
 
 

@@ -165,16 +165,16 @@ def test_cli_flag_reaches_the_run(tmp_path, capsys, field):
 
 @pytest.mark.parametrize("field", PENALTIES)
 def test_they_start_at_penalty_from(tmp_path, field):
-    runs = {}
-    for name, kw in {"off": {field: 0.0}, "late": {field: 5.0, "penalty_from": 4},
+    runs, none = {}, dict.fromkeys(PENALTIES, 0.0)  # not the preset's (copy: the gate's)
+    for name, kw in {"off": {}, "late": {field: 5.0, "penalty_from": 4},
                      "from 2": {field: 5.0, "penalty_from": 2}}.items():  # fmt: skip
-        Trainer(tiny(tmp_path / name, steps=4, **kw)).run()
+        Trainer(tiny(tmp_path / name, steps=4, **{**none, **kw})).run()
         runs[name] = ckpt.load_checkpoint(tmp_path / name)
     assert same_weights(runs["off"], runs["late"])  # steps 0-3: before its first step
     assert not same_weights(runs["off"], runs["from 2"])
     with pytest.raises(UserError, match=r"penalty_from: expected a step >= 0, got -1"):
         tiny(tmp_path / "bad", penalty_from=-1).resolved()
-    c = tiny(tmp_path / "c", **{field: 0.1}, penalty_from=5000).resolved()
+    c = tiny(tmp_path / "c", **{**none, field: 0.1}, penalty_from=5000).resolved()
     assert f"target-phase {DESCRIBED[field]} 0.1, penalties from step 5000" in describe_schedule(c)
     assert "penalty_from" in APPLIED
     old = config_from_dict({"task": "copy", "controller": "lstm"}, "old.pt")

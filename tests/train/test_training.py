@@ -219,8 +219,11 @@ def test_copy_defaults_clip_the_norm_and_spikes_and_decay():
         10.0, 3.0, "cosine", 0, 10.0,
     )  # fmt: skip
     assert describe_schedule(c) == (
-        "cosine, clip |g| 10, clip |g| to 3x its mean, controller weight decay 0.3, clip g_i 10"
-    )
+        "cosine, clip |g| 10, clip |g| to 3x its mean, controller weight decay 0.3, "
+        "target-phase write-gate penalty 0.02, clip g_i 10"
+    )  # copy-gate-penalty.md: 0.02 for the LSTM, 0.05 for the feedforward controller
+    ff = TrainConfig(task="copy", controller="feedforward").resolved()
+    assert (ff.gate_penalty, ff.weight_decay, c.gate_penalty) == (0.05, 0.0, 0.02)
     other = TrainConfig(task="associative_recall").resolved()
     assert (other.clip_norm, other.clip_spike, other.lr_schedule) == (0.0, 0.0, "constant")
 
