@@ -106,7 +106,7 @@ def target_write_gate(gates: Tensor, batch: Batch) -> Tensor:
 
     A copy network that writes by content after the delimiter, with a key matching no row,
     spreads its writes over the whole memory and wipes unread rows of a long sequence; the
-    ones that keep the previous weighting generalise (docs/results/copy-write-penalty.md)."""
+    ones that keep the previous weighting generalise (docs/results/copy-gate-penalty.md)."""
     return (gates.sum(-1) * batch.mask).sum() / gates.shape[1]
 
 

@@ -141,7 +141,7 @@ def test_reference_history_is_the_trace_with_gradients():
     assert w.requires_grad and memory.requires_grad and not trace.read_weightings.requires_grad
     final = ref(x, lengths=lengths)[1].memory
     torch.testing.assert_close(memory[-1], final, rtol=0, atol=0)
-    active = torch.arange(5)[:, None] < lengths  # the trace keeps what ended rows computed
+    active = torch.arange(5)[:, None] < lengths  # cpu: the CPU op (the trace keeps ended rows)
     for name, value in heads._asdict().items():
         assert value.requires_grad, name
         want = getattr(trace, name) * active.view(5, 3, *[1] * (value.dim() - 2))
