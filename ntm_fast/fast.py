@@ -112,8 +112,9 @@ class FastNTM(ReferenceNTM):
         whole = self.backend == "native" and native_sequence.available(xt.device)
         if kernels is None or T == 0 or ((lengths is not None or history) and not whole):
             return super().forward(x, state, **per_step)
+        active = None  # (T, B): the steps before each sequence's length
         if lengths is not None:
-            self._check_lengths(lengths, T, B, xt.device)
+            active = self._check_lengths(lengths, T, B, xt.device)
             lengths = lengths.to(torch.int64)
         state_given = state
         state = self.initial_state(B) if state is None else self._check_state(state, B, xt)
@@ -149,8 +150,8 @@ class FastNTM(ReferenceNTM):
         w, mem, raw = (p[0] if len(p) == 1 else torch.cat(p) for p in zip(*pieces, strict=True))
         heads = self.layout.activate(raw.flatten(0, 1))
         heads = HeadParams(*(t.unflatten(0, (T, B)) for t in heads))
-        if lengths is not None:
-            heads = zero_ended(heads, torch.arange(T, device=xt.device)[:, None] < lengths)
+        if active is not None:
+            heads = zero_ended(heads, active)
         h = NTMHistory(w, mem, heads)
         return logits, state, h.batch_first() if self.batch_first else h
 

@@ -178,8 +178,9 @@ void sequence_backward(const SeqConfig& c, const std::vector<c10::optional<at::T
     T* draw_t = ptr(d_raw) + t * B * P;
     for (int64_t b = 0; b < B; ++b) heads_grad_row(c, raw_t + b * P, b, p, g, draw_t + b * P);
     for (int64_t b = 0; d_p_hist.defined() && b < B; ++b) {
+      if (!active(t, b)) continue;
       const T* dh = ptr(d_p_hist) + (t * B + b) * P;
-      for (int64_t i = 0; active(t, b) && i < P; ++i) draw_t[b * P + i] += dh[i];
+      for (int64_t i = 0; i < P; ++i) draw_t[b * P + i] += dh[i];
     }
     for (int64_t b = 0; b < B; ++b) std::copy_n(dout + b * CR, C, d_top.data() + b * C);
     gemm<T>(false, false, B, C, P, T(1), draw_t, P, ptr(w_heads), C, T(1), d_top.data(), C);
