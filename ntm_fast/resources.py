@@ -107,6 +107,7 @@ def estimate_training_bytes(
     steps: int,
     dtype: torch.dtype = torch.float32,
     optimizer_states: int = 3,
+    history: bool = False,
 ) -> dict[str, int]:
     """Bytes one training step (forward and backward over ``steps`` time steps) needs.
 
@@ -119,6 +120,8 @@ def estimate_training_bytes(
         dtype: the parameters' and memory's dtype.
         optimizer_states: the optimiser's buffers per parameter (3 for Graves's RMSProp,
             2 for Adam, 0 for plain SGD).
+        history: the forward returns ``history=True``'s weightings, memory and head
+            parameters (the training penalties): they and their gradients, per step.
 
     Returns:
         ``{"activations", "memory_state", "parameters", "total", "per_step"}`` in bytes;
@@ -139,6 +142,8 @@ def estimate_training_bytes(
 
     # saved tensors, plus the logits and backward's gradients of P and the pre-activations
     per_seq_step = saved_elements_per_step(c) + n_out + P + layers * (4 * C if lstm else C)
+    if history:  # NTMHistory's (H, N) weightings, (N, W) memory and P head parameters, x 2
+        per_seq_step += 2 * (H * N + N * W + P)
     params = 0
     for layer in range(layers):
         in_l = R * W if layer == 0 else C
@@ -194,6 +199,7 @@ def check_training_fits(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     optimizer_states: int = 3,
+    history: bool = False,
     headroom: float = 0.9,
     available: int | None = None,
 ) -> dict[str, int]:
@@ -209,6 +215,7 @@ def check_training_fits(
         steps=steps,
         dtype=dtype,
         optimizer_states=optimizer_states,
+        history=history,
     )
     if os.environ.get("NTM_FAST_SKIP_MEMORY_CHECK") == "1":
         return est

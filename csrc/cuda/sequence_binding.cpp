@@ -198,8 +198,11 @@ std::vector<at::Tensor> backward(const SeqConfig& c,
   const at::Tensor d_m_hist = history_grad(5 + c.n_state());
   const size_t ip = static_cast<size_t>(6 + c.n_state());
   const bool p_given = ip < gr.size() && gr[ip].has_value() && gr[ip]->defined();
-  // A copy, as the driver masks it in place.
-  const at::Tensor d_p_hist = p_given ? gr[ip]->clone(at::MemoryFormat::Contiguous) : at::Tensor();
+  // With lengths the driver zeroes its finished rows in place, so it gets a copy; without,
+  // it only reads it.
+  const at::Tensor d_p_hist = !p_given        ? at::Tensor()
+                              : len.defined() ? gr[ip]->clone(at::MemoryFormat::Contiguous)
+                                              : gr[ip]->contiguous();
   at::Tensor d_x = new_output({Ts, B, c.F}, opt);
   std::vector<at::Tensor> d_wi(L), d_whh(L), d_b(L), d_b2(L), inp(L), act(L), cells(L);
   for (int64_t l = 0; l < L; ++l) {

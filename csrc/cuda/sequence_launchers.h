@@ -151,8 +151,8 @@ struct SeqBwdArgs {
   // place; the state ones become the gradients of the initial state.
   T *d_logits, *d_mem, *d_reads, *d_w, *d_h, *d_c;
   const T *d_w_hist, *d_m_hist;  // the histories' gradients (history=True), or null
-  T* d_p_hist;  // the raw head-parameter history's (T, B, P), or null; owned: rows past a
-                // sequence's end are zeroed in place (a finished row's step computes nothing)
+  T* d_p_hist;  // the raw head-parameter history's (T, B, P), or null; with lengths owned:
+                // rows past a sequence's end are zeroed in place (a finished row computes nothing)
   T* d_x;
   T* const* d_wi;   // per layer (G, in_full): layer 0's includes x's columns
   T* const* d_whh;  // LSTM: per layer (G, C)

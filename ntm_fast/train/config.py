@@ -261,12 +261,10 @@ def learning_rate(c: TrainConfig, step: int) -> float:
     return c.lr
 
 
-def penalties(c: TrainConfig, step: int) -> tuple[float, float, float]:
-    """``(write, read, gate)`` penalties of step ``step``: 0 before ``penalty_from`` (the
-    network learns the task first)."""
-    if step < c.penalty_from:
-        return 0.0, 0.0, 0.0
-    return c.write_penalty, c.read_penalty, c.gate_penalty
+def penalties(c: TrainConfig, step: int) -> dict[str, float]:
+    """Each penalty of :data:`PENALTIES` at step ``step`` (keyword arguments of
+    ``objective.batch_loss``): 0 before ``penalty_from`` (the network learns the task first)."""
+    return {name: getattr(c, name) if step >= c.penalty_from else 0.0 for name in PENALTIES}
 
 
 def default_run_dir(c: TrainConfig) -> str:

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..resources import check_training_fits
+from .config_checks import PENALTIES
 from .optim import GravesRMSprop
 from .tasks import Batch, make_task
 
@@ -36,7 +37,7 @@ def batch_loss(
     net: torch.nn.Module,
     model: torch.nn.Module,
     batch: Batch,
-    write_penalty: float,
+    write_penalty: float = 0.0,
     read_penalty: float = 0.0,
     gate_penalty: float = 0.0,
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -129,4 +130,5 @@ def check_task_fits(model_config: dict[str, Any], config: Any, device: torch.dev
         steps=steps,
         device=device,
         optimizer_states=3 if config.optimizer == "rmsprop" else 2,
+        history=any(getattr(config, name) for name in PENALTIES),  # batch_loss's history=True
     )

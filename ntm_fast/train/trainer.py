@@ -263,7 +263,7 @@ class Trainer:
         """One optimiser step on a fresh batch; no host sync."""
         c = self.config
         batch = Batch(*(t.to(self.device) for t in self.task.sample(c.batch_size)))
-        loss, cost, errors = batch_loss(self.net, self.model, batch, *penalties(c, self.step))
+        loss, cost, errors = batch_loss(self.net, self.model, batch, **penalties(c, self.step))
         if self.flat:
             self.flat.zero_grad()
         else:

@@ -15,7 +15,7 @@ from ntm_fast import FastNTM, ReferenceNTM
 from ntm_fast.train import Trainer, UserError
 from ntm_fast.train import checkpoint as ckpt
 from ntm_fast.train.cli import main
-from ntm_fast.train.config import APPLIED, config_from_dict, describe_schedule
+from ntm_fast.train.config import APPLIED, config_from_dict, describe_schedule, penalties
 from ntm_fast.train.config_checks import PENALTIES
 from ntm_fast.train.objective import (
     batch_loss,
@@ -72,16 +72,16 @@ def _pair(controller: str, read_heads: int = 1):
 
 @pytest.mark.parametrize("controller", ["lstm", "feedforward"])
 @pytest.mark.parametrize(
-    "penalties", [(0.5, 0.0, 0.0), (0.0, 0.5, 0.0), (0.0, 0.0, 0.5), (0.5, 2.0, 0.3)], ids=str
+    "mix", [(0.5, 0.0, 0.0), (0.0, 0.5, 0.0), (0.0, 0.0, 0.5), (0.5, 2.0, 0.3)], ids=str
 )
-def test_fast_loss_and_gradients_equal_the_reference(controller, penalties):
+def test_fast_loss_and_gradients_equal_the_reference(controller, mix):
     ref, fast = _pair(controller, read_heads=2)  # two read heads: the history's first two
     task = make_task("copy", 3, max_length=5)
     batch = Batch(*(t.double() if t.is_floating_point() else t for t in task.sample(4)))
     results = []
     for model in (ref, fast):
         model.zero_grad()
-        loss, cost, _ = batch_loss(model, model, batch, *penalties)
+        loss, cost, _ = batch_loss(model, model, batch, **dict(zip(PENALTIES, mix, strict=True)))
         loss.backward()
         results.append((loss, cost, [p.grad for p in model.parameters()]))
     (r_loss, r_cost, r_grads), (f_loss, f_cost, f_grads) = results
@@ -90,7 +90,7 @@ def test_fast_loss_and_gradients_equal_the_reference(controller, penalties):
     torch.testing.assert_close(f_cost, r_cost, rtol=1e-10, atol=1e-10)
     for a, b in zip(f_grads, r_grads, strict=True):  # float64: both exact to rounding
         torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
-    if penalties[0]:  # its gradient reaches the initial memory (its change from step 0 counts)
+    if mix[0]:  # its gradient reaches the initial memory (its change from step 0 counts)
         assert ref.memory_bias.grad.abs().sum() > 0
 
 
@@ -177,6 +177,8 @@ def test_they_start_at_penalty_from(tmp_path, field):
     c = tiny(tmp_path / "c", **{**none, field: 0.1}, penalty_from=5000).resolved()
     assert f"target-phase {DESCRIBED[field]} 0.1, penalties from step 5000" in describe_schedule(c)
     assert "penalty_from" in APPLIED
+    assert penalties(c, 4999) == dict.fromkeys(PENALTIES, 0.0)  # batch_loss's keywords
+    assert penalties(c, 5000) == {**none, field: 0.1}
     old = config_from_dict({"task": "copy", "controller": "lstm"}, "old.pt")
     assert old.penalty_from == 0
 

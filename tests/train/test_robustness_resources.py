@@ -6,6 +6,7 @@ import time
 
 import pytest
 import torch
+from tiny_run import tiny
 
 from ntm_fast import FastNTM, ReferenceNTM
 from ntm_fast.resources import (
@@ -14,6 +15,8 @@ from ntm_fast.resources import (
     check_training_fits,
     estimate_training_bytes,
 )
+from ntm_fast.train import objective
+from ntm_fast.train.config_checks import PENALTIES
 
 HUGE = dict(input_size=9, output_size=8, memory_slots=65536, memory_width=1024)
 
@@ -97,6 +100,27 @@ def test_estimate_bounds_what_the_fused_path_saves():
     est = estimate_training_bytes(m, batch_size=B, steps=T)
     assert saved * 4 <= est["activations"] + est["memory_state"]
     assert est["activations"] <= 3 * saved * 4  # and is not wildly pessimistic
+
+
+def test_history_and_its_gradient_are_counted():
+    cfg = dict(memory_slots=16, memory_width=6, controller_size=8, read_heads=2, write_heads=2)
+    m = FastNTM(5, 4, **cfg)
+    B, T = 3, 7
+    _, _, h = m(torch.rand(T, B, 5), history=True)
+    elements = h.weightings.numel() + h.memory.numel() + sum(t.numel() for t in h.heads)
+    plain = estimate_training_bytes(m, batch_size=B, steps=T)
+    more = estimate_training_bytes(m, batch_size=B, steps=T, history=True)
+    assert more["activations"] - plain["activations"] == 2 * elements * 4  # float32
+    assert more["total"] - plain["total"] == 2 * elements * 4
+
+
+@pytest.mark.parametrize("penalty", [None, *PENALTIES])
+def test_a_penalised_run_is_checked_with_its_history(tmp_path, monkeypatch, penalty):
+    seen = {}
+    monkeypatch.setattr(objective, "check_training_fits", lambda *a, **kw: seen.update(kw))
+    c = tiny(tmp_path, **{**dict.fromkeys(PENALTIES, 0.0), **({penalty: 0.1} if penalty else {})})
+    objective.check_task_fits(dict(input_size=9, output_size=8), c, torch.device("cpu"))
+    assert seen["history"] is (penalty is not None)  # batch_loss asks for history=True
 
 
 def test_training_command_refuses_a_step_that_cannot_fit(tmp_path, capsys):
