@@ -7,7 +7,10 @@ the end marker fails. ``ntm-fast eval`` gives one number for 10 x 20; this tool 
   repeats for K = 10 .. max, and the largest K copied within ``--within`` (default 1%);
 * ``--per-repeat K``: the copy-bit error of each repeat of a length x K sequence, and with
   ``--count-as K2`` the same sequences with the count input of K2 repeats (the targets stay
-  K repeats): whether the out-of-range count input, not the counting, breaks the copy.
+  K repeats): whether the out-of-range count input, not the counting, breaks the copy;
+* ``--marker K``: when the end marker of a length x K sequence fires, in repeats from the
+  right step (how many sequences at each offset): a whole number of repeats early is a
+  miscount, a fraction a marker that does not wait for the end of a repeat.
 
 Copy bits only (channels ``0..bits-1`` of the copy steps); the end marker is ``ntm-fast
 eval``'s "marker" column. Sequences have one length (``--length``) so repeat r is steps
@@ -16,11 +19,13 @@ eval``'s "marker" column. Sequences have one length (``--length``) so repeat r i
     python -m tools.repeat_beyond docs/checkpoints/repeat-copy-lstm-seed*
     python -m tools.repeat_beyond docs/checkpoints/repeat-copy-lstm-seed4 \
         --per-repeat 20 --count-as 12
+    python -m tools.repeat_beyond docs/checkpoints/repeat-copy-lstm-seed* --length 20 --marker 10
 """
 
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +73,17 @@ def with_count_input(batch: Batch, task_config: dict[str, Any], length: int, cou
     return batch._replace(inputs=inputs)
 
 
+@torch.no_grad()
+def marker_offsets(model: nn.Module, batch: Batch, length: int, bits: int) -> list[float | None]:
+    """For each sequence, when the end marker (channel ``bits``) first fires after the
+    delimiter, in repeats from the right step (the target's): -1.0 = one whole repeat early;
+    None where it never fires."""
+    fired = model(batch.inputs)[0][length + 1 :, :, bits] > 0
+    right = batch.targets[length + 1 :, :, bits].argmax(0)
+    return [(float(fired[:, b].float().argmax() - right[b]) / length if fired[:, b].any()
+             else None) for b in range(fired.shape[1])]  # fmt: skip
+
+
 def errors_by_repeats(
     model: nn.Module,
     task_config: dict[str, Any],
@@ -106,15 +122,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--within", type=float, default=0.01, help="copy-bit error counted as copied")
     p.add_argument("--per-repeat", type=int, metavar="K", help="each repeat's errors, length x K")
     p.add_argument("--count-as", type=int, metavar="K2", help="with --per-repeat: K2's count")
+    p.add_argument("--marker", type=int, metavar="K", help="when the end marker fires, length x K")
     p.add_argument("--seed", type=int, default=4321)
     a = p.parse_args(argv)
     if a.count_as is not None and a.per_repeat is None:
         p.error("--count-as: needs --per-repeat K (the sequences it re-counts)")
+    if a.marker is not None and a.per_repeat is not None:
+        p.error("--marker: a table of its own; leave out --per-repeat")
     if a.max_repeats < 10:
         p.error(f"--max-repeats: expected >= 10 (the table starts at 10), got {a.max_repeats}")
     torch.set_num_threads(1)
     counts = list(range(10, a.max_repeats + 1))
-    if a.per_repeat is None:
+    if a.per_repeat is None and a.marker is None:
         print("copy-bit error (%) over all K repeats, length", a.length, "| K =", *counts)
     for ck in a.checkpoints:
         path = Path(ck) / "checkpoint.pt" if Path(ck).is_dir() else Path(ck)
@@ -122,6 +141,15 @@ def main(argv: list[str] | None = None) -> None:
         model.eval()
         config = state["task_config"]
         name = path.parent.name
+        if a.marker is not None:
+            batch = sample(config, a.length, a.marker, a.sequences, a.seed)
+            offsets = Counter(o if o is None else round(o, 1) for o in
+                              marker_offsets(model, batch, a.length, config["bits"]))  # fmt: skip
+            shown = sorted(offsets.items(), key=lambda kv: (kv[0] is None, kv[0] or 0.0))
+            cells = [f"{'never' if o is None else f'{o:+g}'}: {n}" for o, n in shown]
+            where = f"end marker of {a.length} x {a.marker}, repeats from the right step:"
+            print(name, where, ", ".join(cells))
+            continue
         if a.per_repeat is None:
             errs = errors_by_repeats(model, config, a.length, counts, a.sequences, a.seed)
             best = largest_within(counts, errs, a.within)

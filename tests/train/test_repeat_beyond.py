@@ -15,6 +15,7 @@ from tools.repeat_beyond import (
     errors_by_repeats,
     largest_within,
     main,
+    marker_offsets,
     per_repeat_errors,
     sample,
     with_count_input,
@@ -29,9 +30,9 @@ class Copier(nn.Module):
     """Copies the sequence as many times as its count input says (at most ``limit``), from
     the inputs alone: a stand-in for a trained net whose per-repeat errors are known."""
 
-    def __init__(self, limit: int = 1000) -> None:
+    def __init__(self, limit: int = 1000, marker: bool = False) -> None:
         super().__init__()
-        self.limit = limit
+        self.limit, self.marker = limit, marker
 
     def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor]:
         T, B, _ = inputs.shape
@@ -42,6 +43,8 @@ class Copier(nn.Module):
             k = min(round(z * CONFIG["count_std"] + CONFIG["count_mean"]), self.limit)
             for t in range(L + 1, min(L + 1 + L * k, T)):
                 out[t, b, :BITS] = 20 * inputs[(t - L - 1) % L, b, :BITS] - 10
+            if self.marker and L + 1 + L * k < T:  # the end marker after its k repeats
+                out[L + 1 + L * k, b, BITS] = 10.0
         return (out,)
 
 
@@ -77,6 +80,14 @@ def test_errors_by_repeats_and_largest_within() -> None:
     assert largest_within([10, 11], [0.02, 0.0], 0.01) is None
 
 
+def test_marker_offsets_count_whole_repeats_early() -> None:
+    batch = sample(CONFIG, 4, 10, 6, seed=2)
+    assert marker_offsets(Copier(marker=True), batch, 4, BITS) == [0.0] * 6
+    assert marker_offsets(Copier(limit=9, marker=True), batch, 4, BITS) == [-1.0] * 6
+    assert marker_offsets(Copier(limit=8, marker=True), batch, 4, BITS) == [-2.0] * 6
+    assert marker_offsets(Copier(), batch, 4, BITS) == [None] * 6  # it never fires
+
+
 def test_refuses_other_tasks_and_bad_sizes() -> None:
     with pytest.raises(ValueError, match="repeat_copy"):
         sample({"name": "copy"}, 5, 5, 4, 0)
@@ -86,7 +97,11 @@ def test_refuses_other_tasks_and_bad_sizes() -> None:
 
 @pytest.mark.parametrize(
     ("args", "named"),
-    [(["--count-as", "12"], "--count-as"), (["--max-repeats", "9"], "--max-repeats")],
+    [
+        (["--count-as", "12"], "--count-as"),
+        (["--max-repeats", "9"], "--max-repeats"),
+        (["--marker", "10", "--per-repeat", "10"], "--marker"),
+    ],
 )
 def test_cli_refuses_flags_it_would_ignore(
     args: list[str], named: str, capsys: pytest.CaptureFixture[str]
@@ -103,3 +118,15 @@ def test_committed_networks_copy_past_ten_repeats_not_twenty(name: str) -> None:
     state, model = load_model(ROOT / "docs" / "checkpoints" / name / "checkpoint.pt")
     errs = errors_by_repeats(model.eval(), state["task_config"], 10, [11, 20], 32, 4321)
     assert errs[0] < 0.01 and errs[1] > 0.05
+
+
+def test_committed_networks_end_length_20_by_whole_repeats() -> None:
+    """docs/results/repeat-copy-more-repeats.md: at 20 x 10 seed 5 fires the end marker one
+    whole repeat early (64 of 64 sequences), seed 4 on time (61 of 64; the rest never)."""
+    offsets = {}
+    for seed in (4, 5):
+        path = ROOT / "docs" / "checkpoints" / f"repeat-copy-lstm-seed{seed}" / "checkpoint.pt"
+        state, model = load_model(path)
+        batch = sample(state["task_config"], 20, 10, 32, 4321)
+        offsets[seed] = marker_offsets(model.eval(), batch, 20, state["task_config"]["bits"])
+    assert offsets[4].count(0.0) >= 26 and offsets[5].count(-1.0) >= 28  # 29 and 32 of 32
