@@ -59,6 +59,7 @@ class ReferenceNTM(nn.Module):
             (the paper's single scalar read as the lower bound of a width-one uniform).
         batch_first: inputs and logits are `(B, T, F)` instead of `(T, B, F)`.
         memory_init: ``"per_slot"`` (a learned initial row per slot) or ``"shared"``.
+        forget_bias: added to the LSTM controller's forget-gate biases at initialisation.
 
     Example::
 
@@ -83,6 +84,7 @@ class ReferenceNTM(nn.Module):
         shift_mode: str = "softmax",
         batch_first: bool = False,
         memory_init: str = "per_slot",
+        forget_bias: float = 0.0,
     ) -> None:
         super().__init__()
         self.config = dict(
@@ -91,6 +93,7 @@ class ReferenceNTM(nn.Module):
             controller=controller, controller_size=controller_size,
             controller_layers=controller_layers, shift_range=shift_range,
             shift_mode=shift_mode, batch_first=batch_first, memory_init=memory_init,
+            forget_bias=forget_bias,
         )  # fmt: skip
         """The constructor arguments, so an equal module can be rebuilt (checkpoints, FastNTM)."""
         self.input_size = positive("input_size", input_size)
@@ -115,7 +118,7 @@ class ReferenceNTM(nn.Module):
         self.batch_first = batch_first
 
         ctrl_cls = LSTMController if controller == "lstm" else FeedforwardController
-        self.controller = ctrl_cls(input_size + R * W, C, self.controller_layers)
+        self.controller = ctrl_cls(input_size + R * W, C, self.controller_layers, forget_bias)
         self.layout = HeadLayout(R, Hw, W, shift_range, shift_mode)
         self.heads = nn.Linear(C, self.layout.total)
         self.output = nn.Linear(C + R * W, output_size)

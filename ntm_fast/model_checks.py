@@ -5,6 +5,7 @@ expected, in the message style of :mod:`ntm_fast.validation`."""
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -30,6 +31,16 @@ def positive(name: str, value: object, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
     return value
+
+
+def finite(name: str, value: object) -> float:
+    """``value`` as a float if it is a finite real number (bool refused), else TypeError or
+    ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value}")
+    return float(value)
 
 
 def one_of(name: str, value: object, options: tuple[str, ...]) -> str:

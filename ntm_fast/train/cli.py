@@ -17,7 +17,14 @@ from typing import Any
 
 from . import distributed
 from .checkpoint import CheckpointError
-from .cli_types import key_value, non_negative_int, positive_float, positive_int, task_name
+from .cli_types import (
+    finite_float,
+    key_value,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    task_name,
+)
 from .config import LR_SCHEDULES, TrainConfig, UserError
 from .config_checks import PENALTIES
 from .evaluate import default_json_path, evaluate, format_table, write_result
@@ -115,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--heads", type=positive_int, help="read heads = write heads (override)")
     for flag in _MODEL_FLAGS:
         t.add_argument("--" + flag.replace("_", "-"), type=positive_int, help="model size override")
+    t.add_argument(
+        "--forget-bias",
+        type=finite_float,
+        help="added to the LSTM controller's forget-gate biases at initialisation (default: "
+        "preset's; docs/results/copy-forget-bias.md)",
+    )
     t.add_argument(
         "--memory-init",
         choices=("per_slot", "shared"),
@@ -233,7 +246,7 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
     model: dict[str, Any] = {}
     if args.heads:
         model.update(read_heads=args.heads, write_heads=args.heads)
-    for key in (*_MODEL_FLAGS, "memory_init"):
+    for key in (*_MODEL_FLAGS, "memory_init", "forget_bias"):
         if getattr(args, key) is not None:
             model[key] = getattr(args, key)
     if model:

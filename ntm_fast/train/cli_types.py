@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from .tasks import TASKS
 
@@ -35,11 +36,18 @@ def non_negative_int(value: str) -> int:
     return int_at_least(value, 0)
 
 
-def positive_float(value: str) -> float:
+def finite_float(value: str) -> float:
     try:
         v = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {v}")
+    return v
+
+
+def positive_float(value: str) -> float:
+    v = finite_float(value)
     if not v > 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {v}")
     return v

@@ -1,5 +1,6 @@
 """The committed copy checkpoints (docs/results/copy.md, copy-blanked-vectors.md,
-copy-weight-decay.md, copy-gate-penalty.md) still load and still copy as documented: the LSTM
+copy-weight-decay.md, copy-gate-penalty.md, copy-forget-bias.md) still load and still copy as
+documented: the LSTM
 default and its earlier ones, the LSTM trained with blanked vectors, the feedforward default
 and its earlier one, and the LSTM baseline."""
 
@@ -7,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from ntm_fast.train.checkpoint import load_checkpoint
 from ntm_fast.train.evaluate import evaluate, format_table
 
 CHECKPOINTS = Path(__file__).parents[2] / "docs" / "checkpoints"
-RUNS = sorted(CHECKPOINTS.glob("copy-lstm-seed*"))  # the default command (session 22)
+RUNS = sorted(CHECKPOINTS.glob("copy-lstm-seed*"))  # the default command (session 23)
+GATE = sorted(CHECKPOINTS.glob("copy-gate-lstm-seed*"))  # the default of session 22
 DECAY = sorted(CHECKPOINTS.glob("copy-decay-lstm-seed*"))  # the default of sessions 19-21
 BLANKED_5K = sorted(CHECKPOINTS.glob("copy-blanked5k-lstm-seed*"))  # the default of sessions 17-18
 FAIR = sorted(CHECKPOINTS.glob("copy-fair-lstm-seed*"))  # the default of sessions 5-16
@@ -19,7 +22,7 @@ ZEROS = sorted(CHECKPOINTS.glob("copy-zeros10-lstm-seed*"))  # --task-arg zero_v
 TRAINED_WITH = {
     **{
         r.name: {"zero_vector_percent": 10, "zero_vector_until": 5000}
-        for r in RUNS + DECAY + BLANKED_5K
+        for r in RUNS + GATE + DECAY + BLANKED_5K
     },
     **{run.name: {"zero_vector_percent": 10} for run in ZEROS},
 }
@@ -30,13 +33,16 @@ LENGTH_120_ERRORS = {"copy-zeros10-lstm-seed2": 38.0, "copy-blanked5k-lstm-seed2
 
 def test_the_four_copy_runs_of_each_default_are_there():
     assert [r.name for r in RUNS] == [f"copy-lstm-seed{s}" for s in range(4)]
+    assert [r.name for r in GATE] == [f"copy-gate-lstm-seed{s}" for s in range(4)]
     assert [r.name for r in DECAY] == [f"copy-decay-lstm-seed{s}" for s in range(4)]
     assert [r.name for r in BLANKED_5K] == [f"copy-blanked5k-lstm-seed{s}" for s in range(4)]
     assert [r.name for r in FAIR] == [f"copy-fair-lstm-seed{s}" for s in range(4)]
     assert [r.name for r in ZEROS] == [f"copy-zeros10-lstm-seed{s}" for s in range(4)]
 
 
-@pytest.mark.parametrize("run", RUNS + DECAY + BLANKED_5K + FAIR + ZEROS, ids=lambda r: r.name)
+@pytest.mark.parametrize(
+    "run", RUNS + GATE + DECAY + BLANKED_5K + FAIR + ZEROS, ids=lambda r: r.name
+)
 def test_copy_checkpoint_evaluates_as_documented(run):
     result = evaluate(run, batches=1, batch_size=8, write=False)
     rows = {row["setting"]: row for row in result["rows"]}
@@ -92,3 +98,11 @@ def test_copy_baseline_checkpoint_has_not_learned_copy():
 
 # results/ngrams.md: 1.93, 2.02 and 2.40 bits above the optimal estimator on 1,000 sequences
 # (seeds 0, 2, 3); the bounds leave room for the 64 used here (standard error ~0.45 bits)
+
+
+def test_the_default_has_the_forget_bias_and_the_one_before_not():
+    """copy-forget-bias.md: the default since session 23 adds 1 to the LSTM's forget-gate
+    biases at initialisation; session 22's (the same recipe otherwise) did not."""
+    for run, bias in [*((r, 1.0) for r in RUNS), *((r, 0.0) for r in GATE)]:
+        config = load_checkpoint(run)["model_config"]
+        assert config.get("forget_bias", 0.0) == bias, run.name

@@ -65,16 +65,19 @@ def test_a_blanked_start_keeps_the_zero_vector() -> None:
 
 
 def test_the_lstm_defaults_copy_zero_vector_sequences() -> None:
-    """copy-weight-decay.md, copy-gate-penalty.md: the default of sessions 19-21 (the blanked
-    start and weight decay on the controller) misses none of 12,000 zero-vector probe
-    sequences; the default since session 22 (with the write-gate penalty) 32 (0, 9, 3 and 20
-    per seed, 0.27%). 600 each here (a fixed stream): the new ones miss 4 (~6 expected), the
-    old none; a network failing as often as the fair-bit default (0.8%) would miss ~20."""
-    old = probe([str(CHECKPOINTS / f"copy-decay-lstm-seed{s}") for s in range(4)], 100)
-    new = probe([str(CHECKPOINTS / f"copy-lstm-seed{s}") for s in range(4)], 100)
-    assert sum(zeros for zeros, _, _ in old.values()) <= 1
-    assert sum(zeros for zeros, _, _ in new.values()) <= 10
-    assert all(ones == 0 for _, ones, _ in [*old.values(), *new.values()])
+    """copy-weight-decay.md, copy-gate-penalty.md, copy-forget-bias.md: the default of sessions
+    19-21 (the blanked start and weight decay on the controller) misses none of 12,000
+    zero-vector probe sequences; session 22's (with the write-gate penalty) 32 (0, 9, 3 and 20
+    per seed, 0.27%); the default since session 23 (the forget-gate bias too) none. 600 each
+    here (a fixed stream): session 22's miss 4 (~6 expected), the others none; a network
+    failing as often as the fair-bit default (0.8%) would miss ~20."""
+    names = ("copy-decay-lstm-seed", "copy-gate-lstm-seed", "copy-lstm-seed")
+    runs = {name: [str(CHECKPOINTS / f"{name}{s}") for s in range(4)] for name in names}
+    found = {name: probe(paths, 100) for name, paths in runs.items()}
+    missed = {name: sum(zeros for zeros, _, _ in r.values()) for name, r in found.items()}
+    assert missed["copy-decay-lstm-seed"] <= 1 and missed["copy-lstm-seed"] <= 1
+    assert missed["copy-gate-lstm-seed"] <= 10
+    assert all(ones == 0 for r in found.values() for _, ones, _ in r.values())
 
 
 @pytest.mark.parametrize("name", ["copy-ff-seed", "copy-ff-nogate-seed"])
