@@ -65,6 +65,9 @@ def print_header(t: Trainer, resume: bool) -> None:
     options = task_options({"name": c.task, **t.task.config()})
     if options:  # trained on other than the task's defaults (--task-arg): say so
         print("task: " + ", ".join(f"{k}={v}" for k, v in options.items()), file=sys.stderr)
+    if t.model_config.get("forget_bias") and not resume:  # an initialisation: fresh runs only
+        print(f"model: LSTM forget-gate biases started {t.model_config['forget_bias']:+g} "
+              "from torch's draw", file=sys.stderr)  # fmt: skip
     if resume:
         changed = "; changed: " + ", ".join(t.resume_changes) if t.resume_changes else ""
         began = f" (a run started from the weights of {c.init_from})" if c.init_from else ""

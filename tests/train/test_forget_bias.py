@@ -77,6 +77,11 @@ def test_the_training_flag_reaches_the_checkpoint(tmp_path, capsys):
     assert main(["train", "copy", *CLI, "--steps", "1", "--forget-bias", "0.75",
                  "--out", str(out)]) == 0  # fmt: skip
     assert load_checkpoint(out)["model_config"]["forget_bias"] == 0.75
+    assert "model: LSTM forget-gate biases started +0.75 from torch's draw" in (
+        capsys.readouterr().err
+    )
+    assert main(["train", "copy", *CLI, "--steps", "2", "--resume", "--out", str(out)]) == 0
+    assert "forget-gate" not in capsys.readouterr().err  # an initialisation: not on resume
     _, model = load_model(out)  # rebuilt from its config, then its weights loaded
     assert model.config["forget_bias"] == 0.75
 
