@@ -65,7 +65,7 @@ def print_header(t: Trainer, resume: bool) -> None:
     options = task_options({"name": c.task, **t.task.config()})
     if options:  # trained on other than the task's defaults (--task-arg): say so
         print("task: " + ", ".join(f"{k}={v}" for k, v in options.items()), file=sys.stderr)
-    if t.model_config.get("forget_bias") and not resume:  # an initialisation: fresh runs only
+    if t.model_config.get("forget_bias") and not resume and t.warm_start is None:  # fresh init
         print(f"model: LSTM forget-gate biases started {t.model_config['forget_bias']:+g} "
               "from torch's draw", file=sys.stderr)  # fmt: skip
     if resume:

@@ -77,7 +77,7 @@ _BASELINE = {  # Table 3: (layers, hidden, learning rate, paper #parameters)
 _MEMORY_INIT = {"repeat_copy": "shared"}
 # Added to the LSTM controller's forget-gate biases at initialisation (0: torch's draw alone).
 # Copy: over seeds 0-31 no loss spike after converging in 29 (without: 23) and that with length
-# 120 exact in 26 (21), at the same speed (docs/results/copy-forget-bias.md, session 23).
+# 120 exact in 28 (21), at the same speed (docs/results/copy-forget-bias.md, session 23).
 _FORGET_BIAS: dict[tuple[str, str], float] = {("copy", "lstm"): 1.0}
 _SMALL_BATCH = dict(optimizer="rmsprop", lr=3e-4, batch_size=2, clip_norm=10.0, clip_spike=3.0)
 _CPU_DEFAULTS: dict[str, dict[str, Any]] = {

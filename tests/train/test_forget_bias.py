@@ -82,6 +82,10 @@ def test_the_training_flag_reaches_the_checkpoint(tmp_path, capsys):
     )
     assert main(["train", "copy", *CLI, "--steps", "2", "--resume", "--out", str(out)]) == 0
     assert "forget-gate" not in capsys.readouterr().err  # an initialisation: not on resume
+    warm = tmp_path / "warm"  # nor when the weights come from another run
+    assert main(["train", "copy", *CLI, "--steps", "1", "--init-from", str(out),
+                 "--out", str(warm)]) == 0  # fmt: skip
+    assert "forget-gate" not in capsys.readouterr().err
     _, model = load_model(out)  # rebuilt from its config, then its weights loaded
     assert model.config["forget_bias"] == 0.75
 
