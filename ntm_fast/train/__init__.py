@@ -17,19 +17,9 @@ except ImportError as exc:
         'the core library does not: install its extras with pip install "ntm_fast[train]"'
     ) from exc
 
+from .schedule import LR_SCHEDULES, describe_schedule, learning_rate
 from .stages import train
-from .trainer import (
-    CSV_FIELDS,
-    LN2,
-    LR_SCHEDULES,
-    NonFiniteError,
-    TrainConfig,
-    Trainer,
-    UserError,
-    describe_schedule,
-    learning_rate,
-    sequence_cost,
-)
+from .trainer import CSV_FIELDS, LN2, NonFiniteError, TrainConfig, Trainer, UserError, sequence_cost
 
 __all__ = [
     "CSV_FIELDS", "LN2", "LR_SCHEDULES", "NonFiniteError", "TrainConfig", "Trainer",

@@ -25,12 +25,13 @@ from .cli_types import (
     positive_int,
     task_name,
 )
-from .config import LR_SCHEDULES, TrainConfig, UserError
+from .config import TrainConfig, UserError
 from .config_checks import PENALTIES
 from .evaluate import default_json_path, evaluate, format_table, write_result
 from .plotting import plot_runs
 from .presets import CONTROLLERS
 from .rundir import describe_os_error, dumps
+from .schedule import LR_SCHEDULES
 from .stages import train
 from .stopping import EXIT_CODES
 from .tasks import TASKS
@@ -148,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(0: none; default: preset's; docs/training-continue.md)",
     )
     t.add_argument(
+        "--no-phases",
+        action="store_true",
+        help="train at --lr, --lr-schedule and --batch-size throughout, without the preset's "
+        "phases (where they change within the run; training.md)",
+    )
+    t.add_argument(
         "--init-from",
         metavar="CHECKPOINT",
         help="start a new run from this checkpoint's model (file or run directory; same task "
@@ -253,6 +260,8 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
         given["model_overrides"] = model
     if args.task_arg:
         given["task_overrides"] = dict(args.task_arg)
+    if args.no_phases:
+        given["phases"] = []
     return given
 
 

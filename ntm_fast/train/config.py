@@ -1,13 +1,14 @@
-"""What a training run is defined by: :class:`TrainConfig`, the learning-rate schedule, and
-which settings a resumed run may change.
+"""What a training run is defined by: :class:`TrainConfig` (each step's schedule:
+:mod:`.schedule`), and which settings a resumed run may change.
 
 A resumed run continues under the configuration stored in its checkpoint. Given again with
 ``--resume``, settings that do not change what is computed (how long to train, how often to
 log and checkpoint, threads, device, backend, progress bar, figures) are applied; so are the
-learning rate, its schedule, the clipping and the batch size, which are read afresh at every
-step (the run's first line says what changed). The model, task, seed and optimiser cannot
-change: given with a value different from the run's, they are refused with a message naming
-the flags (:func:`apply_resume_overrides`), instead of being silently ignored.
+learning rate, its schedule, the clipping, the batch size and the phases (``--no-phases``),
+which are read afresh at every step (the run's first line says what changed). The model,
+task, seed and optimiser cannot change: given with a value different from the run's, they
+are refused with a message naming the flags (:func:`apply_resume_overrides`), instead of
+being silently ignored.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ import torch
 from .config_checks import PENALTIES, check_regularisers, resolve_train_slots
 from .errors import UserError
 from .presets import CONTROLLERS, preset
-
-LR_SCHEDULES = ("constant", "cosine")
+from .schedule import LR_SCHEDULES, check_phases
 
 
 @dataclass
@@ -35,7 +35,8 @@ class TrainConfig:
     model's (it is evaluated with its own; docs/training-memory.md); 0 means the model's.
     ``init_from``: a checkpoint whose model (configuration and weights) the run starts from
     (:mod:`ntm_fast.train.warm_start`). ``finish_steps``: the steps of the preset's finishing
-    stage after this run (:mod:`ntm_fast.train.stages`; 0: none).
+    stage after this run (:mod:`ntm_fast.train.stages`; 0: none). ``phases``: where lr, its
+    schedule and the batch size change within the run (:mod:`ntm_fast.train.phases`; [] none).
     ``model_overrides`` / ``task_overrides`` change preset sizes (e.g. a tiny test model);
     ``task_overrides`` go over the preset's own task settings (its ``task_args``).
     """
@@ -68,6 +69,7 @@ class TrainConfig:
     train_memory_slots: int | None = None
     init_from: str | None = None
     finish_steps: int | None = None
+    phases: list[dict[str, Any]] | None = None
     model_overrides: dict[str, Any] = field(default_factory=dict)
     task_overrides: dict[str, Any] = field(default_factory=dict)
     plots: bool = True
@@ -99,6 +101,7 @@ class TrainConfig:
         c.train_memory_slots = resolve_train_slots(c, p.model, p.train)
         if c.finish_steps is None:
             c.finish_steps = p.train.get("finish", {}).get("steps", 0)
+        c.phases = check_phases(p.train.get("phases", []) if c.phases is None else c.phases)
         if c.lr_schedule not in LR_SCHEDULES:
             raise UserError(f"lr_schedule: expected one of {LR_SCHEDULES}, got {c.lr_schedule!r}")
         if c.optimizer not in ("rmsprop", "adam"):
@@ -140,6 +143,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], bool]] = {  # field: (types, None allo
     "penalty_from": ((int,), True),
     "warmup_steps": ((int,), True), "train_memory_slots": ((int,), True),
     "init_from": ((str,), True), "finish_steps": ((int,), True), "lr_schedule": ((str,), True),
+    "phases": ((list,), True),
     "model_overrides": ((dict,), False), "task_overrides": ((dict,), False),
     "plots": ((bool,), False), "progress": ((bool,), False),
 }  # fmt: skip
@@ -171,7 +175,7 @@ def config_from_dict(data: dict[str, Any], where: str) -> TrainConfig:
             )
     # Runs from before these fields existed: own memory, no finishing stage, decay or penalty.
     old = {"train_memory_slots": 0, "finish_steps": 0, "weight_decay": 0.0,
-           "penalty_from": 0, **{name: 0.0 for name in PENALTIES}}  # fmt: skip
+           "penalty_from": 0, "phases": [], **{name: 0.0 for name in PENALTIES}}  # fmt: skip
     return TrainConfig(**{**old, **data})
 
 
@@ -184,9 +188,10 @@ RUNTIME = ("steps", "minutes", "stop_cost", "checkpoint_every", "log_every", "th
 #: read afresh at every step, so changing them is well defined: e.g. a lower --lr after the
 #: cost diverged.
 APPLIED = ("lr", "clip_norm", "clip_spike", "weight_decay", *PENALTIES, "penalty_from",
-           "warmup_steps", "lr_schedule", "batch_size")  # fmt: skip
-_FLAGS = {"warmup_steps": "--warmup", "plots": "--no-plots", "progress": "--no-progress",
-          "read_heads": "--heads", "write_heads": "--heads"}  # fmt: skip
+           "warmup_steps", "lr_schedule", "batch_size", "phases")  # fmt: skip
+_FLAGS = {"warmup_steps": "--warmup", "phases": "--no-phases", "plots": "--no-plots",
+          "progress": "--no-progress", "read_heads": "--heads",
+          "write_heads": "--heads"}  # fmt: skip
 
 
 def flag_name(name: str) -> str:
@@ -247,49 +252,6 @@ def apply_resume_overrides(
     return c, changed
 
 
-# -- the learning-rate schedule -----------------------------------------------------------------
-def learning_rate(c: TrainConfig, step: int) -> float:
-    """The learning rate of optimiser step ``step`` (0-based): a linear warm-up from
-    lr / warmup_steps to lr over the first ``warmup_steps`` steps, then constant, or for
-    ``lr_schedule="cosine"`` a half cosine from lr down to 0 at step ``steps`` (so resuming
-    with more ``steps`` stretches the rest of the schedule)."""
-    if c.warmup_steps and step < c.warmup_steps:
-        return c.lr * (step + 1) / c.warmup_steps
-    if c.lr_schedule == "cosine":
-        progress = (step - c.warmup_steps) / max(1, c.steps - c.warmup_steps)
-        return c.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return c.lr
-
-
-def penalties(c: TrainConfig, step: int) -> dict[str, float]:
-    """Each penalty of :data:`PENALTIES` at step ``step`` (keyword arguments of
-    ``objective.batch_loss``): 0 before ``penalty_from`` (the network learns the task first)."""
-    return {name: getattr(c, name) if step >= c.penalty_from else 0.0 for name in PENALTIES}
-
-
 def default_run_dir(c: TrainConfig) -> str:
     """``runs/<task>-<controller>-seed<seed>-<date>-<time>``: where a run without --out goes."""
     return f"runs/{c.task}-{c.controller}-seed{c.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def describe_schedule(c: TrainConfig) -> str:
-    """E.g. "cosine, warm-up 100, clip |g| 5, clip g_i 10": what shapes the updates."""
-    parts = [c.lr_schedule]
-    if c.warmup_steps:
-        parts.append(f"warm-up {c.warmup_steps}")
-    if c.clip_norm:
-        parts.append(f"clip |g| {c.clip_norm:g}")
-    if c.clip_spike:
-        parts.append(f"clip |g| to {c.clip_spike:g}x its mean")
-    if c.weight_decay:
-        parts.append(f"controller weight decay {c.weight_decay:g}")
-    if c.write_penalty:
-        parts.append(f"target-phase write penalty {c.write_penalty:g}")
-    if c.read_penalty:
-        parts.append(f"target-phase read-change penalty {c.read_penalty:g}")
-    if c.gate_penalty:
-        parts.append(f"target-phase write-gate penalty {c.gate_penalty:g}")
-    if c.penalty_from and any(getattr(c, name) for name in PENALTIES):
-        parts.append(f"penalties from step {c.penalty_from}")
-    parts.append(f"clip g_i {c.clip:g}")
-    return ", ".join(parts)

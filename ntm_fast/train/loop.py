@@ -21,11 +21,12 @@ from tqdm import tqdm
 
 from . import distributed
 from .checkpoint import CHECKPOINT
-from .config import TrainConfig, UserError, describe_schedule
+from .config import TrainConfig, UserError
 from .objective import LN2
 from .plotting import write_run_figures
 from .presets import parameter_table
 from .rundir import file_error
+from .schedule import describe_schedule
 from .stopping import REASON_CODES, StopFlag
 from .tasks import task_options
 

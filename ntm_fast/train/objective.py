@@ -15,6 +15,7 @@ from torch import Tensor
 from ..resources import check_training_fits
 from .config_checks import PENALTIES
 from .optim import GravesRMSprop
+from .schedule import largest_batch
 from .tasks import Batch, make_task
 
 LN2 = math.log(2.0)
@@ -126,7 +127,7 @@ def check_task_fits(model_config: dict[str, Any], config: Any, device: torch.dev
     steps = max(probe.sample(64).inputs.shape[0] for _ in range(8))
     check_training_fits(
         model_config,
-        batch_size=config.batch_size,
+        batch_size=largest_batch(config),
         steps=steps,
         device=device,
         optimizer_states=3 if config.optimizer == "rmsprop" else 2,

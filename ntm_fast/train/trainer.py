@@ -29,15 +29,11 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import (
-    LR_SCHEDULES,
     TrainConfig,
     UserError,
     apply_resume_overrides,
     config_from_dict,
     default_run_dir,
-    describe_schedule,
-    learning_rate,
-    penalties,
 )
 from .flat import FlatParameters, load_optimizer_state, optimizer_state
 from .loop import NonFiniteError
@@ -48,12 +44,13 @@ from .rundir import RunDir, describe_os_error
 from .runlog import CSV_FIELDS
 from .runlog import Logger as _Logger
 from .runlog import NullLogger as _NullLogger
+from .schedule import at_step, learning_rate, penalties
 from .tasks import Batch, make_task
 from .warm_start import WarmStart
 
 __all__ = [
-    "CSV_FIELDS", "LN2", "LR_SCHEDULES", "NonFiniteError", "TrainConfig", "Trainer",
-    "UserError", "describe_schedule", "learning_rate", "sequence_cost", "train_run",
+    "CSV_FIELDS", "LN2", "NonFiniteError", "TrainConfig", "Trainer", "UserError",
+    "sequence_cost", "train_run",
 ]  # fmt: skip
 
 
@@ -261,7 +258,7 @@ class Trainer:
     # -- the loop --
     def train_step(self) -> None:
         """One optimiser step on a fresh batch; no host sync."""
-        c = self.config
+        c = at_step(self.config, self.step)  # its phase's lr and batch
         batch = Batch(*(t.to(self.device) for t in self.task.sample(c.batch_size)))
         loss, cost, errors = batch_loss(self.net, self.model, batch, **penalties(c, self.step))
         if self.flat:
@@ -277,7 +274,7 @@ class Trainer:
         optimizer_step(self.optimizer, learning_rate(c, self.step), self.decay)  # resume exact
         self.acc += torch.stack([cost.detach(), errors, torch.ones_like(errors)])
         self.step += 1
-        self.sequences += self.config.batch_size * distributed.world_size()
+        self.sequences += c.batch_size * distributed.world_size()
 
     def run(self) -> dict[str, Any]:
         """Train until steps, minutes or stop_cost is reached, or a stop signal (SIGINT,

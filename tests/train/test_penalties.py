@@ -15,7 +15,7 @@ from ntm_fast import FastNTM, ReferenceNTM
 from ntm_fast.train import Trainer, UserError
 from ntm_fast.train import checkpoint as ckpt
 from ntm_fast.train.cli import main
-from ntm_fast.train.config import APPLIED, config_from_dict, describe_schedule, penalties
+from ntm_fast.train.config import APPLIED, config_from_dict
 from ntm_fast.train.config_checks import PENALTIES
 from ntm_fast.train.objective import (
     batch_loss,
@@ -24,6 +24,7 @@ from ntm_fast.train.objective import (
     target_read_change,
     target_write_gate,
 )
+from ntm_fast.train.schedule import describe_schedule, penalties
 from ntm_fast.train.tasks import Batch, make_task
 
 

@@ -12,9 +12,10 @@ from ntm_fast.train import Trainer, UserError
 from ntm_fast.train import checkpoint as ckpt
 from ntm_fast.train import trainer as trainer_module
 from ntm_fast.train.cli import main
-from ntm_fast.train.config import APPLIED, config_from_dict, describe_schedule
+from ntm_fast.train.config import APPLIED, config_from_dict
 from ntm_fast.train.flat import FlatParameters
 from ntm_fast.train.optim import ControllerWeightDecay, controller_decay
+from ntm_fast.train.schedule import describe_schedule
 
 
 def _model(where, controller: str = "lstm", **kw) -> torch.nn.Module:
