@@ -43,8 +43,8 @@ def finishing_config(first: TrainConfig, out: str) -> TrainConfig:
     finish = dict(preset(first.task, first.controller).train.get("finish", {}))
     finish.pop("steps", None)
     kept = {f.name: getattr(first, f.name) for f in fields(first) if f.name in _KEPT}
-    return TrainConfig(**{
-        **kept, **finish, "steps": first.finish_steps, "finish_steps": 0, "out": out,
+    return TrainConfig(**{  # the first stage's phases are its own (phases: [] unless finish's)
+        **kept, "phases": [], **finish, "steps": first.finish_steps, "finish_steps": 0, "out": out,
         "init_from": str(Path(out) / STAGE1), "minutes": None, "stop_cost": None,
     })  # fmt: skip
 

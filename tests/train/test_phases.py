@@ -4,15 +4,17 @@ batch size change at given steps computes exactly what the same recipe run as se
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from tiny_run import CLI, log_rows, same_weights, tiny
 
-from ntm_fast.train import TrainConfig, Trainer, UserError
+from ntm_fast.train import TrainConfig, Trainer, UserError, config, objective
 from ntm_fast.train import checkpoint as ckpt
-from ntm_fast.train import objective
 from ntm_fast.train.cli import main
 from ntm_fast.train.config import config_from_dict
 from ntm_fast.train.schedule import at_step, describe_schedule, largest_batch, learning_rate
+from ntm_fast.train.stages import finishing_config
 
 PHASES = [{"until": 4}, {"until": 7, "lr_schedule": "cosine"}, {"batch_size": 5, "lr": 1e-3}]
 BASE = dict(optimizer="rmsprop", batch_size=2, lr=3e-3, log_every=1, clip_spike=3.0)
@@ -25,8 +27,8 @@ def test_a_phased_run_equals_the_resumed_commands(tmp_path):
     phased, staged = tmp_path / "phased", tmp_path / "staged"
     Trainer(tiny(phased, steps=10, phases=PHASES, **BASE)).run()
     Trainer(tiny(staged, steps=4, phases=[], **BASE)).run()
-    for overrides in ({"steps": 7, "lr_schedule": "cosine"},
-                      {"steps": 10, "lr_schedule": "constant", "batch_size": 5, "lr": 1e-3}):  # fmt: skip
+    last = {"steps": 10, "lr_schedule": "constant", "batch_size": 5, "lr": 1e-3}
+    for overrides in ({"steps": 7, "lr_schedule": "cosine"}, last):
         Trainer(tiny(staged), resume=True, resume_overrides=overrides).run()
     rows = log_rows(phased)
     assert rows == log_rows(staged)
@@ -127,3 +129,17 @@ def test_no_phases_flag(tmp_path, capsys):
     assert main([*args[:-1], str(fresh), "--steps", "2", "--no-phases"]) == 0
     assert ckpt.load_checkpoint(fresh)["config"]["phases"] == []
     assert "phases:" not in capsys.readouterr().err
+
+
+def test_a_finishing_stage_does_not_inherit_the_first_stages_phases(monkeypatch):
+    """A preset with both (none has yet): the finishing stage runs at its own settings."""
+    real = config.preset
+
+    def with_phases(task, controller="lstm"):
+        p = real(task, controller)
+        return dataclasses.replace(p, train={**p.train, "phases": PHASES})
+
+    monkeypatch.setattr(config, "preset", with_phases)
+    first = TrainConfig(task="repeat_copy", controller="feedforward").resolved()
+    assert first.phases == PHASES and first.finish_steps > 0
+    assert finishing_config(first, "out").resolved().phases == []
