@@ -1,0 +1,81 @@
+"""tools.ngrams_counts: checked on hand-counted contexts, on stand-in networks whose
+predictions are known (the optimal estimator itself, and a coin), and on the committed
+networks whose difference docs/results/ngrams.md states."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from ntm_fast.train.checkpoint import load_model
+from ntm_fast.train.evaluate import build_task
+from tools.ngrams_counts import analyse, context_counts, main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def task(seed: int = 5):
+    return build_task({"name": "ngrams"}, seed)
+
+
+class Optimal(nn.Module):
+    """Predicts eq. (10) from its inputs (the previous bits): no excess at all."""
+
+    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor]:
+        bits = torch.zeros(inputs.shape[1], inputs.shape[0])
+        bits[:, :-1] = inputs[1:, :, 0].T  # step t's input is bit t-1; the last bit unused
+        p = task().optimal_probabilities(bits)
+        return (torch.logit(p.double()).float().T.unsqueeze(-1),)
+
+
+class Coin(nn.Module):
+    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor]:
+        return (torch.zeros(*inputs.shape[:2], 1),)
+
+
+def test_context_counts_by_hand():
+    bits = torch.tensor([[1.0, 0, 1, 1, 0, 1, 1]])  # context of 2 bits
+    n1, n0 = context_counts(bits, 2)
+    # contexts before steps 2..6: 10, 01, 11, 10, 01; "10" was followed by 1 at step 2,
+    # "01" by 1 at step 3
+    assert n1.tolist() == [[-1, -1, 0, 0, 0, 1, 1]]
+    assert n0.tolist() == [[-1, -1, 0, 0, 0, 0, 0]]
+
+
+def test_the_optimal_estimator_has_no_excess_and_no_spread():
+    r = analyse(Optimal(), task(), sequences=60, batch=30)
+    assert abs(r["excess"]) < 1e-4
+    assert all(abs(x) < 1e-4 for x in r["excess_by_seen"])
+    for opt, mean, sd, n in r["counts"].values():
+        assert n > 0 and mean == pytest.approx(opt, abs=1e-5) and sd < 1e-5
+
+
+def test_a_coin_costs_one_bit_a_step():
+    """Predicting 1/2 costs 200 bits a sequence: excess = 200 - the optimal cost, split
+    over the times seen; every mean 0.5 with no spread."""
+    t = task()
+    r = analyse(Coin(), t, sequences=40, batch=40)
+    bits, _ = task().sample_bits(40)  # the same draw: the same seed, from the start
+    assert r["excess"] == pytest.approx(200 - float(t.optimal_cost(bits).mean()), rel=1e-5)
+    assert r["first_bits"] == pytest.approx(0.0, abs=1e-6)  # the first 5 bits: 1/2 is optimal
+    assert sum(r["excess_by_seen"]) == pytest.approx(r["excess"], rel=1e-5)
+    assert all(mean == 0.5 and sd == 0 for _, mean, sd, _ in r["counts"].values())
+
+
+def test_the_committed_feedforward_network_scatters_more_than_the_lstm_one():
+    """docs/results/ngrams.md: both right on average after one observation (mean within
+    0.04 of 0.75), the feedforward NTM's predictions spread over twice the LSTM NTM's."""
+    sd = {}
+    for name in ("ngrams-ff-seed0", "ngrams-lstm-seed0"):
+        _, model = load_model(ROOT / "docs/checkpoints" / name)
+        opt, mean, sd[name], _ = analyse(model.eval(), task(1234), 200)["counts"][(1, 0)]
+        assert abs(mean - opt) < 0.04
+    assert sd["ngrams-ff-seed0"] > 2 * sd["ngrams-lstm-seed0"]
+
+
+def test_main_refuses_another_task(capsys):
+    with pytest.raises(SystemExit, match="an N-grams checkpoint expected, got a copy one"):
+        main([str(ROOT / "docs/checkpoints/copy-lstm-seed0")])

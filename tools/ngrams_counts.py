@@ -1,0 +1,106 @@
+"""Where a trained N-grams network loses bits against the optimal estimator (eq. 10).
+
+For every prediction of held-out sequences, the counts N1, N0 of ones and zeros seen so far
+after the current five-bit context decide the optimal estimate (N1 + 1/2) / (N1 + N0 + 1).
+This tool groups the network's predictions by those counts: their mean and spread beside the
+optimal estimate (a biased estimator shows in the mean, an imprecise one in the spread), and
+the excess cost (network minus optimal, bits) by how often the context had been seen.
+
+    python -m tools.ngrams_counts docs/checkpoints/ngrams-*
+
+Sequences come from the task's own generator at ``--seed`` (default 1234, ``ntm-fast
+eval``'s), ``--sequences`` of them (default 1,000: the paper's validation set's size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Any
+
+import torch
+
+from ntm_fast.train.checkpoint import load_model
+from ntm_fast.train.evaluate import build_task
+from ntm_fast.train.tasks.ngrams import NGramTask
+
+#: (N1, N0) pairs reported; more observations land in few enough sequences to be noisy.
+COUNTS = ((1, 0), (0, 1), (2, 0), (1, 1), (0, 2), (3, 0), (2, 1), (2, 2), (6, 0), (3, 3))
+#: Times seen before, 0 .. SEEN - 1, and SEEN for that many or more.
+SEEN = 11
+
+
+def context_counts(bits: torch.Tensor, context: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(B, T)` N1 and N0: ones and zeros seen after the context of step t before step t
+    (-1 for the first ``context`` steps, which have none)."""
+    B, T = bits.shape
+    ones, zeros = torch.zeros(B, 2**context), torch.zeros(B, 2**context)
+    n1, n0 = torch.full((B, T), -1.0), torch.full((B, T), -1.0)
+    rows, ctx = torch.arange(B), torch.zeros(B, dtype=torch.long)
+    for t in range(T):
+        if t >= context:
+            n1[:, t], n0[:, t] = ones[rows, ctx], zeros[rows, ctx]
+            ones[rows, ctx] += bits[:, t]
+            zeros[rows, ctx] += 1 - bits[:, t]
+        ctx = (ctx * 2 + bits[:, t].long()) % (2**context)
+    return n1, n0
+
+
+def analyse(
+    model: torch.nn.Module, task: NGramTask, sequences: int = 1000, batch: int = 100
+) -> dict[str, Any]:
+    """``{"counts": {(n1, n0): (optimal, mean, sd, n)}, "excess_by_seen": [bits per
+    sequence for contexts seen 0, 1, .., SEEN+ times], "excess": bits per sequence}``."""
+    preds, n1s, n0s, excess = [], [], [], []
+    for start in range(0, sequences, batch):
+        bits, _ = task.sample_bits(min(batch, sequences - start))
+        with torch.no_grad():
+            logits = model(task.to_batch(bits).inputs)[0][..., 0].T.float()
+        cost = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, bits, reduction="none"
+        ) / math.log(2)
+        p = task.optimal_probabilities(bits)
+        optimal = -(bits * torch.log2(p) + (1 - bits) * torch.log2(1 - p))
+        n1, n0 = context_counts(bits, task.context)
+        preds.append(torch.sigmoid(logits))
+        n1s.append(n1)
+        n0s.append(n0)
+        excess.append(cost - optimal)
+    pred, n1, n0, ex = (torch.cat(x) for x in (preds, n1s, n0s, excess))
+    counts = {}
+    for a, b in COUNTS:
+        v = pred[(n1 == a) & (n0 == b)]
+        sd = float(v.std()) if v.numel() > 1 else math.nan
+        counts[(a, b)] = ((a + 0.5) / (a + b + 1), float(v.mean()), sd, v.numel())
+    seen = (n1 + n0).clamp(max=SEEN)
+    by_seen = [float(ex[seen == k].sum()) / len(ex) for k in range(-1, SEEN + 1)]
+    return {"counts": counts, "excess_by_seen": by_seen[1:],
+            "excess": float(ex.sum()) / len(ex), "first_bits": by_seen[0]}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("checkpoints", nargs="+", help="N-grams run directories or checkpoint.pt")
+    ap.add_argument("--sequences", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=1234)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    for path in args.checkpoints:
+        state, model = load_model(path)
+        if state["task_config"]["name"] != "ngrams":
+            raise SystemExit(f"{path}: an N-grams checkpoint expected, got a "
+                             f"{state['task_config']['name']} one")  # fmt: skip
+        model.eval()
+        r = analyse(model, build_task(state["task_config"], args.seed), args.sequences)
+        print(f"{path}: {r['excess']:.2f} bits/seq above the optimal estimator")
+        for (a, b), (opt, mean, sd, n) in r["counts"].items():
+            print(f"  N1={a} N0={b}: optimal {opt:.3f}, network mean {mean:.3f} sd {sd:.3f} "
+                  f"({n} predictions)")  # fmt: skip
+        seen = ", ".join(f"{k}{'+' if k == SEEN else ''}: {x:.2f}"
+                         for k, x in enumerate(r["excess_by_seen"]))  # fmt: skip
+        print(f"  excess bits/seq by times the context was seen before: {seen}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
