@@ -119,23 +119,20 @@ def penalties(c: TrainConfig, step: int) -> dict[str, float]:
     return {name: getattr(c, name) if step >= c.penalty_from else 0.0 for name in PENALTIES}
 
 
+#: The settings :func:`describe_schedule` names when they are on, and how.
+_DESCRIBED = (
+    ("warmup_steps", "warm-up {}"), ("clip_norm", "clip |g| {:g}"),
+    ("clip_spike", "clip |g| to {:g}x its mean"), ("weight_decay", "controller weight decay {:g}"),
+    ("write_penalty", "target-phase write penalty {:g}"),
+    ("read_penalty", "target-phase read-change penalty {:g}"),
+    ("gate_penalty", "target-phase write-gate penalty {:g}"),
+)  # fmt: skip
+
+
 def describe_schedule(c: TrainConfig) -> str:
     """E.g. "cosine, warm-up 100, clip |g| 5, clip g_i 10": what shapes the updates."""
-    parts = [c.lr_schedule]
-    if c.warmup_steps:
-        parts.append(f"warm-up {c.warmup_steps}")
-    if c.clip_norm:
-        parts.append(f"clip |g| {c.clip_norm:g}")
-    if c.clip_spike:
-        parts.append(f"clip |g| to {c.clip_spike:g}x its mean")
-    if c.weight_decay:
-        parts.append(f"controller weight decay {c.weight_decay:g}")
-    if c.write_penalty:
-        parts.append(f"target-phase write penalty {c.write_penalty:g}")
-    if c.read_penalty:
-        parts.append(f"target-phase read-change penalty {c.read_penalty:g}")
-    if c.gate_penalty:
-        parts.append(f"target-phase write-gate penalty {c.gate_penalty:g}")
+    on = [text.format(getattr(c, name)) for name, text in _DESCRIBED if getattr(c, name)]
+    parts = [c.lr_schedule, *on]
     if c.penalty_from and any(getattr(c, name) for name in PENALTIES):
         parts.append(f"penalties from step {c.penalty_from}")
     parts.append(f"clip g_i {c.clip:g}")
