@@ -89,15 +89,20 @@ def largest_batch(c: TrainConfig) -> int:
 
 
 def describe_phases(c: TrainConfig) -> str:
-    """E.g. "to step 90000; to 150000: cosine; then: batch 16, lr 1e-05" ("" without)."""
-    parts = []
+    """E.g. "to step 90000 as set; to step 150000: cosine; then to step 180000: batch 16, lr
+    1e-05": the phases this run reaches ("" without)."""
+    parts, start = [], 0
     for phase in c.phases or ():
+        if start >= c.steps:  # a shorter run (--steps) ends before this phase
+            break
         what = [f"batch {phase['batch_size']}"] if "batch_size" in phase else []
         what += [f"lr {phase['lr']:g}"] if "lr" in phase else []
         what += [phase["lr_schedule"]] if "lr_schedule" in phase else []
-        end = f"to step {phase['until']}" if "until" in phase else f"then to step {c.steps}"
+        start = phase.get("until", c.steps)
+        end = f"to step {start}" if "until" in phase else f"then to step {c.steps}"
         parts.append(end + (": " + ", ".join(what) if what else " as set"))
-    return "; ".join(parts)
+    cut = c.phases and start > c.steps
+    return "; ".join(parts) + (f" (this run ends at step {c.steps})" if cut else "")
 
 
 def learning_rate(c: TrainConfig, step: int) -> float:

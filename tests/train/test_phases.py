@@ -143,3 +143,18 @@ def test_a_finishing_stage_does_not_inherit_the_first_stages_phases(monkeypatch)
     first = TrainConfig(task="repeat_copy", controller="feedforward").resolved()
     assert first.phases == PHASES and first.finish_steps > 0
     assert finishing_config(first, "out").resolved().phases == []
+
+
+@pytest.mark.parametrize(
+    "steps, says",
+    [
+        (2, "to step 90000 as set (this run ends at step 2)"),
+        (90_000, "to step 90000 as set"),
+        (100_000, "to step 90000 as set; to step 150000: cosine (this run ends at step 100000)"),
+        (200_000, "to step 150000: cosine; then to step 200000: batch 16, lr 1e-05"),
+    ],
+)
+def test_the_header_names_the_phases_this_run_reaches(steps, says):
+    c = TrainConfig(task="ngrams", controller="feedforward", steps=steps).resolved()
+    text = describe_schedule(c)
+    assert text.endswith(says) and (steps > 150_000) == ("batch 16" in text)
