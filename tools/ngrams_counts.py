@@ -50,7 +50,8 @@ def analyse(
     model: torch.nn.Module, task: NGramTask, sequences: int = 1000, batch: int = 100
 ) -> dict[str, Any]:
     """``{"counts": {(n1, n0): (optimal, mean, sd, n)}, "excess_by_seen": [bits per
-    sequence for contexts seen 0, 1, .., SEEN+ times], "excess": bits per sequence}``."""
+    sequence for contexts seen 0, 1, .., SEEN+ times], "excess": bits per sequence,
+    "excess_se": its standard error over the sequences}``."""
     preds, n1s, n0s, excess = [], [], [], []
     for start in range(0, sequences, batch):
         bits, _ = task.sample_bits(min(batch, sequences - start))
@@ -74,8 +75,10 @@ def analyse(
         counts[(a, b)] = ((a + 0.5) / (a + b + 1), float(v.mean()), sd, v.numel())
     seen = (n1 + n0).clamp(max=SEEN)
     by_seen = [float(ex[seen == k].sum()) / len(ex) for k in range(-1, SEEN + 1)]
-    return {"counts": counts, "excess_by_seen": by_seen[1:],
-            "excess": float(ex.sum()) / len(ex), "first_bits": by_seen[0]}  # fmt: skip
+    per_sequence = ex.sum(1)
+    return {"counts": counts, "excess_by_seen": by_seen[1:], "first_bits": by_seen[0],
+            "excess": float(per_sequence.mean()),
+            "excess_se": float(per_sequence.std() / len(ex) ** 0.5)}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
                              f"{state['task_config']['name']} one")  # fmt: skip
         model.eval()
         r = analyse(model, build_task(state["task_config"], args.seed), args.sequences)
-        print(f"{path}: {r['excess']:.2f} bits/seq above the optimal estimator")
+        print(f"{path}: {r['excess']:.2f} ± {r['excess_se']:.2f} bits/seq above the optimal "
+              "estimator (± its standard error)")  # fmt: skip
         for (a, b), (opt, mean, sd, n) in r["counts"].items():
             print(f"  N1={a} N0={b}: optimal {opt:.3f}, network mean {mean:.3f} sd {sd:.3f} "
                   f"({n} predictions)")  # fmt: skip

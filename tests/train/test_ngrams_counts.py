@@ -47,7 +47,7 @@ def test_context_counts_by_hand():
 
 def test_the_optimal_estimator_has_no_excess_and_no_spread():
     r = analyse(Optimal(), task(), sequences=60, batch=30)
-    assert abs(r["excess"]) < 1e-4
+    assert abs(r["excess"]) < 1e-4 and r["excess_se"] < 1e-4
     assert all(abs(x) < 1e-4 for x in r["excess_by_seen"])
     for opt, mean, sd, n in r["counts"].values():
         assert n > 0 and mean == pytest.approx(opt, abs=1e-5) and sd < 1e-5
