@@ -80,13 +80,19 @@ def test_priority_sort_ntm_checkpoints_sort(seed):
     assert result["memory_use"]["read_hits"] > 0.5
 
 
-@pytest.mark.parametrize(("seed", "sequences"), [(0, 780_000), (2, 1_260_000), (3, 780_000)])
-def test_feedforward_ngrams_checkpoints_are_where_results_says(seed, sequences):
+# results/ngrams.md, 1,000 sequences: 1.93, 2.02, 2.40, 7.34 and 2.91 bits above the optimal
+# estimator (standard errors 0.1-0.2; on the 64 sequences here ~0.5-0.8)
+@pytest.mark.parametrize(
+    ("seed", "sequences", "low", "high"),
+    [(0, 780_000, 0.5, 4), (2, 1_260_000, 0.5, 4), (3, 780_000, 0.5, 4), (5, 780_000, 5, 10),
+     (6, 780_000, 0.5, 5)],
+)  # fmt: skip
+def test_feedforward_ngrams_checkpoints_are_where_results_says(seed, sequences, low, high):
     run = CHECKPOINTS / f"ngrams-ff-seed{seed}"
     result = evaluate(run, batches=1, batch_size=64, write=False)
     row = result["rows"][0]
     assert result["controller"] == "feedforward" and result["sequences_trained"] == sequences
-    assert 0.5 < row["bits_per_sequence"] - row["optimal_bits_per_sequence"] < 4
+    assert low < row["bits_per_sequence"] - row["optimal_bits_per_sequence"] < high
 
 
 # results/repeat-copy-128.md, trained on 128 slots: per-bit error at length 20 x 10 repeats
