@@ -121,12 +121,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sequences", type=int, default=64)
     p.add_argument("--within", type=float, default=0.01, help="copy-bit error counted as copied")
     p.add_argument("--per-repeat", type=int, metavar="K", help="each repeat's errors, length x K")
-    p.add_argument("--count-as", type=int, metavar="K2", help="with --per-repeat: K2's count")
+    p.add_argument("--count-as", type=int, metavar="K2",
+                   help="with --per-repeat or --marker: K2's count input")  # fmt: skip
     p.add_argument("--marker", type=int, metavar="K", help="when the end marker fires, length x K")
     p.add_argument("--seed", type=int, default=4321)
     a = p.parse_args(argv)
-    if a.count_as is not None and a.per_repeat is None:
-        p.error("--count-as: needs --per-repeat K (the sequences it re-counts)")
+    if a.count_as is not None and a.per_repeat is None and a.marker is None:
+        p.error("--count-as: needs --per-repeat K or --marker K (the sequences it re-counts)")
     if a.marker is not None and a.per_repeat is not None:
         p.error("--marker: a table of its own; leave out --per-repeat")
     if a.max_repeats < 10:
@@ -143,11 +144,14 @@ def main(argv: list[str] | None = None) -> None:
         name = path.parent.name
         if a.marker is not None:
             batch = sample(config, a.length, a.marker, a.sequences, a.seed)
+            if a.count_as is not None:
+                batch = with_count_input(batch, config, a.length, a.count_as)
             offsets = Counter(o if o is None else round(o, 1) for o in
                               marker_offsets(model, batch, a.length, config["bits"]))  # fmt: skip
             shown = sorted(offsets.items(), key=lambda kv: (kv[0] is None, kv[0] or 0.0))
             cells = [f"{'never' if o is None else f'{o:+g}'}: {n}" for o, n in shown]
-            where = f"end marker of {a.length} x {a.marker}, repeats from the right step:"
+            given = f" (count input {a.count_as})" if a.count_as is not None else ""
+            where = f"end marker of {a.length} x {a.marker}{given}, repeats from the right step:"
             print(name, where, ", ".join(cells))
             continue
         if a.per_repeat is None:

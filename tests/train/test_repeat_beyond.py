@@ -98,7 +98,7 @@ def test_refuses_other_tasks_and_bad_sizes() -> None:
 @pytest.mark.parametrize(
     ("args", "named"),
     [
-        (["--count-as", "12"], "--count-as"),
+        (["--count-as", "12"], "--count-as"),  # needs --per-repeat or --marker
         (["--max-repeats", "9"], "--max-repeats"),
         (["--marker", "10", "--per-repeat", "10"], "--marker"),
     ],
@@ -130,3 +130,16 @@ def test_committed_networks_end_length_20_by_whole_repeats() -> None:
         batch = sample(state["task_config"], 20, 10, 32, 4321)
         offsets[seed] = marker_offsets(model.eval(), batch, 20, state["task_config"]["bits"])
     assert offsets[4].count(0.0) >= 26 and offsets[5].count(-1.0) >= 28  # 29 and 32 of 32
+    # told 11 repeats for these 10, seed 5 stops on time: its count drifts by one (60 of 64)
+    told = with_count_input(batch, state["task_config"], 20, 11)
+    assert marker_offsets(model, told, 20, state["task_config"]["bits"]).count(0.0) >= 26
+
+
+def test_cli_marker_with_a_count_input(capsys: pytest.CaptureFixture[str]) -> None:
+    """--marker K --count-as K2: the same sequences, told K2 repeats; seed 5, told 11 for its
+    10, fires on time in most of them."""
+    run = str(ROOT / "docs" / "checkpoints" / "repeat-copy-lstm-seed5")
+    main([run, "--length", "20", "--marker", "10", "--count-as", "11", "--sequences", "16"])
+    out = capsys.readouterr().out
+    assert "end marker of 20 x 10 (count input 11), repeats from the right step:" in out
+    assert "+0: " in out
