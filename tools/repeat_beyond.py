@@ -10,7 +10,8 @@ the end marker fails. ``ntm-fast eval`` gives one number for 10 x 20; this tool 
   K repeats): whether the out-of-range count input, not the counting, breaks the copy;
 * ``--marker K``: when the end marker of a length x K sequence fires, in repeats from the
   right step (how many sequences at each offset): a whole number of repeats early is a
-  miscount, a fraction a marker that does not wait for the end of a repeat.
+  miscount, a fraction a marker that does not wait for the end of a repeat; with
+  ``--count-as K2``, told K2 repeats (on time when told K + 1: the held count drifts by one).
 
 Copy bits only (channels ``0..bits-1`` of the copy steps); the end marker is ``ntm-fast
 eval``'s "marker" column. Sequences have one length (``--length``) so repeat r is steps
