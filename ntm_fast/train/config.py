@@ -36,7 +36,7 @@ class TrainConfig:
     ``init_from``: a checkpoint whose model (configuration and weights) the run starts from
     (:mod:`ntm_fast.train.warm_start`). ``finish_steps``: the steps of the preset's finishing
     stage after this run (:mod:`ntm_fast.train.stages`; 0: none). ``phases``: where lr, its
-    schedule and the batch size change within the run (:mod:`ntm_fast.train.phases`; [] none).
+    schedule and the batch size change within the run (:mod:`ntm_fast.train.schedule`; []: none).
     ``model_overrides`` / ``task_overrides`` change preset sizes (e.g. a tiny test model);
     ``task_overrides`` go over the preset's own task settings (its ``task_args``).
     """
