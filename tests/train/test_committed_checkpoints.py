@@ -181,25 +181,46 @@ def test_feedforward_trained_on_64_slots_copies_but_misplaces_the_end_marker(see
     assert at64[0]["end_marker_right"] > 0.8
 
 
-# results/repeat-copy.md, the feedforward default since session 10 (75k steps on 64 of the 128
-# slots, then a finishing stage of 10k on all 128): per-bit error at 20 x 10 (128 sequences)
-# 0.0003, 0.161, 0.0000, 0.018 for seeds 0, 1, 3, 4. Bounds for the 16 sequences used here.
+# results/repeat-copy-feedforward.md, the feedforward default of sessions 10-24 (75k steps on
+# 64 of the 128 slots, then a finishing stage of 10k on all 128): per-bit error at 20 x 10 (128
+# sequences) 0.0003, 0.161, 0.0000, 0.018 for seeds 0, 1, 3, 4. Bounds for the 16 sequences used.
 @pytest.mark.parametrize(("seed", "low", "high"), [(0, 0, 0.005), (1, 0.05, 0.3), (3, 0, 0.005),
                                                    (4, 0, 0.15)])  # fmt: skip
-def test_feedforward_two_stage_default_checkpoints(seed, low, high):
-    run = CHECKPOINTS / f"repeat-copy-ff-seed{seed}"
-    first, last = (ckpt.load_checkpoint(d)["config"] for d in (run / "stage1", run))
-    assert (first["train_memory_slots"], first["finish_steps"]) == (64, 10_000)
-    assert first["steps"] == 75_000
-    assert (last["train_memory_slots"], last["lr"], last["steps"]) == (0, 1e-4, 10_000)
-    assert last["init_from"].endswith("stage1")
-    result = evaluate(run, batches=1, batch_size=16, write=False)
-    rows = {row["setting"]: row for row in result["rows"]}
-    assert result["sequences_trained"] == 170_000
+def test_feedforward_75k_two_stage_checkpoints(seed, low, high):
+    rows = _two_stage_rows(f"repeat-copy-ff-75k-seed{seed}", 75_000, 170_000)
     assert low <= rows["length 20, 10 repeats"]["bit_error_rate"] <= high
     if seed in (0, 3):  # the end marker works with 128 slots now, within and beyond training
         assert rows["length 10, 10 repeats"]["end_marker_right"] == 1
         assert rows["length 20, 10 repeats"]["end_marker_right"] > 0.9
+
+
+# results/repeat-copy-feedforward.md, the feedforward default since session 25 (150k steps on
+# 64 slots, then the same finishing stage): per-bit error at 20 x 10 (128 sequences) 0.0033,
+# 0.083, 0.0001, 0.0004, 0.0009, 0.024 for seeds 0-5 (on these 16: 0.0027, 0.10, 0, 0.0004,
+# 0.0007, 0.021). Seeds 1 (never learned) and 5 (lost in the finishing stage) are the misses.
+@pytest.mark.parametrize(("seed", "low", "high"), [(0, 0, 0.01), (1, 0.04, 0.3), (2, 0, 0.005),
+                                                   (3, 0, 0.005), (4, 0, 0.005),
+                                                   (5, 0.01, 0.06)])  # fmt: skip
+def test_feedforward_two_stage_default_checkpoints(seed, low, high):
+    rows = _two_stage_rows(f"repeat-copy-ff-seed{seed}", 150_000, 320_000)
+    assert low <= rows["length 20, 10 repeats"]["bit_error_rate"] <= high
+    if seed in (2, 3, 4):  # no copy error at 20 x 10; the end marker right within training
+        assert rows["length 20, 10 repeats"]["copy_bit_error_rate"] == 0
+        assert rows["length 10, 10 repeats"]["end_marker_right"] > 0.9
+
+
+def _two_stage_rows(name: str, first_steps: int, sequences: int) -> dict[str, dict]:
+    """The evaluation rows (16 sequences each) of a committed two-stage feedforward run, after
+    checking both stages' configurations."""
+    run = CHECKPOINTS / name
+    first, last = (ckpt.load_checkpoint(d)["config"] for d in (run / "stage1", run))
+    assert (first["train_memory_slots"], first["finish_steps"]) == (64, 10_000)
+    assert first["steps"] == first_steps
+    assert (last["train_memory_slots"], last["lr"], last["steps"]) == (0, 1e-4, 10_000)
+    assert last["init_from"].endswith("stage1")
+    result = evaluate(run, batches=1, batch_size=16, write=False)
+    assert result["sequences_trained"] == sequences
+    return {row["setting"]: row for row in result["rows"]}
 
 
 # results/repeat-copy.md, the LSTM default since session 11 (cosine decay over 100k steps on 64

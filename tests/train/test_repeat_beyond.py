@@ -111,7 +111,7 @@ def test_cli_refuses_flags_it_would_ignore(
     assert named in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["repeat-copy-ff-seed3", "repeat-copy-lstm-seed3"])
+@pytest.mark.parametrize("name", ["repeat-copy-ff-75k-seed3", "repeat-copy-lstm-seed3"])
 def test_committed_networks_copy_past_ten_repeats_not_twenty(name: str) -> None:
     """docs/results/repeat-copy-more-repeats.md: both copy 11 repeats within 1% and fail at 20
     (32 sequences; the margins are wide: 0.00% at 11 against 9% and 50% at 20 on 64)."""
