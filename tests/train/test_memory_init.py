@@ -21,9 +21,9 @@ def test_repeat_copy_presets_share_the_initial_memory_row(controller):
 
 
 def test_repeat_copy_defaults_per_controller():
-    """results/repeat-copy.md: the LSTM NTM decayed over 100k steps on 64 of its 128 slots,
-    the feedforward one over 150k (it is slower to converge) on 64, then finished on its 128
-    (10k steps from those weights, stages.py)."""
+    """results/repeat-copy.md: the LSTM NTM decayed over 100k steps on 64 of its 128 slots;
+    results/repeat-copy-feedforward.md: the feedforward one over 150k (it leaves its plateau
+    later) on 64, then finished on its 128 (10k steps from those weights, stages.py)."""
     lstm, ff = (presets.preset("repeat_copy", c).train for c in ("lstm", "feedforward"))
     assert (lstm["steps"], lstm["lr_schedule"], lstm["train_memory_slots"]) == (
         100_000, "cosine", 64)  # fmt: skip
