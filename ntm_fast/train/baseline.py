@@ -11,7 +11,7 @@ Gate biases: Graves's cells have one bias per gate, torch's LSTM two (``bias_ih`
 ``bias_hh``, which only ever act as their sum). ``gate_biases=1`` (the default) gives Graves's
 count: each layer is a bias-free ``nn.LSTM`` that sees one extra input channel held at 1, so
 the last column of ``weight_ih_l0`` is the gate bias. With it the parameter counts are Table
-3's (docs/training.md#presets-tables-1-3-and-parameter-counts). ``gate_biases=2`` is torch's
+3's (docs/parameter-counts.md). ``gate_biases=2`` is torch's
 form, which checkpoints written before this option hold. Graves's peephole connections are
 not modelled: Table 3's counts show the paper's baseline had none either.
 """

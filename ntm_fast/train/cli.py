@@ -26,7 +26,7 @@ from .cli_types import (
     task_name,
 )
 from .config import TrainConfig, UserError
-from .config_checks import PENALTIES
+from .config_checks import LOSS_TERMS, PENALTIES
 from .evaluate import default_json_path, evaluate, format_table, write_result
 from .plotting import plot_runs
 from .presets import CONTROLLERS
@@ -89,8 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         doc = "copy-weight-decay" if flag == "weight_decay" else "copy-write-penalty"
         help = f"{what} (0: off; default: preset's; docs/results/{doc}.md)"
         t.add_argument(f"--{flag.replace('_', '-')}", type=float, metavar="X", help=help)
+    t.add_argument("--marker-weight", type=float, metavar="X",
+                   help="repeat copy: the end marker's cross-entropy counts X times in the loss "
+                   "(1: the paper's; docs/results/repeat-copy-more-repeats.md)")  # fmt: skip
     t.add_argument("--penalty-from", "--write-penalty-from", type=int, dest="penalty_from",
-                   help="the penalties' first step (default: preset's)")  # fmt: skip
+                   help="the penalties' and the marker weight's first step "
+                   "(default: preset's)")  # fmt: skip
     t.add_argument(
         "--warmup", type=int, help="linear learning-rate warm-up steps (default: preset's)"
     )
@@ -239,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _TRAIN_FIELDS = {  # CLI dest -> TrainConfig field, for the flags without a fixed default
     **{f: f for f in ("steps", "minutes", "stop_cost", "batch_size", "lr", "optimizer", "seed",
-                      "clip_norm", "clip_spike", "weight_decay", *PENALTIES,
+                      "clip_norm", "clip_spike", "weight_decay", *LOSS_TERMS,
                       "penalty_from", "lr_schedule", "train_memory_slots",
                       "init_from", "finish_steps", "device", "backend", "checkpoint_every",
                       "log_every", "threads")},

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from .config_checks import PENALTIES, check_regularisers, resolve_train_slots
+from .config_checks import LOSS_TERMS, check_regularisers, resolve_train_slots
 from .errors import UserError
 from .presets import CONTROLLERS, preset
 from .schedule import LR_SCHEDULES, check_phases
@@ -64,6 +64,7 @@ class TrainConfig:
     penalty_from: int | None = None
     read_penalty: float | None = None
     gate_penalty: float | None = None
+    marker_weight: float | None = None
     warmup_steps: int | None = None
     lr_schedule: str | None = None
     train_memory_slots: int | None = None
@@ -86,9 +87,10 @@ class TrainConfig:
         c.lr = c.lr or p.train["lr"]
         c.optimizer = c.optimizer or p.train["optimizer"]
         c.steps = c.steps if c.steps is not None else p.train.get("steps", 100_000)
-        for name in ("clip_norm", "clip_spike", "weight_decay", *PENALTIES):
+        for name, off in {"clip_norm": 0.0, "clip_spike": 0.0, "weight_decay": 0.0,
+                          **LOSS_TERMS}.items():  # fmt: skip
             if getattr(c, name) is None:
-                setattr(c, name, p.train.get(name, 0.0))
+                setattr(c, name, p.train.get(name, off))
         for name in ("warmup_steps", "penalty_from"):
             if getattr(c, name) is None:
                 setattr(c, name, p.train.get(name, 0))
@@ -139,7 +141,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], bool]] = {  # field: (types, None allo
     "backend": ((str,), False), "out": ((str,), True), "checkpoint_every": ((int,), False),
     "log_every": ((int,), False), "threads": ((int,), True), "stop_cost": (_NUMBER, True),
     "clip": (_NUMBER, False), "clip_norm": (_NUMBER, True), "clip_spike": (_NUMBER, True),
-    "weight_decay": (_NUMBER, True), **{name: (_NUMBER, True) for name in PENALTIES},
+    "weight_decay": (_NUMBER, True), **{name: (_NUMBER, True) for name in LOSS_TERMS},
     "penalty_from": ((int,), True),
     "warmup_steps": ((int,), True), "train_memory_slots": ((int,), True),
     "init_from": ((str,), True), "finish_steps": ((int,), True), "lr_schedule": ((str,), True),
@@ -173,9 +175,10 @@ def config_from_dict(data: dict[str, Any], where: str) -> TrainConfig:
                 f"{where}: config field {name!r} should be {want}, got {type(value).__name__} "
                 f"{value!r}"
             )
-    # Runs from before these fields existed: own memory, no finishing stage, decay or penalty.
+    # Runs from before these fields existed: own memory, no finishing stage, decay, penalty or
+    # end-marker weight.
     old = {"train_memory_slots": 0, "finish_steps": 0, "weight_decay": 0.0,
-           "penalty_from": 0, "phases": [], **{name: 0.0 for name in PENALTIES}}  # fmt: skip
+           "penalty_from": 0, "phases": [], **LOSS_TERMS}  # fmt: skip
     return TrainConfig(**{**old, **data})
 
 
@@ -187,7 +190,7 @@ RUNTIME = ("steps", "minutes", "stop_cost", "checkpoint_every", "log_every", "th
 #: then differs from an uninterrupted run; the run's first line says what changed). They are
 #: read afresh at every step, so changing them is well defined: e.g. a lower --lr after the
 #: cost diverged.
-APPLIED = ("lr", "clip_norm", "clip_spike", "weight_decay", *PENALTIES, "penalty_from",
+APPLIED = ("lr", "clip_norm", "clip_spike", "weight_decay", *LOSS_TERMS, "penalty_from",
            "warmup_steps", "lr_schedule", "batch_size", "phases")  # fmt: skip
 _FLAGS = {"warmup_steps": "--warmup", "phases": "--no-phases", "plots": "--no-plots",
           "progress": "--no-progress", "read_heads": "--heads",

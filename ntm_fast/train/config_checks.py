@@ -1,5 +1,6 @@
 """Checks of a :class:`ntm_fast.train.config.TrainConfig` that need more than a range: the
-regularisers (controller weight decay, the target-phase penalties) and the training memory."""
+regularisers (controller weight decay, the target-phase penalties), the end marker's weight in
+the loss and the training memory."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from .errors import UserError
+from .tasks import TASKS
 
 if TYPE_CHECKING:
     from .config import TrainConfig
@@ -15,11 +17,18 @@ if TYPE_CHECKING:
 #: an ``ntm-fast train`` flag: X x the memory's change, the change the read heads see, and the
 #: write heads' interpolation gate.
 PENALTIES = ("write_penalty", "read_penalty", "gate_penalty")
+#: Every term that shapes the loss but not the logged cost, with the value that turns it off:
+#: the penalties (added) and ``marker_weight`` (how many times the end marker's cross-entropy
+#: counts, for a task with one: :attr:`ntm_fast.train.tasks.Task.end_marker`). Each is a
+#: TrainConfig field, an ``ntm-fast train`` flag and a keyword of ``objective.batch_loss``,
+#: and starts at ``penalty_from``.
+LOSS_TERMS: dict[str, float] = {**dict.fromkeys(PENALTIES, 0.0), "marker_weight": 1.0}
 
 
 def check_regularisers(c: TrainConfig) -> None:
-    """``weight_decay`` (w *= 1 - lr x X must stay in (0, 1]) and the penalties (finite, >= 0);
-    all 0 for the LSTM baseline, which has neither an NTM controller nor a memory."""
+    """``weight_decay`` (w *= 1 - lr x X must stay in (0, 1]) and the penalties (finite, >= 0;
+    all 0 for the LSTM baseline, which has neither an NTM controller nor a memory);
+    ``marker_weight`` finite, >= 0, and 1 unless the task has an end marker."""
     wd, base = c.weight_decay, c.controller == "baseline"
     if not (0 <= wd and wd * c.lr < 1) or (wd and base):  # NaN too
         want = f"0 <= X < 1 / lr = {1 / c.lr:g}"
@@ -30,6 +39,13 @@ def check_regularisers(c: TrainConfig) -> None:
         if not 0 <= x < math.inf or (x and base):
             want = "0 (the baseline has no memory)" if base else "a finite X >= 0"
             raise UserError(f"{name}: expected {want}, got {x}")
+    x, task = c.marker_weight, TASKS.get(c.task)
+    if not 0 <= x < math.inf:
+        raise UserError(f"marker_weight: expected a finite X >= 0 (1: as the paper), got {x}")
+    if x != 1 and not (task and task.end_marker):
+        with_marker = sorted(name for name, t in TASKS.items() if t.end_marker)
+        raise UserError(f"marker_weight: expected 1 for task {c.task!r}, which has no end marker "
+                        f"(only {', '.join(with_marker)} has one), got {x}")  # fmt: skip
 
 
 def resolve_train_slots(

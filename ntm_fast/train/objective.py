@@ -1,7 +1,8 @@
 """The training objective and optimisers (paper section 4.6): binary cross-entropy summed over
 a sequence's target bits, reported in bits per sequence; the optional target-phase penalties
-(the memory's change, the change the read heads see, the write heads' gate); Graves's RMSProp
-or Adam; and the check, before training, that a run's longest episode fits in memory."""
+(the memory's change, the change the read heads see, the write heads' gate) and weight of an
+end marker; Graves's RMSProp or Adam; and the check, before training, that a run's longest
+episode fits in memory."""
 
 from __future__ import annotations
 
@@ -41,17 +42,23 @@ def batch_loss(
     write_penalty: float = 0.0,
     read_penalty: float = 0.0,
     gate_penalty: float = 0.0,
+    marker_weight: float = 1.0,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``(loss for the gradient, cost, bit errors)`` of one batch (:func:`sequence_cost`); the
     loss adds ``write_penalty`` × :func:`target_memory_change`, ``read_penalty`` ×
     :func:`target_read_change` and ``gate_penalty`` × :func:`target_write_gate` (nats) where
-    they are > 0."""
+    they are > 0, and counts :func:`end_marker_cost` ``marker_weight`` times instead of once."""
     if not (write_penalty or read_penalty or gate_penalty):
-        cost, errors = sequence_cost(net(batch.inputs)[0], batch)
-        return cost, cost, errors
+        logits = net(batch.inputs)[0]
+        cost, errors = sequence_cost(logits, batch)
+        if marker_weight == 1:
+            return cost, cost, errors
+        return cost + (marker_weight - 1) * end_marker_cost(logits, batch), cost, errors
     logits, _, history = net(batch.inputs, history=True)
     cost, errors = sequence_cost(logits, batch)
     loss = cost
+    if marker_weight != 1:
+        loss = loss + (marker_weight - 1) * end_marker_cost(logits, batch)
     if write_penalty or read_penalty:
         start = model.initial_state(batch.inputs.shape[1]).memory  # type: ignore[operator]
         memory = torch.cat([start[None], history.memory])
@@ -64,6 +71,19 @@ def batch_loss(
         gates = history.heads.gate[:, :, model.read_heads :]  # type: ignore[misc]
         loss = loss + gate_penalty * target_write_gate(gates, batch)
     return loss, cost, errors
+
+
+def end_marker_cost(logits: Tensor, batch: Batch) -> Tensor:
+    """The part of :func:`sequence_cost` on the last output channel, the end marker of a task
+    with one (:attr:`ntm_fast.train.tasks.Task.end_marker`): its cross-entropy over the target
+    steps, nats per sequence.
+
+    Repeat copy's marker is one bit in 9 x (repeats x length + 1) target bits; weighting it
+    more makes more networks stop on time beyond the training lengths but learn less reliably
+    (docs/results/repeat-copy-more-repeats.md)."""
+    ce = F.binary_cross_entropy_with_logits(logits[..., -1], batch.targets[..., -1],
+                                            reduction="none")  # fmt: skip
+    return (ce * batch.mask).sum() / logits.shape[1]
 
 
 def _before_targets(memory: Tensor, batch: Batch) -> Tensor:

@@ -22,7 +22,7 @@ import math
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .config_checks import PENALTIES
+from .config_checks import LOSS_TERMS
 from .errors import UserError
 
 if TYPE_CHECKING:
@@ -119,9 +119,10 @@ def learning_rate(c: TrainConfig, step: int) -> float:
 
 
 def penalties(c: TrainConfig, step: int) -> dict[str, float]:
-    """Each penalty of :data:`PENALTIES` at step ``step`` (keyword arguments of
-    ``objective.batch_loss``): 0 before ``penalty_from`` (the network learns the task first)."""
-    return {name: getattr(c, name) if step >= c.penalty_from else 0.0 for name in PENALTIES}
+    """Each term of :data:`LOSS_TERMS` at step ``step`` (keyword arguments of
+    ``objective.batch_loss``): off before ``penalty_from`` (the network learns the task first)."""
+    return {name: getattr(c, name) if step >= c.penalty_from else off
+            for name, off in LOSS_TERMS.items()}  # fmt: skip
 
 
 #: The settings :func:`describe_schedule` names when they are on, and how.
@@ -131,14 +132,16 @@ _DESCRIBED = (
     ("write_penalty", "target-phase write penalty {:g}"),
     ("read_penalty", "target-phase read-change penalty {:g}"),
     ("gate_penalty", "target-phase write-gate penalty {:g}"),
+    ("marker_weight", "end marker weighted {:g}"),
 )  # fmt: skip
 
 
 def describe_schedule(c: TrainConfig) -> str:
     """E.g. "cosine, warm-up 100, clip |g| 5, clip g_i 10": what shapes the updates."""
-    on = [text.format(getattr(c, name)) for name, text in _DESCRIBED if getattr(c, name)]
+    off = {name: LOSS_TERMS.get(name, 0) for name, _ in _DESCRIBED}
+    on = [text.format(getattr(c, n)) for n, text in _DESCRIBED if getattr(c, n) != off[n]]
     parts = [c.lr_schedule, *on]
-    if c.penalty_from and any(getattr(c, name) for name in PENALTIES):
+    if c.penalty_from and any(getattr(c, n) != LOSS_TERMS[n] for n in LOSS_TERMS):
         parts.append(f"penalties from step {c.penalty_from}")
     parts.append(f"clip g_i {c.clip:g}")
     if c.phases:

@@ -25,14 +25,14 @@ from typing import Any
 from . import distributed
 from .checkpoint import CHECKPOINT, load_checkpoint
 from .config import RUNTIME, TrainConfig, UserError, config_from_dict, default_run_dir, flag_name
-from .config_checks import PENALTIES
+from .config_checks import LOSS_TERMS
 from .presets import preset
 from .rundir import STAGE1
 from .trainer import train_run
 
 #: Settings of the first stage the finishing stage keeps (besides the preset's ``finish``).
 _KEPT = (*RUNTIME, "task", "controller", "seed", "batch_size", "optimizer", "clip",
-         "clip_norm", "clip_spike", "weight_decay", *PENALTIES, "penalty_from",
+         "clip_norm", "clip_spike", "weight_decay", *LOSS_TERMS, "penalty_from",
          "task_overrides")  # fmt: skip
 
 

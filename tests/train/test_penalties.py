@@ -16,7 +16,7 @@ from ntm_fast.train import Trainer, UserError
 from ntm_fast.train import checkpoint as ckpt
 from ntm_fast.train.cli import main
 from ntm_fast.train.config import APPLIED, config_from_dict
-from ntm_fast.train.config_checks import PENALTIES
+from ntm_fast.train.config_checks import LOSS_TERMS, PENALTIES
 from ntm_fast.train.objective import (
     batch_loss,
     sequence_cost,
@@ -178,8 +178,8 @@ def test_they_start_at_penalty_from(tmp_path, field):
     c = tiny(tmp_path / "c", **{**none, field: 0.1}, penalty_from=5000).resolved()
     assert f"target-phase {DESCRIBED[field]} 0.1, penalties from step 5000" in describe_schedule(c)
     assert "penalty_from" in APPLIED
-    assert penalties(c, 4999) == dict.fromkeys(PENALTIES, 0.0)  # batch_loss's keywords
-    assert penalties(c, 5000) == {**none, field: 0.1}
+    assert penalties(c, 4999) == LOSS_TERMS  # batch_loss's keywords, all off
+    assert penalties(c, 5000) == {**LOSS_TERMS, field: 0.1}
     old = config_from_dict({"task": "copy", "controller": "lstm"}, "old.pt")
     assert old.penalty_from == 0
 

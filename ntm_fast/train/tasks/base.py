@@ -37,6 +37,9 @@ class Task:
     #: Settings that shape the training stream only; evaluation drops them and tests the
     #: paper's distribution (e.g. copy's ``zero_vector_percent``).
     training_only: tuple[str, ...] = ()
+    #: Whether the last output channel marks the end of the output (repeat copy): the channel
+    #: ``--marker-weight`` weights in the loss (:func:`ntm_fast.train.objective.end_marker_cost`).
+    end_marker: bool = False
     #: How many data-parallel streams draw batches of the same size in step with this one
     #: (set by the trainer to the world size), so that a count of training sequences, like
     #: copy's ``zero_vector_until``, counts the whole run's and switches on every rank at once.

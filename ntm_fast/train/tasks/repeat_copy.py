@@ -39,6 +39,7 @@ def uniform_int_moments(low: int, high: int) -> tuple[float, float]:
 class RepeatCopyTask(Task):
     name = "repeat_copy"
     training_only = ("length_power",)
+    end_marker = True
 
     def __init__(
         self,
