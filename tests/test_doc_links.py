@@ -1,6 +1,7 @@
-"""Every link in the project's Markdown files, and every ``docs/...md#anchor`` a source file
-names, points at a tracked file and, where it names one, at a heading of it (GitHub's anchor
-of the heading): a renamed heading or a moved page breaks a test, not a reader's link."""
+"""Every link in the project's Markdown files, and every page under ``docs`` (with its anchor)
+a source file names, points at a tracked file and, where it names one, at a heading of it
+(GitHub's anchor of the heading): a renamed heading or a moved page breaks a test, not a
+reader's link."""
 
 from __future__ import annotations
 

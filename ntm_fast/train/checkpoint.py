@@ -50,6 +50,7 @@ FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
     "paper_parameters": ((int, type(None)), "an int or None"),
     "grad_norm_mean": ((torch.Tensor, type(None)), "a scalar tensor or None"),
     "nonfinite_steps": ((int,), "an int >= 0"),
+    "arithmetic": ((dict,), "a dict of strings (torch, cpu, gpu)"),
 }
 #: the fields a training run reads to resume exactly
 RESUME_FIELDS = ("config", "model_config", "task_config", "model", "optimizer", "task",
@@ -57,7 +58,7 @@ RESUME_FIELDS = ("config", "model_config", "task_config", "model", "optimizer", 
 
 
 #: fields a checkpoint may lack (written by later versions), checked when present
-OPTIONAL_FIELDS = frozenset({"grad_norm_mean", "nonfinite_steps"})
+OPTIONAL_FIELDS = frozenset({"grad_norm_mean", "nonfinite_steps", "arithmetic"})
 
 
 class CheckpointError(ValueError):
@@ -200,6 +201,8 @@ def check_fields(data: dict[str, Any], path: str | os.PathLike[str], names: Any)
             ok = v.shape == () and v.is_floating_point() and bool(v.isfinite())
         elif ok and name == "model":
             ok = all(isinstance(t, torch.Tensor) for t in v.values())
+        elif ok and name == "arithmetic":
+            ok = all(isinstance(k, str) and isinstance(x, str) for k, x in v.items())
         if not ok:
             got = f"{type(v).__name__} {_short(v)}"
             raise CheckpointError(f"{path}: field {name!r} should be {what}, got {got}")

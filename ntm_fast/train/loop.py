@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from . import distributed
+from .arithmetic import arithmetic, describe_change
 from .checkpoint import CHECKPOINT
 from .config import TrainConfig, UserError
 from .objective import LN2
@@ -73,6 +74,9 @@ def print_header(t: Trainer, resume: bool) -> None:
         changed = "; changed: " + ", ".join(t.resume_changes) if t.resume_changes else ""
         began = f" (a run started from the weights of {c.init_from})" if c.init_from else ""
         print(f"resuming at step {t.step}{began}{changed}", file=sys.stderr)
+        note = describe_change(t.saved_arithmetic, arithmetic(t.device))
+        if note:
+            print(note, file=sys.stderr)
     if t.warm_start is not None:
         print(t.warm_start.describe(), file=sys.stderr)
     if c.train_memory_slots:  # the model is evaluated with its own slots (config.py)

@@ -22,13 +22,13 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from . import distributed
+from . import distributed, loop
 from .checkpoint import CHECKPOINT, load_checkpoint
 from .config import RUNTIME, TrainConfig, UserError, config_from_dict, default_run_dir, flag_name
 from .config_checks import LOSS_TERMS
 from .presets import preset
 from .rundir import STAGE1
-from .trainer import train_run
+from .trainer import Trainer
 
 #: Settings of the first stage the finishing stage keeps (besides the preset's ``finish``).
 _KEPT = (*RUNTIME, "task", "controller", "seed", "batch_size", "optimizer", "clip",
@@ -114,3 +114,22 @@ def _differences(first: TrainConfig, finish: TrainConfig) -> str:
         f"{flag_name(n)} {getattr(f, n)}" for n in names if getattr(f, n) != getattr(first, n)
     ]
     return ", ".join(changed) or "the same settings, a fresh optimiser"
+
+
+def train_run(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    resume_overrides: dict[str, Any] | None = None,
+    dist_backend: str | None = None,
+) -> dict[str, Any]:
+    """Train (or resume) one run and return its summary; prints the parameter table
+    (:func:`.stages.train` adds a preset's finishing stage). Under ``torchrun``: data-parallel
+    (:mod:`.distributed`; ``batch_size`` per rank, ``dist_backend`` the group's backend)."""
+    with distributed.session(dist_backend):
+        trainer = Trainer(config, resume=resume, resume_overrides=resume_overrides)
+        if distributed.is_main():
+            loop.print_header(trainer, resume)
+        summary = trainer.run()
+        del trainer  # free DDP's reducer before its process group is destroyed
+    return summary

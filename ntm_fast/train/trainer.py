@@ -21,6 +21,7 @@ import torch
 
 from ..resources import InsufficientMemoryError
 from . import distributed, loop
+from .arithmetic import arithmetic
 from .checkpoint import (
     CHECKPOINT,
     CheckpointError,
@@ -50,7 +51,7 @@ from .warm_start import WarmStart
 
 __all__ = [
     "CSV_FIELDS", "LN2", "NonFiniteError", "TrainConfig", "Trainer", "UserError",
-    "sequence_cost", "train_run",
+    "sequence_cost",
 ]  # fmt: skip
 
 
@@ -172,6 +173,7 @@ class Trainer:
         # steps with a dropped NaN/inf gradient: since the last log row (on device), before
         self.dropped = torch.zeros((), device=self.device)
         self.dropped_before = 0
+        self.saved_arithmetic: dict[str, str] | None = None  # the checkpoint's (arithmetic.py)
         self._saved_step: int | None = None  # the step of the last good checkpoint
         if state is not None:
             self._restore(state)
@@ -205,6 +207,7 @@ class Trainer:
             "grad_norm_mean": None if self.spike_clip is None else self.spike_clip.mean.cpu(),
             "nonfinite_steps": self.nonfinite_steps(),
             "paper_parameters": self.paper_parameters,
+            "arithmetic": arithmetic(self.device),
         }
 
     def save(self) -> Path | None:
@@ -250,6 +253,7 @@ class Trainer:
         if self.spike_clip is not None and mean is not None:
             self.spike_clip.mean.copy_(mean)
         self.dropped_before = s.get("nonfinite_steps", 0)  # absent before it was counted
+        self.saved_arithmetic = s.get("arithmetic")  # absent before session 26
 
     def nonfinite_steps(self) -> int:
         """Steps so far whose NaN/inf gradient was dropped (one host sync)."""
@@ -297,22 +301,3 @@ class Trainer:
         if distributed.any_rank(failure is not None):
             raise failure or UserError(f"{self.out}: rank 0 could not open the training log")
         return logger
-
-
-def train_run(
-    config: TrainConfig,
-    *,
-    resume: bool = False,
-    resume_overrides: dict[str, Any] | None = None,
-    dist_backend: str | None = None,
-) -> dict[str, Any]:
-    """Train (or resume) one run and return its summary; prints the parameter table
-    (:func:`.stages.train` adds a preset's finishing stage). Under ``torchrun``: data-parallel
-    (:mod:`.distributed`; ``batch_size`` per rank, ``dist_backend`` the group's backend)."""
-    with distributed.session(dist_backend):
-        trainer = Trainer(config, resume=resume, resume_overrides=resume_overrides)
-        if distributed.is_main():
-            loop.print_header(trainer, resume)
-        summary = trainer.run()
-        del trainer  # free DDP's reducer before its process group is destroyed
-    return summary

@@ -11,8 +11,7 @@ from ntm_fast.train import TrainConfig, train
 from ntm_fast.train import checkpoint as ckpt
 from ntm_fast.train.cli import main
 from ntm_fast.train.config import UserError
-from ntm_fast.train.stages import STAGE1
-from ntm_fast.train.trainer import train_run
+from ntm_fast.train.stages import STAGE1, train_run
 
 MODEL = dict(memory_slots=8, memory_width=6, controller_size=16, memory_init="shared")
 TASK = dict(max_length=2, max_repeats=2)
