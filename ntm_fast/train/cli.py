@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument(f"--{flag.replace('_', '-')}", type=float, metavar="X", help=help)
     t.add_argument("--marker-weight", type=float, metavar="X",
                    help="repeat copy: the end marker's cross-entropy counts X times in the loss "
-                   "(1: the paper's; docs/results/repeat-copy-more-repeats.md)")  # fmt: skip
+                   "(1: the paper's; docs/results/repeat-copy-marker-weight.md)")  # fmt: skip
     t.add_argument("--penalty-from", "--write-penalty-from", type=int, dest="penalty_from",
                    help="the penalties' and the marker weight's first step "
                    "(default: preset's)")  # fmt: skip

@@ -39,10 +39,10 @@ def check_regularisers(c: TrainConfig) -> None:
         if not 0 <= x < math.inf or (x and base):
             want = "0 (the baseline has no memory)" if base else "a finite X >= 0"
             raise UserError(f"{name}: expected {want}, got {x}")
-    x, task = c.marker_weight, TASKS.get(c.task)
+    x = c.marker_weight
     if not 0 <= x < math.inf:
         raise UserError(f"marker_weight: expected a finite X >= 0 (1: as the paper), got {x}")
-    if x != 1 and not (task and task.end_marker):
+    if x != 1 and not TASKS[c.task].end_marker:  # the task is known: preset() checked it
         with_marker = sorted(name for name, t in TASKS.items() if t.end_marker)
         raise UserError(f"marker_weight: expected 1 for task {c.task!r}, which has no end marker "
                         f"(only {', '.join(with_marker)} has one), got {x}")  # fmt: skip

@@ -48,17 +48,16 @@ def batch_loss(
     loss adds ``write_penalty`` × :func:`target_memory_change`, ``read_penalty`` ×
     :func:`target_read_change` and ``gate_penalty`` × :func:`target_write_gate` (nats) where
     they are > 0, and counts :func:`end_marker_cost` ``marker_weight`` times instead of once."""
-    if not (write_penalty or read_penalty or gate_penalty):
-        logits = net(batch.inputs)[0]
-        cost, errors = sequence_cost(logits, batch)
-        if marker_weight == 1:
-            return cost, cost, errors
-        return cost + (marker_weight - 1) * end_marker_cost(logits, batch), cost, errors
-    logits, _, history = net(batch.inputs, history=True)
+    penalised = bool(write_penalty or read_penalty or gate_penalty)  # they need the history
+    out = net(batch.inputs, history=True) if penalised else net(batch.inputs)
+    logits = out[0]
     cost, errors = sequence_cost(logits, batch)
     loss = cost
     if marker_weight != 1:
         loss = loss + (marker_weight - 1) * end_marker_cost(logits, batch)
+    if not penalised:
+        return loss, cost, errors
+    history = out[2]
     if write_penalty or read_penalty:
         start = model.initial_state(batch.inputs.shape[1]).memory  # type: ignore[operator]
         memory = torch.cat([start[None], history.memory])
@@ -78,9 +77,9 @@ def end_marker_cost(logits: Tensor, batch: Batch) -> Tensor:
     with one (:attr:`ntm_fast.train.tasks.Task.end_marker`): its cross-entropy over the target
     steps, nats per sequence.
 
-    Repeat copy's marker is one bit in 9 x (repeats x length + 1) target bits; weighting it
-    more makes more networks stop on time beyond the training lengths but learn less reliably
-    (docs/results/repeat-copy-more-repeats.md)."""
+    Repeat copy's marker is one bit in 9 x (repeats x length + 1) target bits; weighting it 2-3
+    times makes some networks stop on time beyond the training lengths and others fail, and
+    weight 2 copies fewer repeats past 10 (docs/results/repeat-copy-marker-weight.md)."""
     ce = F.binary_cross_entropy_with_logits(logits[..., -1], batch.targets[..., -1],
                                             reduction="none")  # fmt: skip
     return (ce * batch.mask).sum() / logits.shape[1]
