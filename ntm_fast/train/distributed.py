@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,13 +41,23 @@ T = TypeVar("T")
 #: checkpoint entries that differ between ranks; stored per rank under ``"ranks"``
 RANK_KEYS = ("task", "torch_rng", "log_acc")
 
-# The tensors of the latest collective started here, kept referenced from Python until the
-# process group is gone. Why: gloo's worker thread drops its reference to a finished op's
-# tensors a little after the op completes; if Python no longer references them, that drop
-# needs the GIL. If the process group is destroyed (thread join, GIL held) in that window -
-# e.g. a Reducer freed right after teardown - the process deadlocks (seen with torch 2.13
-# gather_object at the end of a run). With Python holding them, the drop needs no GIL.
-_last_op: list[Tensor] = []
+# Handles of the latest collectives started here (each holds its tensors), referenced from
+# Python until the interpreter exits. Why: a gloo worker thread drops its reference to a
+# finished op a little after the op completes. Were that the last one, the thread would free
+# the tensors' Python objects, which needs the GIL: during the teardown's thread join that
+# deadlocks (torch 2.13, gather_object), and during interpreter shutdown the thread is killed
+# mid-free ("terminate called without an active exception", SIGABRT: 1 in ~8 torchrun runs of
+# 2 ranks on 2 cores, session 27). Kept past teardown because after DDP the process group and
+# its threads outlive destroy_process_group (torch 2.13). The oldest are dropped by the main
+# thread 64 collectives later, long after their workers let go.
+_recent_ops: deque[dist.Work] = deque(maxlen=64)
+
+
+def _finish(work: dist.Work | None) -> None:
+    """Wait for a collective started with ``async_op=True`` and keep its handle (above)."""
+    assert work is not None
+    work.wait()
+    _recent_ops.append(work)
 
 
 def launched() -> bool:
@@ -94,7 +105,6 @@ def init(backend: str | None = None) -> None:
 def teardown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-    _last_op.clear()
 
 
 @contextmanager
@@ -160,8 +170,7 @@ def any_rank(flag: bool) -> bool:
     if not active():
         return bool(flag)
     t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=_flag_device())
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    _last_op[:] = [t]
+    _finish(dist.all_reduce(t, op=dist.ReduceOp.MAX, async_op=True))
     return bool(t.item())
 
 
@@ -172,17 +181,15 @@ def max_over_ranks(*values: int) -> list[int]:
     if not active():
         return [int(v) for v in values]
     t = torch.tensor(values, dtype=torch.int32, device=_flag_device())
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    _last_op[:] = [t]
+    _finish(dist.all_reduce(t, op=dist.ReduceOp.MAX, async_op=True))
     return [int(v) for v in t.tolist()]
 
 
 def average_(t: Tensor) -> Tensor:
     """All-reduce ``t`` in place to its mean over ranks (identical on every rank)."""
     if active():
-        dist.all_reduce(t)
+        _finish(dist.all_reduce(t, async_op=True))
         t.div_(dist.get_world_size())
-        _last_op[:] = [t]
     return t
 
 
@@ -190,12 +197,11 @@ def _broadcast_bytes(data: bytes | None) -> bytes:
     """Rank 0's ``data`` on every rank (the others pass None)."""
     dev = _flag_device()
     size = torch.tensor([len(data) if data is not None else 0], dtype=torch.int64, device=dev)
-    dist.broadcast(size, src=0)
+    _finish(dist.broadcast(size, src=0, async_op=True))
     buf = torch.empty(int(size.item()), dtype=torch.uint8, device=dev)
     if data is not None:
         buf.copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
-    dist.broadcast(buf, src=0)
-    _last_op[:] = [size, buf]
+    _finish(dist.broadcast(buf, src=0, async_op=True))
     return buf.cpu().numpy().tobytes()
 
 
@@ -204,13 +210,12 @@ def _gather_bytes(data: bytes) -> list[bytes] | None:
     dev, k = _flag_device(), dist.get_world_size()
     size = torch.tensor([len(data)], dtype=torch.int64, device=dev)
     sizes = [torch.zeros_like(size) for _ in range(k)]
-    dist.all_gather(sizes, size)
+    _finish(dist.all_gather(sizes, size, async_op=True))
     n = [int(x.item()) for x in sizes]
     buf = torch.zeros(max(n), dtype=torch.uint8, device=dev)
     buf[: len(data)] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
     out = [torch.empty_like(buf) for _ in range(k)] if dist.get_rank() == 0 else None
-    dist.gather(buf, out, dst=0)
-    _last_op[:] = [size, *sizes, buf, *(out or [])]
+    _finish(dist.gather(buf, out, dst=0, async_op=True))
     if out is None:
         return None
     return [o[:m].cpu().numpy().tobytes() for o, m in zip(out, n, strict=True)]
