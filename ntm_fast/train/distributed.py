@@ -46,10 +46,11 @@ RANK_KEYS = ("task", "torch_rng", "log_acc")
 # finished op a little after the op completes. Were that the last one, the thread would free
 # the tensors' Python objects, which needs the GIL: during the teardown's thread join that
 # deadlocks (torch 2.13, gather_object), and during interpreter shutdown the thread is killed
-# mid-free ("terminate called without an active exception", SIGABRT: 1 in ~8 torchrun runs of
-# 2 ranks on 2 cores, session 27). Kept past teardown because after DDP the process group and
-# its threads outlive destroy_process_group (torch 2.13). The oldest are dropped by the main
-# thread 64 collectives later, long after their workers let go.
+# mid-free ("terminate called without an active exception", SIGABRT: 5 of 62 torchrun runs
+# of 2 ranks on 2 cores, session 27). Kept past teardown because after DDP the process group
+# and its threads outlive destroy_process_group (torch 2.13). The oldest are dropped 64
+# collectives later, long after their workers let go (and mid-run a late worker could take
+# the GIL anyway).
 _recent_ops: deque[dist.Work] = deque(maxlen=64)
 
 
