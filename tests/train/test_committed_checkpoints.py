@@ -80,8 +80,8 @@ def test_priority_sort_ntm_checkpoints_sort(seed):
     assert result["memory_use"]["read_hits"] > 0.5
 
 
-# results/ngrams.md, 1,000 sequences: 1.93, 2.02, 2.40, 7.34, 2.91, 3.07, 5.07 bits above the optimal
-# estimator (standard errors 0.1-0.2; on the 64 sequences here ~0.5-0.8)
+# results/ngrams.md, 1,000 sequences: 1.93, 2.02, 2.40, 7.34, 2.91, 3.07, 5.07 bits above the
+# optimal estimator (standard errors 0.1-0.2; on the 64 sequences here ~0.5-0.8)
 @pytest.mark.parametrize(
     ("seed", "sequences", "low", "high"),
     [(0, 780_000, 0.5, 4), (2, 1_260_000, 0.5, 4), (3, 780_000, 0.5, 4), (5, 780_000, 5, 10),
