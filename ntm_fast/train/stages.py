@@ -131,5 +131,7 @@ def train_run(
         if distributed.is_main():
             loop.print_header(trainer, resume)
         summary = trainer.run()
-        del trainer  # free DDP's reducer before its process group is destroyed
+        # free the trainer and its DDP wrapper before the group is destroyed (torch 2.13 still
+        # keeps the group's threads to exit: hence distributed._recent_ops)
+        del trainer
     return summary
