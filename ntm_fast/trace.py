@@ -31,6 +31,14 @@ class NTMHistory(NamedTuple):
         )
 
 
+def cat_history(first: NTMHistory, then: NTMHistory) -> NTMHistory:
+    """The history of two consecutive runs (the second continuing the first's state) as one,
+    time-major."""
+    cat = lambda a, b: torch.cat([a, b])  # noqa: E731
+    heads = HeadParams(*map(cat, first.heads, then.heads))
+    return NTMHistory(cat(first.weightings, then.weightings), cat(first.memory, then.memory), heads)
+
+
 def zero_ended(heads: HeadParams, active: Tensor) -> HeadParams:
     """``heads`` with the entries of ended sequences set to 0 (and so their gradients);
     ``active`` `(B,)` or `(T, B)` bool, the leading dimensions of every field."""

@@ -43,6 +43,7 @@ FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
     "optimizer": ((dict,), "a dict"),
     "task": ((dict,), "a dict"),
     "torch_rng": ((torch.Tensor,), "a uint8 tensor"),
+    "reset_rng": ((torch.Tensor,), "a uint8 tensor"),
     "step": ((int,), "an int >= 0"),
     "sequences": ((int,), "an int >= 0"),
     "elapsed": ((int, float), "a number of seconds"),
@@ -58,7 +59,7 @@ RESUME_FIELDS = ("config", "model_config", "task_config", "model", "optimizer", 
 
 
 #: fields a checkpoint may lack (written by later versions), checked when present
-OPTIONAL_FIELDS = frozenset({"grad_norm_mean", "nonfinite_steps", "arithmetic"})
+OPTIONAL_FIELDS = frozenset({"grad_norm_mean", "nonfinite_steps", "arithmetic", "reset_rng"})
 
 
 class CheckpointError(ValueError):

@@ -92,8 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--marker-weight", type=float, metavar="X",
                    help="repeat copy: the end marker's cross-entropy counts X times in the loss "
                    "(1: the paper's; docs/results/repeat-copy-marker-weight.md)")  # fmt: skip
+    t.add_argument("--controller-reset", type=float, metavar="P",
+                   help="P of the batches reset the LSTM controller's state at a target step "
+                   "(docs/results/repeat-copy-controller-reset.md)")  # fmt: skip
     t.add_argument("--penalty-from", "--write-penalty-from", type=int, dest="penalty_from",
-                   help="the penalties' and the marker weight's first step "
+                   help="the penalties', marker weight's and controller reset's first step "
                    "(default: preset's)")  # fmt: skip
     t.add_argument(
         "--warmup", type=int, help="linear learning-rate warm-up steps (default: preset's)"

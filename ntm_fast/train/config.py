@@ -65,6 +65,7 @@ class TrainConfig:
     read_penalty: float | None = None
     gate_penalty: float | None = None
     marker_weight: float | None = None
+    controller_reset: float | None = None
     warmup_steps: int | None = None
     lr_schedule: str | None = None
     train_memory_slots: int | None = None

@@ -18,17 +18,20 @@ if TYPE_CHECKING:
 #: write heads' interpolation gate.
 PENALTIES = ("write_penalty", "read_penalty", "gate_penalty")
 #: Every term that shapes the loss but not the logged cost, with the value that turns it off:
-#: the penalties (added) and ``marker_weight`` (how many times the end marker's cross-entropy
-#: counts, for a task with one: :attr:`ntm_fast.train.tasks.Task.end_marker`). Each is a
-#: TrainConfig field, an ``ntm-fast train`` flag and a keyword of ``objective.batch_loss``,
-#: and starts at ``penalty_from``.
-LOSS_TERMS: dict[str, float] = {**dict.fromkeys(PENALTIES, 0.0), "marker_weight": 1.0}
+#: the penalties (added), ``marker_weight`` (how many times the end marker's cross-entropy
+#: counts, for a task with one: :attr:`ntm_fast.train.tasks.Task.end_marker`) and
+#: ``controller_reset`` (the probability of resetting the LSTM controller's state within a
+#: sequence: ``objective.reset_forward``). Each is a TrainConfig field, an ``ntm-fast train``
+#: flag and a keyword of ``objective.batch_loss``, and starts at ``penalty_from``.
+LOSS_TERMS: dict[str, float] = {**dict.fromkeys(PENALTIES, 0.0), "marker_weight": 1.0,
+                                "controller_reset": 0.0}  # fmt: skip
 
 
 def check_regularisers(c: TrainConfig) -> None:
     """``weight_decay`` (w *= 1 - lr x X must stay in (0, 1]) and the penalties (finite, >= 0;
     all 0 for the LSTM baseline, which has neither an NTM controller nor a memory);
-    ``marker_weight`` finite, >= 0, and 1 unless the task has an end marker."""
+    ``marker_weight`` finite, >= 0, and 1 unless the task has an end marker;
+    ``controller_reset`` a probability, and 0 unless the controller is an LSTM."""
     wd, base = c.weight_decay, c.controller == "baseline"
     if not (0 <= wd and wd * c.lr < 1) or (wd and base):  # NaN too
         want = f"0 <= X < 1 / lr = {1 / c.lr:g}"
@@ -46,6 +49,11 @@ def check_regularisers(c: TrainConfig) -> None:
         with_marker = sorted(name for name, t in TASKS.items() if t.end_marker)
         raise UserError(f"marker_weight: expected 1 for task {c.task!r}, which has no end marker "
                         f"(only {', '.join(with_marker)} has one), got {x}")  # fmt: skip
+    x = c.controller_reset
+    if not 0 <= x <= 1 or (x and c.controller != "lstm"):  # NaN too
+        want = f"0 for --controller {c.controller}, which has no LSTM state to reset"
+        want = "0 <= P <= 1" if c.controller == "lstm" else want
+        raise UserError(f"controller_reset: expected {want}, got {x}")
 
 
 def resolve_train_slots(

@@ -1,8 +1,8 @@
 """The training objective and optimisers (paper section 4.6): binary cross-entropy summed over
 a sequence's target bits, reported in bits per sequence; the optional target-phase penalties
 (the memory's change, the change the read heads see, the write heads' gate) and weight of an
-end marker; Graves's RMSProp or Adam; and the check, before training, that a run's longest
-episode fits in memory."""
+end marker; the LSTM controller's state reset within a sequence; Graves's RMSProp or Adam; and
+the check, before training, that a run's longest episode fits in memory."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..resources import check_training_fits
+from ..trace import cat_history
 from .config_checks import PENALTIES
 from .optim import GravesRMSprop
 from .schedule import largest_batch
@@ -43,13 +44,18 @@ def batch_loss(
     read_penalty: float = 0.0,
     gate_penalty: float = 0.0,
     marker_weight: float = 1.0,
+    controller_reset: float = 0.0,
+    reset_rng: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``(loss for the gradient, cost, bit errors)`` of one batch (:func:`sequence_cost`); the
     loss adds ``write_penalty`` × :func:`target_memory_change`, ``read_penalty`` ×
     :func:`target_read_change` and ``gate_penalty`` × :func:`target_write_gate` (nats) where
-    they are > 0, and counts :func:`end_marker_cost` ``marker_weight`` times instead of once."""
+    they are > 0, and counts :func:`end_marker_cost` ``marker_weight`` times instead of once.
+    With ``controller_reset`` > 0 the network runs as :func:`reset_forward` says, at the step
+    :func:`reset_step` draws from ``reset_rng``."""
     penalised = bool(write_penalty or read_penalty or gate_penalty)  # they need the history
-    out = net(batch.inputs, history=True) if penalised else net(batch.inputs)
+    at = reset_step(batch, controller_reset, reset_rng) if controller_reset else None
+    out = reset_forward(net, model, batch.inputs, at, history=penalised)
     logits = out[0]
     cost, errors = sequence_cost(logits, batch)
     loss = cost
@@ -70,6 +76,36 @@ def batch_loss(
         gates = history.heads.gate[:, :, model.read_heads :]  # type: ignore[misc]
         loss = loss + gate_penalty * target_write_gate(gates, batch)
     return loss, cost, errors
+
+
+def reset_step(batch: Batch, p: float, rng: torch.Generator | None) -> int | None:
+    """With probability ``p`` (drawn from ``rng``, a CPU generator), a step drawn uniformly from
+    the target phase of the batch's latest-starting sequence, up to the batch's last step but
+    one; else None (also when that phase has fewer than two steps). One host sync on a GPU."""
+    if rng is None:
+        raise ValueError("reset_rng: expected a torch.Generator for controller_reset > 0")
+    lo, hi = int(batch.mask.argmax(0).max()), batch.mask.shape[0] - 1  # first target steps
+    if hi <= lo or float(torch.rand((), generator=rng)) >= p:
+        return None
+    return int(torch.randint(lo, hi, (), generator=rng))
+
+
+def reset_forward(
+    net: torch.nn.Module, model: torch.nn.Module, x: Tensor, at: int | None, history: bool
+) -> tuple[Any, ...]:
+    """``net(x)`` (``history=True``: with its history), except that with ``at`` the LSTM
+    controller's state is put back to the model's initial state before step ``at``, the memory,
+    read vectors and weightings carried on: a network trained so must keep what it needs in the
+    memory, as a feedforward controller must (repeat copy's count of repeats). Two calls of
+    ``net`` each way; the gradient flows through the state carried between them."""
+    kw = {"history": True} if history else {}
+    if at is None:
+        return net(x, **kw)
+    first = net(x[:at], **kw)
+    start = first[1]._replace(controller=model.initial_state(x.shape[1]).controller)
+    second = net(x[at:], start, **kw)
+    logits = torch.cat([first[0], second[0]])
+    return (logits, second[1], *([cat_history(first[2], second[2])] if history else []))
 
 
 def end_marker_cost(logits: Tensor, batch: Batch) -> Tensor:

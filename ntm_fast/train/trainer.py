@@ -122,6 +122,8 @@ class Trainer:
             )  # fmt: skip
             config.out = str(self.out)
         self.config = c = config.resolved()
+        if c.controller_reset and distributed.world_size() > 1:  # two DDP forwards a step
+            raise UserError(f"controller_reset: expected 0 with torchrun, got {c.controller_reset}")
         if state is not None:  # the run's own task even if the preset changed
             c.task_overrides = {k: v for k, v in state["task_config"].items() if k != "name"}
         if c.threads:
@@ -165,6 +167,7 @@ class Trainer:
         self.optimizer = make_optimizer(c.optimizer, params, c.lr)
         self.decay = controller_decay(c.weight_decay, self.model, self.flat)
         self.spike_clip = SpikeClip(c.clip_spike, device=self.device) if c.clip_spike else None
+        self.reset_rng = torch.Generator().manual_seed(c.seed)  # objective.reset_step's draws
         self.step = self.sequences = 0
         if self.warm_start is not None:  # sequences the weights have seen
             self.sequences = self.warm_start.sequences
@@ -200,6 +203,7 @@ class Trainer:
             "optimizer": optimizer_state(self.optimizer, self.flat),
             "task": self.task.state_dict(),
             "torch_rng": torch.get_rng_state(),
+            "reset_rng": self.reset_rng.get_state(),
             "step": self.step,
             "sequences": self.sequences,
             "elapsed": self.elapsed,
@@ -243,6 +247,8 @@ class Trainer:
             load_optimizer_state(self.optimizer, s["optimizer"], self.flat)
             self.task.load_state_dict(s["task"])
             torch.set_rng_state(s["torch_rng"])
+            if "reset_rng" in s:  # absent before session 28
+                self.reset_rng.set_state(s["reset_rng"])
         except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
             raise CheckpointError(
                 f"{self.out / CHECKPOINT}: does not match this configuration: {e}"
@@ -261,10 +267,11 @@ class Trainer:
 
     # -- the loop --
     def train_step(self) -> None:
-        """One optimiser step on a fresh batch; no host sync."""
+        """One optimiser step on a fresh batch; no host sync (but --controller-reset's draw)."""
         c = at_step(self.config, self.step)  # its phase's lr and batch
         batch = Batch(*(t.to(self.device) for t in self.task.sample(c.batch_size)))
-        loss, cost, errors = batch_loss(self.net, self.model, batch, **penalties(c, self.step))
+        terms = dict(penalties(c, self.step), reset_rng=self.reset_rng)
+        loss, cost, errors = batch_loss(self.net, self.model, batch, **terms)
         if self.flat:
             self.flat.zero_grad()
         else:

@@ -51,7 +51,14 @@ def test_train_eval_plot_end_to_end(tmp_path, capsys):
 @pytest.mark.parametrize("task", ["repeat_copy", "associative-recall", "ngrams", "priority_sort"])
 def test_other_tasks_train_and_evaluate(tmp_path, task, capsys):
     small = {
-        "repeat_copy": ["--task-arg", "max_length=2", "--task-arg", "max_repeats=2"],
+        "repeat_copy": [
+            "--task-arg",
+            "max_length=2",
+            "--task-arg",
+            "max_repeats=2",
+            "--finish-steps",
+            "2",
+        ],
         "associative-recall": ["--task-arg", "max_items=3"],
         "ngrams": ["--task-arg", "length=12"],
         "priority_sort": ["--task-arg", "inputs=4", "--task-arg", "outputs=3"],

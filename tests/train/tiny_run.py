@@ -31,6 +31,18 @@ def tiny(out, **kw) -> TrainConfig:
     return TrainConfig(**base)
 
 
+def cli_repeat_copy(out: Path, capsys, *flags: str) -> tuple[str, dict]:
+    """``ntm-fast train repeat_copy`` for 2 tiny steps with ``flags``: (what it printed, the
+    configuration its checkpoint stores)."""
+    from ntm_fast.train.cli import main
+
+    args = [*CLI, "--task-arg", "max_repeats=2", "--steps", "2", "--finish-steps", "0", *flags,
+            "--out", str(out)]  # fmt: skip
+    assert main(["train", "repeat_copy", *args]) == 0
+    printed = capsys.readouterr()
+    return printed.out + printed.err, ckpt.load_checkpoint(out)["config"]
+
+
 def flip_bytes_in_largest_tensor(path: Path, n: int = 64) -> str:
     """Invert ``n`` bytes in the middle of the largest tensor record of a torch.save zip (what
     a bad sector or a bad copy does); returns the record's name."""
