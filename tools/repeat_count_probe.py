@@ -37,11 +37,10 @@ def repeat_states(model: torch.nn.Module, inputs: torch.Tensor, length: int, rep
     """The state on entering each repeat's first output step (after step ``length + r *
     length``), repeats ``r = 0 .. repeats - 1``."""
     state, ops = model.initial_state(inputs.shape[1]), model.memory_ops(inputs.device)
-    wanted = {length + r * length: r for r in range(repeats)}
     kept: list[NTMState] = []
     for t in range(length + (repeats - 1) * length + 1):
         _, state, _ = model.step(inputs[t], state, ops)
-        if t in wanted:
+        if t % length == 0 and t >= length:
             kept.append(state)
     return kept
 

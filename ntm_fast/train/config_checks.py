@@ -17,12 +17,13 @@ if TYPE_CHECKING:
 #: an ``ntm-fast train`` flag: X x the memory's change, the change the read heads see, and the
 #: write heads' interpolation gate.
 PENALTIES = ("write_penalty", "read_penalty", "gate_penalty")
-#: Every term that shapes the loss but not the logged cost, with the value that turns it off:
-#: the penalties (added), ``marker_weight`` (how many times the end marker's cross-entropy
-#: counts, for a task with one: :attr:`ntm_fast.train.tasks.Task.end_marker`) and
+#: Every term that shapes the loss, with the value that turns it off: the penalties (added)
+#: and ``marker_weight`` (how many times the end marker's cross-entropy counts, for a task with
+#: one: :attr:`ntm_fast.train.tasks.Task.end_marker`), which leave the logged cost alone, and
 #: ``controller_reset`` (the probability of resetting the LSTM controller's state within a
-#: sequence: ``objective.reset_forward``). Each is a TrainConfig field, an ``ntm-fast train``
-#: flag and a keyword of ``objective.batch_loss``, and starts at ``penalty_from``.
+#: sequence: ``objective.reset_forward``; the logged cost is the reset run's). Each is a
+#: TrainConfig field, an ``ntm-fast train`` flag and a keyword of ``objective.batch_loss``,
+#: and starts at ``penalty_from``.
 LOSS_TERMS: dict[str, float] = {**dict.fromkeys(PENALTIES, 0.0), "marker_weight": 1.0,
                                 "controller_reset": 0.0}  # fmt: skip
 

@@ -81,13 +81,14 @@ def batch_loss(
 def reset_step(batch: Batch, p: float, rng: torch.Generator | None) -> int | None:
     """With probability ``p`` (drawn from ``rng``, a CPU generator), a step drawn uniformly from
     the target phase of the batch's latest-starting sequence, up to the batch's last step but
-    one; else None (also when that phase has fewer than two steps). One host sync on a GPU."""
+    one; else None (also when that phase has fewer than two steps). Finding the phase is one
+    host sync on a GPU, only in the batches that reset."""
     if rng is None:
         raise ValueError("reset_rng: expected a torch.Generator for controller_reset > 0")
-    lo, hi = int(batch.mask.argmax(0).max()), batch.mask.shape[0] - 1  # first target steps
-    if hi <= lo or float(torch.rand((), generator=rng)) >= p:
+    if float(torch.rand((), generator=rng)) >= p:
         return None
-    return int(torch.randint(lo, hi, (), generator=rng))
+    lo, hi = int(batch.mask.argmax(0).max()), batch.mask.shape[0] - 1  # first target steps
+    return int(torch.randint(lo, hi, (), generator=rng)) if hi > lo else None
 
 
 def reset_forward(
