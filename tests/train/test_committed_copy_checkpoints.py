@@ -4,14 +4,12 @@ documented: the LSTM
 default and its earlier ones, the LSTM trained with blanked vectors, the feedforward default
 and its earlier one, and the LSTM baseline."""
 
-from pathlib import Path
-
 import pytest
+from committed import CHECKPOINTS
 
 from ntm_fast.train.checkpoint import load_checkpoint
 from ntm_fast.train.evaluate import evaluate, format_table
 
-CHECKPOINTS = Path(__file__).parents[2] / "docs" / "checkpoints"
 RUNS = sorted(CHECKPOINTS.glob("copy-lstm-seed*"))  # the default command (session 23)
 GATE = sorted(CHECKPOINTS.glob("copy-gate-lstm-seed*"))  # the default of session 22
 DECAY = sorted(CHECKPOINTS.glob("copy-decay-lstm-seed*"))  # the default of sessions 19-21

@@ -6,7 +6,7 @@ as the page says, and still copy as it says."""
 from __future__ import annotations
 
 import pytest
-from test_committed_checkpoints import CHECKPOINTS, _two_stage_rows
+from committed import CHECKPOINTS, two_stage_rows
 
 from ntm_fast.train import checkpoint as ckpt
 
@@ -20,7 +20,7 @@ def test_reset_default_checkpoints(seed, low, high):
     name = f"repeat-copy-lstm-reset-seed{seed}"
     for d in (CHECKPOINTS / name / "stage1", CHECKPOINTS / name):
         assert ckpt.load_checkpoint(d)["config"]["controller_reset"] == 0.5
-    rows = _two_stage_rows(name, 100_000, 220_000)
+    rows = two_stage_rows(name, 100_000, 220_000)
     assert low <= rows["length 20, 10 repeats"]["bit_error_rate"] <= high
     assert rows["length 10, 10 repeats"]["bit_error_rate"] < 0.01  # all four: the training range
     if seed in (8, 9):  # the end marker right within training, the copy right beyond it

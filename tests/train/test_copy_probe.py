@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from committed import CHECKPOINTS
 
 from ntm_fast.train.evaluate import evaluate
 from tools.copy_spikes import PROBE_POSITIONS, probe
 
-CHECKPOINTS = Path(__file__).resolve().parents[2] / "docs" / "checkpoints"
 HELD = [CHECKPOINTS / f"copy-hold-lstm-seed{s}" for s in range(8)]
 ZEROS = [str(CHECKPOINTS / f"copy-zeros10-lstm-seed{s}") for s in range(4)]
 FAIR_BITS = [str(CHECKPOINTS / f"copy-fair-lstm-seed{s}") for s in range(4)]  # to session 16

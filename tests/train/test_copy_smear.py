@@ -4,13 +4,10 @@ networks that copy length 120 from those that fail, from length-20 sequences
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from committed import CHECKPOINTS
 
 from tools.copy_smear import smear
-
-CHECKPOINTS = Path(__file__).resolve().parents[2] / "docs" / "checkpoints"
 
 
 def test_smear_at_length_20_tells_the_length_120_failures() -> None:
