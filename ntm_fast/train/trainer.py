@@ -8,7 +8,7 @@ torch RNG and the log accumulators.
 Nothing fails silently (docs/robustness-cases.md): a locked run directory, checksummed
 checkpoints, the log cut back on resume, SIGTERM saves, NaN/inf gradients dropped and a NaN
 cost or weight stops the run (:class:`NonFiniteError`). See also :mod:`.loop`,
-:mod:`.config`, :mod:`.warm_start`.
+:mod:`.config`, :mod:`.run_model`, :mod:`.warm_start`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from typing import Any
 
 import torch
 
-from ..resources import InsufficientMemoryError
 from . import distributed, loop
 from .arithmetic import arithmetic
 from .checkpoint import (
@@ -38,16 +37,15 @@ from .config import (
 )
 from .flat import FlatParameters, load_optimizer_state, optimizer_state
 from .loop import NonFiniteError
-from .objective import LN2, batch_loss, check_task_fits, make_optimizer, sequence_cost
+from .objective import LN2, batch_loss, make_optimizer, sequence_cost
 from .optim import SpikeClip, clip_gradients, controller_decay, optimizer_step
-from .presets import build_model, preset
+from .run_model import build_run_model
 from .rundir import RunDir, describe_os_error
 from .runlog import CSV_FIELDS
 from .runlog import Logger as _Logger
 from .runlog import NullLogger as _NullLogger
 from .schedule import at_step, learning_rate, penalties
 from .tasks import Batch, make_task
-from .warm_start import WarmStart
 
 __all__ = [
     "CSV_FIELDS", "LN2", "NonFiniteError", "TrainConfig", "Trainer", "UserError",
@@ -134,31 +132,9 @@ class Trainer:
             self.task.streams = distributed.world_size()
         except (TypeError, ValueError) as exc:
             raise UserError(f"task {c.task}: {exc}") from None
-        p = preset(c.task, c.controller)
-        io = {"input_size": self.task.input_size, "output_size": self.task.output_size}
-        self.model_config = {**p.model, **io, **c.model_overrides}
-        self.warm_start = None
-        if state is not None:  # the run's own model, even if the preset changed since
-            self.model_config = {**state["model_config"], **io}
-        elif c.init_from:  # the checkpoint's model; its weights are loaded below
-            self.warm_start = WarmStart.load(c, io)
-            self.model_config = self.warm_start.model_config
-        self.paper_parameters = p.paper_parameters
-        built = dict(self.model_config)  # on fewer slots with --train-memory-slots
-        if c.train_memory_slots:
-            built["memory_slots"] = c.train_memory_slots
-        if c.controller != "baseline":
-            try:
-                check_task_fits(built, c, self.device)
-            except InsufficientMemoryError as exc:
-                raise UserError(str(exc)) from None
-        torch.manual_seed(c.seed)  # parameter initialisation
-        try:
-            self.model = build_model(built, c.backend).to(self.device)
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"model: {exc}") from None
-        if self.warm_start is not None:
-            self.warm_start.copy_into(self.model, built)
+        built = build_run_model(c, state, self.task, self.device)
+        self.model, self.model_config = built.model, built.config
+        self.paper_parameters, self.warm_start = built.paper_parameters, built.warm_start
         self.net = distributed.wrap(self.model, self.device)  # DDP under torchrun
         # flat.py: a buffer for the weights, one for the gradients; DDP has its own
         solo = distributed.world_size() == 1
