@@ -72,13 +72,14 @@ _BASELINE = {  # Table 3: (layers, hidden, learning rate, paper #parameters)
 # Its first stage decays over 150k steps: seeds 0-14 within 1% at 20 x 10 in 12 of 15, not
 # learned in 2 (over 75k, the default of sessions 10-24: 9 of 15, not learned in 3;
 # docs/results/repeat-copy-feedforward.md, session 25).
-# Repeat copy, LSTM controller, since session 28: half the batches put the controller's state
-# back to its initial state at a random target step (objective.reset_forward), so the count of
+# Repeat copy, LSTM controller, since session 28: some batches put the controller's state back
+# to its initial state at a random target step (objective.reset_forward), so the count of
 # repeats must be recoverable from the memory; the LSTM otherwise holds it in its cell, where
 # it leaks over long sequences (the end marker a repeat early at 20 x 10). Like the
 # feedforward NTM's, its end marker then depends on the slot count: the same finishing stage.
-# Seeds 0-14: both repeat-copy targets in 9 of 15, against 7 (docs/results/
-# repeat-copy-controller-reset.md).
+# Seeds 0-14, both repeat-copy targets: a quarter of the batches (session 29) 11 of 15,
+# learned at a median of 41k sequences; half (session 28) 9, 51k; none (sessions 11-27) 7,
+# 39k (docs/results/repeat-copy-controller-reset.md).
 # Repeat copy: with a learned row per slot the network tells written from unwritten slots by
 # the slots' own learned contents, which it only learns for the positions trained on (1-10),
 # and fails at length 20; one learned row shared by every slot makes that test the same at
@@ -124,7 +125,7 @@ _NGRAMS_FF_PHASES = [{"until": 90_000}, {"until": 150_000, "lr_schedule": "cosin
                      {"batch_size": 16, "lr": 1e-5}]  # fmt: skip
 _CONTROLLER_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("repeat_copy", "feedforward"): dict(steps=150_000, finish=_FINISH_ON_ALL_SLOTS),
-    ("repeat_copy", "lstm"): dict(controller_reset=0.5, finish=_FINISH_ON_ALL_SLOTS),
+    ("repeat_copy", "lstm"): dict(controller_reset=0.25, finish=_FINISH_ON_ALL_SLOTS),
     ("ngrams", "feedforward"): dict(steps=180_000, phases=_NGRAMS_FF_PHASES),
     ("copy", "feedforward"): dict(task_args={"zero_vector_percent": 10}, gate_penalty=0.05),
     ("copy", "lstm"): dict(

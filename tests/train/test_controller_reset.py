@@ -165,9 +165,8 @@ def test_config_checks_and_describes_it(tmp_path, monkeypatch):
     c = tiny(tmp_path / "d", **REPEAT, controller_reset=0.5).resolved()
     assert "controller state reset with probability 0.5" in describe_schedule(c)
     default = tiny(tmp_path / "e", **REPEAT).resolved()  # the LSTM repeat-copy preset's
-    assert default.controller_reset == 0.5 and "reset with probability 0.5" in describe_schedule(
-        default
-    )
+    assert default.controller_reset == 0.25
+    assert "reset with probability 0.25" in describe_schedule(default)
     copy = tiny(tmp_path / "e").resolved()
     assert copy.controller_reset == 0.0 and "reset" not in describe_schedule(copy)
     old = config_from_dict({"task": "repeat_copy", "controller": "lstm"}, "old.pt")
