@@ -3,10 +3,9 @@ errors are known exactly, and on two committed networks."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
+from committed import CHECKPOINTS
 from torch import nn
 
 from ntm_fast.train.checkpoint import load_model
@@ -21,7 +20,6 @@ from tools.repeat_beyond import (
     with_count_input,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 CONFIG = build_task({"name": "repeat_copy"}, 0).config() | {"name": "repeat_copy"}
 BITS = CONFIG["bits"]
 
@@ -115,7 +113,7 @@ def test_cli_refuses_flags_it_would_ignore(
 def test_committed_networks_copy_past_ten_repeats_not_twenty(name: str) -> None:
     """docs/results/repeat-copy-more-repeats.md: both copy 11 repeats within 1% and fail at 20
     (32 sequences; the margins are wide: 0.00% at 11 against 9% and 50% at 20 on 64)."""
-    state, model = load_model(ROOT / "docs" / "checkpoints" / name / "checkpoint.pt")
+    state, model = load_model(CHECKPOINTS / name / "checkpoint.pt")
     errs = errors_by_repeats(model.eval(), state["task_config"], 10, [11, 20], 32, 4321)
     assert errs[0] < 0.01 and errs[1] > 0.05
 
@@ -125,7 +123,7 @@ def test_committed_networks_end_length_20_by_whole_repeats() -> None:
     whole repeat early (64 of 64 sequences), seed 4 on time (61 of 64; the rest never)."""
     offsets = {}
     for seed in (4, 5):
-        path = ROOT / "docs" / "checkpoints" / f"repeat-copy-lstm-seed{seed}" / "checkpoint.pt"
+        path = CHECKPOINTS / f"repeat-copy-lstm-seed{seed}" / "checkpoint.pt"
         state, model = load_model(path)
         batch = sample(state["task_config"], 20, 10, 32, 4321)
         offsets[seed] = marker_offsets(model.eval(), batch, 20, state["task_config"]["bits"])
@@ -138,7 +136,7 @@ def test_committed_networks_end_length_20_by_whole_repeats() -> None:
 def test_cli_marker_with_a_count_input(capsys: pytest.CaptureFixture[str]) -> None:
     """--marker K --count-as K2: the same sequences, told K2 repeats; seed 5, told 11 for its
     10, fires on time in most of them."""
-    run = str(ROOT / "docs" / "checkpoints" / "repeat-copy-lstm-seed5")
+    run = str(CHECKPOINTS / "repeat-copy-lstm-seed5")
     main([run, "--length", "20", "--marker", "10", "--count-as", "11", "--sequences", "16"])
     out = capsys.readouterr().out
     assert "end marker of 20 x 10 (count input 11), repeats from the right step:" in out
