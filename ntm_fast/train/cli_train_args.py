@@ -31,7 +31,9 @@ _REGULARISERS = {  # flag -> what X does
     "write_penalty": "add X x the memory's squared change over the target phase to the cost",
     "read_penalty": "add X x the squared change the read heads see over the target phase",
     "gate_penalty": "add X x the write heads' interpolation gate over the target phase",
+    "read_entropy_penalty": "add X x the read heads' weighting entropy over the target phase",
 }
+_REGULARISER_DOCS = {"weight_decay": "copy-weight-decay", "read_entropy_penalty": "ngrams"}
 assert set(_REGULARISERS) == {"weight_decay", *PENALTIES}
 
 
@@ -68,7 +70,7 @@ def add_train_arguments(t: argparse.ArgumentParser) -> None:
         "default: preset's)",
     )
     for flag, what in _REGULARISERS.items():
-        doc = "copy-weight-decay" if flag == "weight_decay" else "copy-write-penalty"
+        doc = _REGULARISER_DOCS.get(flag, "copy-write-penalty")
         help = f"{what} (0: off; default: preset's; docs/results/{doc}.md)"
         t.add_argument(f"--{flag.replace('_', '-')}", type=float, metavar="X", help=help)
     t.add_argument("--marker-weight", type=float, metavar="X",

@@ -64,6 +64,7 @@ class TrainConfig:
     penalty_from: int | None = None
     read_penalty: float | None = None
     gate_penalty: float | None = None
+    read_entropy_penalty: float | None = None
     marker_weight: float | None = None
     controller_reset: float | None = None
     warmup_steps: int | None = None

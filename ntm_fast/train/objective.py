@@ -43,17 +43,20 @@ def batch_loss(
     write_penalty: float = 0.0,
     read_penalty: float = 0.0,
     gate_penalty: float = 0.0,
+    read_entropy_penalty: float = 0.0,
     marker_weight: float = 1.0,
     controller_reset: float = 0.0,
     reset_rng: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``(loss for the gradient, cost, bit errors)`` of one batch (:func:`sequence_cost`); the
     loss adds ``write_penalty`` × :func:`target_memory_change`, ``read_penalty`` ×
-    :func:`target_read_change` and ``gate_penalty`` × :func:`target_write_gate` (nats) where
-    they are > 0, and counts :func:`end_marker_cost` ``marker_weight`` times instead of once.
+    :func:`target_read_change`, ``gate_penalty`` × :func:`target_write_gate` and
+    ``read_entropy_penalty`` × :func:`target_read_entropy` (nats) where they are > 0, and
+    counts :func:`end_marker_cost` ``marker_weight`` times instead of once.
     With ``controller_reset`` > 0 the network runs as :func:`reset_forward` says, at the step
     :func:`reset_step` draws from ``reset_rng``."""
-    penalised = bool(write_penalty or read_penalty or gate_penalty)  # they need the history
+    # the penalties need the history
+    penalised = bool(write_penalty or read_penalty or gate_penalty or read_entropy_penalty)
     at = reset_step(batch, controller_reset, reset_rng) if controller_reset else None
     out = reset_forward(net, model, batch.inputs, at, history=penalised)
     logits = out[0]
@@ -75,6 +78,9 @@ def batch_loss(
     if gate_penalty:
         gates = history.heads.gate[:, :, model.read_heads :]  # type: ignore[misc]
         loss = loss + gate_penalty * target_write_gate(gates, batch)
+    if read_entropy_penalty:
+        reads = history.weightings[:, :, : model.read_heads]  # type: ignore[misc]
+        loss = loss + read_entropy_penalty * target_read_entropy(reads, batch)
     return loss, cost, errors
 
 
@@ -166,6 +172,18 @@ def target_write_gate(gates: Tensor, batch: Batch) -> Tensor:
     spreads its writes over the whole memory and wipes unread rows of a long sequence; the
     ones that keep the previous weighting generalise (docs/results/copy-gate-penalty.md)."""
     return (gates.sum(-1) * batch.mask).sum() / gates.shape[1]
+
+
+def target_read_entropy(read_weightings: Tensor, batch: Batch) -> Tensor:
+    """Mean over the batch of Σ_t H(w_t) = -Σ_i w_t(i) ln w_t(i) over the target steps t, summed
+    over the read heads (``read_weightings`` `(T, B, R, N)`; nats): how many rows they read
+    from at once (0: one row; ln N: all alike).
+
+    The feedforward N-grams NTMs that read a blur of rows end furthest from the optimal
+    estimator (docs/results/ngrams.md)."""
+    w = read_weightings
+    entropy = -(w * w.clamp_min(1e-30).log()).sum((-1, -2))  # w ln w -> 0 as w -> 0
+    return (entropy * batch.mask).sum() / w.shape[1]
 
 
 def make_optimizer(name: str, params: Any, lr: float) -> torch.optim.Optimizer:

@@ -4,6 +4,7 @@ networks whose difference docs/results/ngrams.md states."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from torch import nn
 
 from ntm_fast.train.checkpoint import load_model
 from ntm_fast.train.evaluate import build_task
-from tools.ngrams_counts import analyse, context_counts, main
+from tools.ngrams_counts import analyse, context_counts, main, read_spread
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,6 +75,28 @@ def test_the_committed_feedforward_network_scatters_more_than_the_lstm_one():
         opt, mean, sd[name], _ = analyse(model.eval(), task(1234), 200)["counts"][(1, 0)]
         assert abs(mean - opt) < 0.04
     assert sd["ngrams-ff-seed0"] > 2 * sd["ngrams-lstm-seed0"]
+
+
+def test_read_spread_of_a_fresh_ntm_is_bounded_by_a_row_and_the_uniform_weighting():
+    """A weighting's entropy lies between 0 (one row) and ln N (uniform); the largest weight
+    between 1 / N and 1; gamma >= 1; the gate a sigmoid."""
+    from ntm_fast.train.presets import build_model, preset
+
+    torch.manual_seed(0)
+    model = build_model(preset("ngrams", "feedforward").model, backend="reference")
+    a = read_spread(model.eval(), task(), sequences=4)
+    assert 0 <= a["entropy"] <= math.log(128) + 1e-5
+    assert 1 / 128 - 1e-6 <= a["largest"] <= 1 and a["gamma"] >= 1 and 0 < a["gate"] < 1
+
+
+def test_the_committed_feedforward_networks_read_spread_rises_with_their_excess():
+    """docs/results/ngrams.md (session 30): seed 2 (2.02 bits above optimal) reads from fewer
+    rows than seed 3 (2.40), and seed 3 than seed 5 (7.34): entropy 0.7, 2.0, 2.9 nats."""
+    entropy = []
+    for seed in (2, 3, 5):
+        _, model = load_model(ROOT / f"docs/checkpoints/ngrams-ff-seed{seed}")
+        entropy.append(read_spread(model.eval(), task(1234), 50)["entropy"])
+    assert entropy == sorted(entropy) and entropy[2] - entropy[0] > 1.5
 
 
 def test_main_refuses_another_task(capsys):

@@ -1,8 +1,9 @@
-"""``--write-penalty X``, ``--read-penalty X`` and ``--gate-penalty X``
-(ntm_fast.train.objective.batch_loss): the loss adds X times the squared change of each
-sequence's memory over its target phase (target_memory_change), of what its read heads see
-there (target_read_change), or the write heads' interpolation gate there (target_write_gate),
-all computed from the model's differentiable history; the fast path's loss and gradients equal
+"""``--write-penalty X``, ``--read-penalty X``, ``--gate-penalty X`` and
+``--read-entropy-penalty X`` (ntm_fast.train.objective.batch_loss): the loss adds X times the
+squared change of each sequence's memory over its target phase (target_memory_change), of what
+its read heads see there (target_read_change), the write heads' interpolation gate there
+(target_write_gate) or the entropy of the read heads' weightings (target_read_entropy), all
+computed from the model's differentiable history; the fast path's loss and gradients equal
 the reference's; resume stays exact; bad values are named; the logged cost stays the task's."""
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ntm_fast.train.objective import (
     sequence_cost,
     target_memory_change,
     target_read_change,
+    target_read_entropy,
     target_write_gate,
 )
 from ntm_fast.train.schedule import describe_schedule, penalties
@@ -64,6 +66,22 @@ def test_target_write_gate_by_hand():
     torch.testing.assert_close(target_write_gate(gates, batch), torch.tensor(expected))
 
 
+def test_target_read_entropy_by_hand():
+    # T = 2, B = 2, two read heads over N = 4 rows: sequence 0 has a target at step 1,
+    # sequence 1 at both steps
+    mask = torch.tensor([[0, 1], [1, 1]], dtype=torch.float32)
+    batch = Batch(torch.zeros(2, 2, 1), torch.zeros(2, 2, 1), mask, torch.tensor([2, 2]))
+    one_row, two_rows, uniform = [1.0, 0, 0, 0], [0.5, 0.5, 0, 0], [0.25] * 4
+    w = torch.tensor([[[uniform, uniform], [one_row, two_rows]],
+                      [[two_rows, uniform], [one_row, one_row]]])  # (T, B, R, N)  # fmt: skip
+    ln2, ln4 = torch.tensor(2.0).log(), torch.tensor(4.0).log()
+    expected = ((ln2 + ln4) + (0 + ln2) + 0) / 2  # step 0 of sequence 0 is no target
+    torch.testing.assert_close(target_read_entropy(w, batch), expected)
+    w.requires_grad_(True)
+    target_read_entropy(w, batch).backward()  # finite where a weight is exactly 0
+    assert torch.isfinite(w.grad).all()
+
+
 def _pair(controller: str, read_heads: int = 1):
     torch.manual_seed(0)
     ref = ReferenceNTM(9, 8, memory_slots=8, memory_width=6, controller=controller,
@@ -73,7 +91,9 @@ def _pair(controller: str, read_heads: int = 1):
 
 @pytest.mark.parametrize("controller", ["lstm", "feedforward"])
 @pytest.mark.parametrize(
-    "mix", [(0.5, 0.0, 0.0), (0.0, 0.5, 0.0), (0.0, 0.0, 0.5), (0.5, 2.0, 0.3)], ids=str
+    "mix",
+    [(0.5, 0, 0, 0), (0, 0.5, 0, 0), (0, 0, 0.5, 0), (0, 0, 0, 0.5), (0.5, 2.0, 0.3, 0.1)],
+    ids=str,
 )
 def test_fast_loss_and_gradients_equal_the_reference(controller, mix):
     ref, fast = _pair(controller, read_heads=2)  # two read heads: the history's first two
@@ -99,13 +119,14 @@ def test_off_is_the_plain_cost():
     ref, _ = _pair("lstm")
     batch = make_task("copy", 1, max_length=4).sample(3)
     ref.float()
-    loss, cost, errors = batch_loss(ref, ref, batch, 0.0, 0.0, 0.0)
+    loss, cost, errors = batch_loss(ref, ref, batch, 0.0, 0.0, 0.0, 0.0)
     expected = sequence_cost(ref(batch.inputs)[0], batch)
     assert loss is cost and torch.equal(cost, expected[0]) and torch.equal(errors, expected[1])
 
 
 DESCRIBED = {"write_penalty": "write penalty", "read_penalty": "read-change penalty",
-             "gate_penalty": "write-gate penalty"}  # fmt: skip
+             "gate_penalty": "write-gate penalty",
+             "read_entropy_penalty": "read-entropy penalty"}  # fmt: skip
 
 
 def test_every_penalty_is_tested():
