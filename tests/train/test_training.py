@@ -228,6 +228,16 @@ def test_copy_defaults_clip_the_norm_and_spikes_and_decay():
     assert (other.clip_norm, other.clip_spike, other.lr_schedule) == (0.0, 0.0, "constant")
 
 
+def test_repeat_copy_baseline_defaults_are_its_converged_recipe():
+    """docs/results/repeat-copy.md#lstm-baseline: Adam 1e-3, batch 16, 15k constant steps
+    (240k sequences), with the task's clipping; no memory to train on fewer slots."""
+    c = TrainConfig(task="repeat_copy", controller="baseline").resolved()
+    assert (c.optimizer, c.lr, c.batch_size, c.steps, c.lr_schedule) == (
+        "adam", 1e-3, 16, 15_000, "constant",
+    )  # fmt: skip
+    assert (c.clip_norm, c.clip_spike, c.train_memory_slots, c.finish_steps) == (10.0, 3.0, 0, 0)
+
+
 def test_ctrl_c_stops_at_a_step_boundary_and_saves(tmp_path, monkeypatch):
     import signal
 
