@@ -35,3 +35,16 @@ def test_ngrams_baseline_checkpoint_is_where_results_says():
     # results/ngrams.md: 6.80 ± 0.20 bits above the optimal estimator on 1,000 sequences (the
     # NTMs: 1.00 and 1.93); on these 64 (6.86 measured) the standard error is ~0.8
     assert 4.5 < row["bits_per_sequence"] - row["optimal_bits_per_sequence"] < 9.5
+
+
+def test_repeat_copy_baseline_checkpoint_converged_and_fails_to_generalise():
+    result = evaluate(CHECKPOINTS / "repeat-copy-baseline-seed0", batches=1, batch_size=16,
+                      write=False)  # fmt: skip
+    rows = {row["setting"]: row for row in result["rows"]}
+    assert result["controller"] == "baseline" and result["sequences_trained"] == 240_000
+    # results/repeat-copy.md (128 sequences each): no bit wrong at 10 x 10, 39% at 20 x 10,
+    # 11% at 10 x 20, the end marker never right beyond the training range (the paper's LSTM)
+    assert rows["length 10, 10 repeats"]["bit_error_rate"] < 1e-3
+    assert 0.3 < rows["length 20, 10 repeats"]["bit_error_rate"] < 0.5
+    assert 0.05 < rows["length 10, 20 repeats"]["bit_error_rate"] < 0.2
+    assert rows["length 10, 20 repeats"]["end_marker_right"] == 0
