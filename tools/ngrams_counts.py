@@ -22,6 +22,7 @@ import torch
 
 from ntm_fast.train.checkpoint import load_model
 from ntm_fast.train.evaluate import build_task
+from ntm_fast.train.objective import weighting_entropy
 from ntm_fast.train.tasks.ngrams import NGramTask
 
 #: (N1, N0) pairs reported; more observations land in few enough sequences to be noisy.
@@ -91,7 +92,7 @@ def read_spread(model: torch.nn.Module, task: NGramTask, sequences: int = 200) -
     with torch.no_grad():
         trace = model(task.to_batch(bits).inputs, trace=True)[-1]
     w = trace.read_weightings[task.context :, :, 0]  # (T, B, N)
-    entropy = -(w * w.clamp_min(1e-12).log()).sum(-1)
+    entropy = weighting_entropy(w)
     after = slice(task.context, None)
     return {"entropy": float(entropy.mean()), "largest": float(w.amax(-1).mean()),
             "gate": float(trace.gate[after, :, 0].mean()),

@@ -174,6 +174,12 @@ def target_write_gate(gates: Tensor, batch: Batch) -> Tensor:
     return (gates.sum(-1) * batch.mask).sum() / gates.shape[1]
 
 
+def weighting_entropy(w: Tensor) -> Tensor:
+    """H(w) = -Σ_i w(i) ln w(i) over the last dimension (nats; 0: one row, ln N: all alike),
+    with 0 ln 0 = 0 and a finite gradient there."""
+    return -(w * w.clamp_min(1e-30).log()).sum(-1)
+
+
 def target_read_entropy(read_weightings: Tensor, batch: Batch) -> Tensor:
     """Mean over the batch of Σ_t H(w_t) = -Σ_i w_t(i) ln w_t(i) over the target steps t, summed
     over the read heads (``read_weightings`` `(T, B, R, N)`; nats): how many rows they read
@@ -181,9 +187,8 @@ def target_read_entropy(read_weightings: Tensor, batch: Batch) -> Tensor:
 
     The feedforward N-grams NTMs that read a blur of rows end furthest from the optimal
     estimator (docs/results/ngrams.md)."""
-    w = read_weightings
-    entropy = -(w * w.clamp_min(1e-30).log()).sum((-1, -2))  # w ln w -> 0 as w -> 0
-    return (entropy * batch.mask).sum() / w.shape[1]
+    entropy = weighting_entropy(read_weightings).sum(-1)  # over the read heads
+    return (entropy * batch.mask).sum() / read_weightings.shape[1]
 
 
 def make_optimizer(name: str, params: Any, lr: float) -> torch.optim.Optimizer:
