@@ -31,19 +31,31 @@ COUNTS = ((1, 0), (0, 1), (2, 0), (1, 1), (0, 2), (3, 0), (2, 1), (2, 2), (6, 0)
 SEEN = 11
 
 
+def context_ids(bits: torch.Tensor, context: int) -> torch.Tensor:
+    """`(B, T)` the five-bit (``context``-bit) context before step t, the latest bit lowest, as
+    an integer (-1 for the first ``context`` steps, which have none)."""
+    B, T = bits.shape
+    ids = torch.full((B, T), -1, dtype=torch.long)
+    ctx = torch.zeros(B, dtype=torch.long)
+    for t in range(T):
+        if t >= context:
+            ids[:, t] = ctx
+        ctx = (ctx * 2 + bits[:, t].long()) % (2**context)
+    return ids
+
+
 def context_counts(bits: torch.Tensor, context: int) -> tuple[torch.Tensor, torch.Tensor]:
     """`(B, T)` N1 and N0: ones and zeros seen after the context of step t before step t
     (-1 for the first ``context`` steps, which have none)."""
     B, T = bits.shape
     ones, zeros = torch.zeros(B, 2**context), torch.zeros(B, 2**context)
     n1, n0 = torch.full((B, T), -1.0), torch.full((B, T), -1.0)
-    rows, ctx = torch.arange(B), torch.zeros(B, dtype=torch.long)
-    for t in range(T):
-        if t >= context:
-            n1[:, t], n0[:, t] = ones[rows, ctx], zeros[rows, ctx]
-            ones[rows, ctx] += bits[:, t]
-            zeros[rows, ctx] += 1 - bits[:, t]
-        ctx = (ctx * 2 + bits[:, t].long()) % (2**context)
+    rows, ids = torch.arange(B), context_ids(bits, context)
+    for t in range(context, T):
+        ctx = ids[:, t]
+        n1[:, t], n0[:, t] = ones[rows, ctx], zeros[rows, ctx]
+        ones[rows, ctx] += bits[:, t]
+        zeros[rows, ctx] += 1 - bits[:, t]
     return n1, n0
 
 
@@ -86,17 +98,25 @@ def read_spread(model: torch.nn.Module, task: NGramTask, sequences: int = 200) -
     """How an NTM's first read head addresses the memory after the first ``context`` steps:
     ``{"entropy": mean entropy of its weighting (nats; 0 = one row, ln N = uniform),
     "largest": mean largest weight, "gate": mean interpolation gate, "gamma": median
-    sharpening}``. Over the committed feedforward NTMs the spread rises with the excess
-    (docs/results/ngrams.md)."""
+    sharpening, "table_rows": how many rows the 2^context contexts read from (each context's
+    most common row of largest weight, counted once), "table_share": the share of steps whose
+    largest weight is on their context's row}``. A network that keeps a row per context
+    reads from 2^context rows at a share near 1. Over the committed feedforward NTMs the
+    spread rises with the excess and the rows fall with it (docs/results/ngrams-feedforward.md)."""
     bits, _ = task.sample_bits(sequences)
     with torch.no_grad():
         trace = model(task.to_batch(bits).inputs, trace=True)[-1]
     w = trace.read_weightings[task.context :, :, 0]  # (T, B, N)
     entropy = weighting_entropy(w)
     after = slice(task.context, None)
+    row, ctx = w.argmax(-1), context_ids(bits, task.context).T[after]  # step t's context
+    modal = {int(k): row[ctx == k].bincount().argmax() for k in ctx.unique()}
+    on_modal = sum(int((row[ctx == k] == m).sum()) for k, m in modal.items())
     return {"entropy": float(entropy.mean()), "largest": float(w.amax(-1).mean()),
             "gate": float(trace.gate[after, :, 0].mean()),
-            "gamma": float(trace.gamma[after, :, 0].median())}  # fmt: skip
+            "gamma": float(trace.gamma[after, :, 0].median()),
+            "table_rows": len({int(m) for m in modal.values()}),
+            "table_share": on_modal / row.numel()}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
             a = read_spread(model, build_task(state["task_config"], args.seed))
             print(f"  first read head over 200 sequences: weighting entropy {a['entropy']:.2f} "
                   f"nats, largest weight {a['largest']:.2f}, gate {a['gate']:.2f}, "
-                  f"gamma (median) {a['gamma']:.2f}")  # fmt: skip
+                  f"gamma (median) {a['gamma']:.2f}; its contexts read from "
+                  f"{a['table_rows']} rows, {a['table_share']:.0%} of steps on their "
+                  "context's row")  # fmt: skip
     return 0
 
 

@@ -33,7 +33,10 @@ _REGULARISERS = {  # flag -> what X does
     "gate_penalty": "add X x the write heads' interpolation gate over the target phase",
     "read_entropy_penalty": "add X x the read heads' weighting entropy over the target phase",
 }
-_REGULARISER_DOCS = {"weight_decay": "copy-weight-decay", "read_entropy_penalty": "ngrams"}
+_REGULARISER_DOCS = {
+    "weight_decay": "copy-weight-decay",
+    "read_entropy_penalty": "ngrams-feedforward",
+}
 assert set(_REGULARISERS) == {"weight_decay", *PENALTIES}
 
 

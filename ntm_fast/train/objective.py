@@ -186,7 +186,7 @@ def target_read_entropy(read_weightings: Tensor, batch: Batch) -> Tensor:
     from at once (0: one row; ln N: all alike).
 
     The feedforward N-grams NTMs that read a blur of rows end furthest from the optimal
-    estimator (docs/results/ngrams.md)."""
+    estimator (docs/results/ngrams-feedforward.md)."""
     entropy = weighting_entropy(read_weightings).sum(-1)  # over the read heads
     return (entropy * batch.mask).sum() / read_weightings.shape[1]
 

@@ -1,11 +1,12 @@
 """tools.ngrams_counts: checked on hand-counted contexts, on stand-in networks whose
 predictions are known (the optimal estimator itself, and a coin), and on the committed
-networks whose difference docs/results/ngrams.md states."""
+networks whose difference docs/results/ngrams-feedforward.md states."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ from torch import nn
 
 from ntm_fast.train.checkpoint import load_model
 from ntm_fast.train.evaluate import build_task
-from tools.ngrams_counts import analyse, context_counts, main, read_spread
+from tools.ngrams_counts import analyse, context_counts, context_ids, main, read_spread
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,6 +47,35 @@ def test_context_counts_by_hand():
     assert n0.tolist() == [[-1, -1, 0, 0, 0, 0, 0]]
 
 
+def test_context_ids_by_hand():
+    bits = torch.tensor([[1.0, 0, 1, 1, 0]])  # context of 2 bits, the latest lowest
+    assert context_ids(bits, 2).tolist() == [[-1, -1, 0b10, 0b01, 0b11]]
+
+
+class TableReader(nn.Module):
+    """Reads row ``offset + context`` with all its weight at every step that has a context:
+    a perfect table of one row per context."""
+
+    def __init__(self, offset: int) -> None:
+        super().__init__()
+        self.offset = offset
+
+    def forward(self, inputs: torch.Tensor, trace: bool) -> tuple[object, ...]:
+        T, B = inputs.shape[:2]
+        bits = torch.zeros(B, T)
+        bits[:, :-1] = inputs[1:, :, 0].T  # step t's input is bit t-1
+        rows = context_ids(bits, 5).T.clamp(min=0) + self.offset  # (T, B)
+        w = torch.nn.functional.one_hot(rows, 128).float()[:, :, None]  # (T, B, 1, N)
+        ones = torch.ones(T, B, 2)
+        return (None, None, SimpleNamespace(read_weightings=w, gate=ones, gamma=ones))
+
+
+def test_read_spread_finds_a_row_per_context():
+    a = read_spread(TableReader(offset=40), task(), sequences=20)
+    assert a["table_rows"] == 32 and a["table_share"] == 1.0
+    assert a["entropy"] == pytest.approx(0.0, abs=1e-6) and a["largest"] == 1.0
+
+
 def test_the_optimal_estimator_has_no_excess_and_no_spread():
     r = analyse(Optimal(), task(), sequences=60, batch=30)
     assert abs(r["excess"]) < 1e-4 and r["excess_se"] < 1e-4
@@ -67,7 +97,7 @@ def test_a_coin_costs_one_bit_a_step():
 
 
 def test_the_committed_feedforward_network_scatters_more_than_the_lstm_one():
-    """docs/results/ngrams.md: both right on average after one observation (mean within
+    """docs/results/ngrams-feedforward.md: both right on average after one observation (mean within
     0.04 of 0.75), the feedforward NTM's predictions spread over twice the LSTM NTM's."""
     sd = {}
     for name in ("ngrams-ff-seed0", "ngrams-lstm-seed0"):
@@ -87,16 +117,30 @@ def test_read_spread_of_a_fresh_ntm_is_bounded_by_a_row_and_the_uniform_weightin
     a = read_spread(model.eval(), task(), sequences=4)
     assert 0 <= a["entropy"] <= math.log(128) + 1e-5
     assert 1 / 128 - 1e-6 <= a["largest"] <= 1 and a["gamma"] >= 1 and 0 < a["gate"] < 1
+    assert 1 <= a["table_rows"] <= 32 and 0 < a["table_share"] <= 1
 
 
 def test_the_committed_feedforward_networks_read_spread_rises_with_their_excess():
-    """docs/results/ngrams.md (session 30): seed 2 (2.02 bits above optimal) reads from fewer
-    rows than seed 3 (2.40), and seed 3 than seed 5 (7.34): entropy 0.7, 2.0, 2.9 nats."""
+    """docs/results/ngrams-feedforward.md (session 30): seed 2 (2.02 bits above optimal)
+    reads from fewer rows at once than seed 3 (2.40), and seed 3 than seed 5 (7.34): entropy
+    0.7, 2.0, 2.9 nats."""
     entropy = []
     for seed in (2, 3, 5):
         _, model = load_model(ROOT / f"docs/checkpoints/ngrams-ff-seed{seed}")
         entropy.append(read_spread(model.eval(), task(1234), 50)["entropy"])
     assert entropy == sorted(entropy) and entropy[2] - entropy[0] > 1.5
+
+
+def test_the_committed_feedforward_networks_nearest_optimal_keep_a_row_per_context():
+    """docs/results/ngrams-feedforward.md: seed 2 (2.02 bits above optimal) reads its 32
+    contexts from 27 rows, seed 6 (2.91) from 11, one row for every context ending in 01."""
+    rows = {}
+    for seed in (2, 6):
+        _, model = load_model(ROOT / f"docs/checkpoints/ngrams-ff-seed{seed}")
+        a = read_spread(model.eval(), task(1234), 100)
+        rows[seed] = a["table_rows"]
+        assert a["table_share"] > 0.85
+    assert rows[2] >= 25 and rows[6] <= 13
 
 
 def test_main_refuses_another_task(capsys):
