@@ -44,19 +44,36 @@ def context_ids(bits: torch.Tensor, context: int) -> torch.Tensor:
     return ids
 
 
-def context_counts(bits: torch.Tensor, context: int) -> tuple[torch.Tensor, torch.Tensor]:
+def context_counts(
+    bits: torch.Tensor, context: int, groups: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """`(B, T)` N1 and N0: ones and zeros seen after the context of step t before step t
-    (-1 for the first ``context`` steps, which have none)."""
+    (-1 for the first ``context`` steps, which have none). ``groups``: optional
+    `(2**context,)` ints, the contexts that share a value pool their counts (default: each
+    context its own)."""
     B, T = bits.shape
+    groups = torch.arange(2**context) if groups is None else groups.unique(return_inverse=True)[1]
     ones, zeros = torch.zeros(B, 2**context), torch.zeros(B, 2**context)
     n1, n0 = torch.full((B, T), -1.0), torch.full((B, T), -1.0)
     rows, ids = torch.arange(B), context_ids(bits, context)
     for t in range(context, T):
-        ctx = ids[:, t]
-        n1[:, t], n0[:, t] = ones[rows, ctx], zeros[rows, ctx]
-        ones[rows, ctx] += bits[:, t]
-        zeros[rows, ctx] += 1 - bits[:, t]
+        g = groups[ids[:, t]]
+        n1[:, t], n0[:, t] = ones[rows, g], zeros[rows, g]
+        ones[rows, g] += bits[:, t]
+        zeros[rows, g] += 1 - bits[:, t]
     return n1, n0
+
+
+def pooled_excess(bits: torch.Tensor, context: int, groups: torch.Tensor) -> torch.Tensor:
+    """`(B,)` bits per sequence that eq. (10)'s estimator loses when the contexts sharing a
+    value of ``groups`` pool their counts: the price of a table that keeps one row of
+    counts for each such group and nothing else."""
+
+    def cost(n1: torch.Tensor, n0: torch.Tensor) -> torch.Tensor:
+        p = torch.where(n1 < 0, 0.5, (n1 + 0.5) / (n1 + n0 + 1))
+        return -(bits * torch.log2(p) + (1 - bits) * torch.log2(1 - p)).sum(1)
+
+    return cost(*context_counts(bits, context, groups)) - cost(*context_counts(bits, context))
 
 
 def analyse(
@@ -100,10 +117,13 @@ def read_spread(model: torch.nn.Module, task: NGramTask, sequences: int = 200) -
     "largest": mean largest weight, "gate": mean interpolation gate, "gamma": median
     sharpening, "table_rows": how many rows the 2^context contexts read from (each context's
     most common row of largest weight, counted once), "table_share": the share of steps whose
-    largest weight is on their context's row}``. A network that keeps a row per context
-    reads from 2^context rows at a share near 1. Over the committed feedforward NTMs the
-    spread rises with the excess, and the two nearest the optimum keep close to a row per
-    context (docs/results/ngrams-feedforward.md)."""
+    largest weight is on their context's row, "table_excess": bits per sequence above eq.
+    (10) of the estimator whose contexts pool their counts wherever they share that row}``.
+    A network that keeps a row per context reads from 2^context rows at a share near 1 and
+    a table_excess of 0; a table_excess far above the network's own excess says the largest
+    weight's row is not all it reads: the rest of the weighting tells its contexts apart.
+    Over the committed feedforward NTMs the spread rises with the excess
+    (docs/results/ngrams-feedforward.md)."""
     bits, _ = task.sample_bits(sequences)
     with torch.no_grad():
         trace = model(task.to_batch(bits).inputs, trace=True)[-1]
@@ -111,16 +131,19 @@ def read_spread(model: torch.nn.Module, task: NGramTask, sequences: int = 200) -
     entropy = weighting_entropy(w)
     after = slice(task.context, None)
     row, ctx = w.argmax(-1), context_ids(bits, task.context).T[after]  # step t's context
-    modal, on_modal = set(), 0
-    for k in ctx.unique():
+    # each context's modal row; a context not seen keeps a value of its own (N + context)
+    modal, on_modal = torch.arange(2**task.context) + w.shape[-1], 0
+    seen = ctx.unique()
+    for k in seen:
         counts = row[ctx == k].bincount()
-        modal.add(int(counts.argmax()))
+        modal[k] = counts.argmax()
         on_modal += int(counts.max())
     return {"entropy": float(entropy.mean()), "largest": float(w.amax(-1).mean()),
             "gate": float(trace.gate[after, :, 0].mean()),
             "gamma": float(trace.gamma[after, :, 0].median()),
-            "table_rows": len(modal),
-            "table_share": on_modal / row.numel()}  # fmt: skip
+            "table_rows": len(modal[seen].unique()),
+            "table_share": on_modal / row.numel(),
+            "table_excess": float(pooled_excess(bits, task.context, modal).mean())}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"nats, largest weight {a['largest']:.2f}, gate {a['gate']:.2f}, "
                   f"gamma (median) {a['gamma']:.2f}; its contexts read from "
                   f"{a['table_rows']} rows, {a['table_share']:.0%} of steps on their "
-                  "context's row")  # fmt: skip
+                  f"context's row; counts pooled by those rows alone would cost "
+                  f"{a['table_excess']:.2f} bits/seq above optimal")  # fmt: skip
     return 0
 
 

@@ -14,7 +14,14 @@ from torch import nn
 
 from ntm_fast.train.checkpoint import load_model
 from ntm_fast.train.evaluate import build_task
-from tools.ngrams_counts import analyse, context_counts, context_ids, main, read_spread
+from tools.ngrams_counts import (
+    analyse,
+    context_counts,
+    context_ids,
+    main,
+    pooled_excess,
+    read_spread,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,6 +54,20 @@ def test_context_counts_by_hand():
     assert n0.tolist() == [[-1, -1, 0, 0, 0, 0, 0]]
 
 
+def test_pooled_counts_and_their_price_by_hand():
+    """All four 2-bit contexts on one row of counts: every count is of the bits so far."""
+    bits = torch.tensor([[1.0, 0, 1, 1, 0, 1, 1]])
+    n1, n0 = context_counts(bits, 2, torch.zeros(4, dtype=torch.long))
+    assert n1.tolist() == [[-1, -1, 0, 1, 2, 2, 3]]
+    assert n0.tolist() == [[-1, -1, 0, 0, 0, 1, 1]]
+    # steps 2-6 predict 1 with 1/2, 3/4, 5/6, 5/8, 7/10 (pooled) against 1/2, 1/2, 1/2, 3/4,
+    # 3/4 (per context: 10, 01, 11, 10, 01); the bits are 1, 1, 0, 1, 1
+    pooled = -math.log2(0.5 * 0.75 * (1 / 6) * 0.625 * 0.7)
+    own = -math.log2(0.5**3 * 0.75**2)
+    assert pooled_excess(bits, 2, torch.tensor([7, 7, 7, 7])).item() == pytest.approx(pooled - own)
+    assert pooled_excess(bits, 2, torch.tensor([3, 1, 0, 2])).item() == 0  # a row each
+
+
 def test_context_ids_by_hand():
     bits = torch.tensor([[1.0, 0, 1, 1, 0]])  # context of 2 bits, the latest lowest
     assert context_ids(bits, 2).tolist() == [[-1, -1, 0b10, 0b01, 0b11]]
@@ -72,7 +93,7 @@ class TableReader(nn.Module):
 
 def test_read_spread_finds_a_row_per_context():
     a = read_spread(TableReader(offset=40), task(), sequences=20)
-    assert a["table_rows"] == 32 and a["table_share"] == 1.0
+    assert a["table_rows"] == 32 and a["table_share"] == 1.0 and a["table_excess"] == 0
     assert a["entropy"] == pytest.approx(0.0, abs=1e-6) and a["largest"] == 1.0
 
 
@@ -133,14 +154,17 @@ def test_the_committed_feedforward_networks_read_spread_rises_with_their_excess(
 
 def test_the_committed_feedforward_networks_nearest_optimal_keep_a_row_per_context():
     """docs/results/ngrams-feedforward.md: seed 2 (2.02 bits above optimal) reads its 32
-    contexts from 27 rows, seed 6 (2.91) from 11, one row for every context ending in 01."""
-    rows = {}
+    contexts from 27 rows, seed 6 (2.91) from 11, one row for every context ending in 01;
+    counts pooled by those rows alone would cost ~5 and ~28 bits, so seed 6 tells the
+    contexts sharing a row apart by the rest of its weighting."""
+    rows, price = {}, {}
     for seed in (2, 6):
         _, model = load_model(ROOT / f"docs/checkpoints/ngrams-ff-seed{seed}")
         a = read_spread(model.eval(), task(1234), 100)
-        rows[seed] = a["table_rows"]
+        rows[seed], price[seed] = a["table_rows"], a["table_excess"]
         assert a["table_share"] > 0.85
     assert rows[2] >= 25 and rows[6] <= 13
+    assert 2 < price[2] < 10 and price[6] > 20
 
 
 def test_main_refuses_another_task(capsys):
