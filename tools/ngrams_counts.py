@@ -114,11 +114,13 @@ def analyse(
 def read_spread(model: torch.nn.Module, task: NGramTask, sequences: int = 200) -> dict[str, float]:
     """How an NTM's first read head addresses the memory after the first ``context`` steps:
     ``{"entropy": mean entropy of its weighting (nats; 0 = one row, ln N = uniform),
-    "largest": mean largest weight, "gate": mean interpolation gate, "gamma": median
-    sharpening, "table_rows": how many rows the 2^context contexts read from (each context's
-    most common row of largest weight, counted once), "table_share": the share of steps whose
-    largest weight is on their context's row, "table_excess": bits per sequence above eq.
-    (10) of the estimator whose contexts pool their counts wherever they share that row}``.
+    "largest": mean largest weight, "context_accuracy": how often the nearest mean weighting
+    is the step's context's (``_nearest_centroid_accuracy``), "gate": mean interpolation
+    gate, "gamma": median sharpening, "table_rows": how many rows the 2^context contexts
+    read from (each context's most common row of largest weight, counted once),
+    "table_share": the share of steps whose largest weight is on their context's row,
+    "table_excess": bits per sequence above eq. (10) of the estimator whose contexts pool
+    their counts wherever they share that row}``.
     A network that keeps a row per context reads from 2^context rows at a share near 1 and
     a table_excess of 0; a table_excess far above the network's own excess says the largest
     weight's row is not all it reads: the rest of the weighting tells its contexts apart.
@@ -139,11 +141,24 @@ def read_spread(model: torch.nn.Module, task: NGramTask, sequences: int = 200) -
         modal[k] = counts.argmax()
         on_modal += int(counts.max())
     return {"entropy": float(entropy.mean()), "largest": float(w.amax(-1).mean()),
+            "context_accuracy": _nearest_centroid_accuracy(w, ctx),
             "gate": float(trace.gate[after, :, 0].mean()),
             "gamma": float(trace.gamma[after, :, 0].median()),
             "table_rows": len(modal[seen].unique()),
             "table_share": on_modal / row.numel(),
             "table_excess": float(pooled_excess(bits, task.context, modal).mean())}  # fmt: skip
+
+
+def _nearest_centroid_accuracy(w: torch.Tensor, ctx: torch.Tensor) -> float:
+    """Share of the second half of the sequences whose context is the one whose mean weighting
+    (over the first half) lies nearest their weighting (L1): how well the whole weighting, not
+    only its largest weight, tells the contexts apart."""
+    half = w.shape[1] // 2
+    fit, test = (w[:, :half], ctx[:, :half]), (w[:, half:], ctx[:, half:])
+    labels = fit[1].unique()
+    centroids = torch.stack([fit[0][fit[1] == k].mean(0) for k in labels])
+    guess = labels[torch.cdist(test[0].reshape(-1, w.shape[-1]), centroids, p=1).argmin(1)]
+    return float((guess == test[1].reshape(-1)).float().mean())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"gamma (median) {a['gamma']:.2f}; its contexts read from "
                   f"{a['table_rows']} rows, {a['table_share']:.0%} of steps on their "
                   f"context's row; counts pooled by those rows alone would cost "
-                  f"{a['table_excess']:.2f} bits/seq above optimal")  # fmt: skip
+                  f"{a['table_excess']:.2f} bits/seq above optimal; the context told from "
+                  f"the whole weighting in {a['context_accuracy']:.0%} of steps")  # fmt: skip
     return 0
 
 
