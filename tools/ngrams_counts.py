@@ -64,14 +64,18 @@ def context_counts(
     return n1, n0
 
 
+def _bits(p: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+    """Cost in bits of predicting 1 with probability ``p`` at each of ``bits``."""
+    return -(bits * torch.log2(p) + (1 - bits) * torch.log2(1 - p))
+
+
 def pooled_excess(bits: torch.Tensor, context: int, groups: torch.Tensor) -> torch.Tensor:
     """`(B,)` bits per sequence that eq. (10)'s estimator loses when the contexts sharing a
     value of ``groups`` pool their counts: the price of a table that keeps one row of
     counts for each such group and nothing else."""
 
     def cost(n1: torch.Tensor, n0: torch.Tensor) -> torch.Tensor:
-        p = torch.where(n1 < 0, 0.5, (n1 + 0.5) / (n1 + n0 + 1))
-        return -(bits * torch.log2(p) + (1 - bits) * torch.log2(1 - p)).sum(1)
+        return _bits(torch.where(n1 < 0, 0.5, (n1 + 0.5) / (n1 + n0 + 1)), bits).sum(1)
 
     return cost(*context_counts(bits, context, groups)) - cost(*context_counts(bits, context))
 
@@ -91,7 +95,7 @@ def analyse(
             logits, bits, reduction="none"
         ) / math.log(2)
         p = task.optimal_probabilities(bits)
-        optimal = -(bits * torch.log2(p) + (1 - bits) * torch.log2(1 - p))
+        optimal = _bits(p, bits)
         n1, n0 = context_counts(bits, task.context)
         preds.append(torch.sigmoid(logits))
         n1s.append(n1)
