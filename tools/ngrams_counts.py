@@ -29,6 +29,11 @@ from ntm_fast.train.tasks.ngrams import NGramTask
 COUNTS = ((1, 0), (0, 1), (2, 0), (1, 1), (0, 2), (3, 0), (2, 1), (2, 2), (6, 0), (3, 3))
 #: Times seen before, 0 .. SEEN - 1, and SEEN for that many or more.
 SEEN = 11
+#: The times seen that ``excess_by_time`` compares across the sequence (each weighted alike,
+#: so a window is not judged by how often its contexts had been seen).
+TIME_SEEN = (1, 2, 3, 4, 5)
+#: How many equal windows of the steps after the first context ``excess_by_time`` reports.
+TIME_WINDOWS = 4
 
 
 def context_ids(bits: torch.Tensor, context: int) -> torch.Tensor:
@@ -84,8 +89,12 @@ def analyse(
     model: torch.nn.Module, task: NGramTask, sequences: int = 1000, batch: int = 100
 ) -> dict[str, Any]:
     """``{"counts": {(n1, n0): (optimal, mean, sd, n)}, "excess_by_seen": [bits per
-    sequence for contexts seen 0, 1, .., SEEN+ times], "excess": bits per sequence,
-    "excess_se": its standard error over the sequences}``."""
+    sequence for contexts seen 0, 1, .., SEEN+ times], "excess_by_time": [bits per
+    prediction in each of TIME_WINDOWS windows of the sequence, at contexts seen TIME_SEEN
+    times, each count weighted alike], "excess": bits per sequence, "excess_se": its
+    standard error over the sequences}``. A network whose counts come back as precisely late
+    in a sequence as early has a flat ``excess_by_time``; one whose counts suffer from the
+    writes of other contexts, which pile up as the sequence goes on, a rising one."""
     preds, n1s, n0s, excess = [], [], [], []
     for start in range(0, sequences, batch):
         bits, _ = task.sample_bits(min(batch, sequences - start))
@@ -111,8 +120,22 @@ def analyse(
     by_seen = [float(ex[seen == k].sum()) / len(ex) for k in range(-1, SEEN + 1)]
     per_sequence = ex.sum(1)
     return {"counts": counts, "excess_by_seen": by_seen[1:], "first_bits": by_seen[0],
+            "excess_by_time": _excess_by_time(ex, n1 + n0, task.context),
             "excess": float(per_sequence.mean()),
             "excess_se": float(per_sequence.std() / len(ex) ** 0.5)}  # fmt: skip
+
+
+def _excess_by_time(excess: torch.Tensor, seen: torch.Tensor, context: int) -> list[float]:
+    """Mean excess per prediction (bits) in TIME_WINDOWS equal windows of the steps from
+    ``context`` on, averaged over the counts TIME_SEEN (a count absent from a window is left
+    out of its average)."""
+    windows = torch.arange(excess.shape[1] - context).tensor_split(TIME_WINDOWS)
+    out = []
+    for steps in windows:
+        ex, n = excess[:, steps + context], seen[:, steps + context]
+        means = [ex[n == k].mean() for k in TIME_SEEN if (n == k).any()]
+        out.append(float(torch.stack(means).mean()) if means else math.nan)
+    return out
 
 
 def read_spread(model: torch.nn.Module, task: NGramTask, sequences: int = 200) -> dict[str, float]:
@@ -187,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         seen = ", ".join(f"{k}{'+' if k == SEEN else ''}: {x:.2f}"
                          for k, x in enumerate(r["excess_by_seen"]))  # fmt: skip
         print(f"  excess bits/seq by times the context was seen before: {seen}")
+        by_time = ", ".join(f"{x:.4f}" for x in r["excess_by_time"])
+        print(f"  excess bits per prediction at contexts seen {TIME_SEEN[0]}-{TIME_SEEN[-1]} "
+              f"times, by {TIME_WINDOWS} windows of the sequence: {by_time}")  # fmt: skip
         if state["model_config"].get("kind", "ntm") == "ntm":
             a = read_spread(model, build_task(state["task_config"], args.seed))
             print(f"  first read head over 200 sequences: weighting entropy {a['entropy']:.2f} "

@@ -35,7 +35,7 @@ _REGULARISERS = {  # flag -> what X does
 }
 _REGULARISER_DOCS = {
     "weight_decay": "copy-weight-decay",
-    "read_entropy_penalty": "ngrams-feedforward",
+    "read_entropy_penalty": "ngrams-feedforward-tried",
 }
 assert set(_REGULARISERS) == {"weight_decay", *PENALTIES}
 
