@@ -93,8 +93,8 @@ def analyse(
     prediction in each of TIME_WINDOWS windows of the sequence, at contexts seen TIME_SEEN
     times, each count weighted alike], "excess": bits per sequence, "excess_se": its
     standard error over the sequences}``. A network whose counts come back as precisely late
-    in a sequence as early has a flat ``excess_by_time``; one whose counts suffer from the
-    writes of other contexts, which pile up as the sequence goes on, a rising one."""
+    in a sequence as early has a flat ``excess_by_time`` (a fixed noise on eq. (10) does);
+    a rising one loses precision as the memory fills, whatever the context's own count."""
     preds, n1s, n0s, excess = [], [], [], []
     for start in range(0, sequences, batch):
         bits, _ = task.sample_bits(min(batch, sequences - start))
