@@ -44,13 +44,13 @@ class NoisyOptimal(Optimal):
     """Eq. (10) with Gaussian noise of a fixed size on the logit: as imprecise late in a
     sequence as early."""
 
-    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor]:
-        (logits,) = super().forward(inputs)
-        return (logits + 0.3 * torch.randn(logits.shape, generator=self.noise),)
-
     def __init__(self) -> None:
         super().__init__()
         self.noise = torch.Generator().manual_seed(0)
+
+    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor]:
+        (logits,) = super().forward(inputs)
+        return (logits + 0.3 * torch.randn(logits.shape, generator=self.noise),)
 
 
 class Coin(nn.Module):
