@@ -33,14 +33,23 @@ def test_ngrams_checkpoint_is_near_the_optimal_estimator():
     assert 0 < row["bits_per_sequence"] - row["optimal_bits_per_sequence"] < 3
 
 
-def test_the_ngrams_default_commands_checkpoint_is_where_results_says():
-    """results/ngrams.md (session 33): `ntm-fast train ngrams`, seed 0, 180k sequences, 0.65
-    bits above the optimal estimator on 1,000 sequences (64 here vary by ~0.3)."""
-    result = evaluate(CHECKPOINTS / "ngrams-lstm-default-seed0", batches=1, batch_size=64,
-                      write=False)  # fmt: skip
-    row = result["rows"][0]
-    assert result["controller"] == "lstm" and result["sequences_trained"] == 180_000
-    assert 0 < row["bits_per_sequence"] - row["optimal_bits_per_sequence"] < 2
+def test_the_ngrams_default_commands_checkpoint_is_at_the_optimal_estimator():
+    """results/ngrams.md (session 34): `ntm-fast train ngrams`, seed 0, 300k sequences (90k
+    steps at a constant rate, then the cosine decay), 0.07 +- 0.015 bits above the optimal
+    estimator on 1,000 sequences; the same run at 180k, before the decay, 0.65 +- 0.04. On 64
+    sequences the excess's standard error is ~0.06 (decayed) and ~0.15 (at 180k)."""
+
+    def excess(name: str, sequences: int) -> float:
+        result = evaluate(CHECKPOINTS / name, batches=1, batch_size=64, write=False)
+        row = result["rows"][0]
+        assert result["controller"] == "lstm" and result["sequences_trained"] == sequences
+        return row["bits_per_sequence"] - row["optimal_bits_per_sequence"]
+
+    decayed = excess("ngrams-lstm-default-seed0", 300_000)
+    constant = excess("ngrams-lstm-90k-seed0", 180_000)
+    assert -0.2 < decayed < 0.3
+    assert 0.3 < constant < 2
+    assert constant - decayed > 0.3
 
 
 def test_feedforward_repeat_copy_checkpoint_repeats_within_the_training_range():

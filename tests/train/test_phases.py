@@ -72,7 +72,26 @@ def test_the_ngrams_feedforward_preset_is_the_three_command_recipe():
     assert largest_batch(c) == 16
     assert "phases: to step 90000 as set; to step 150000: cosine; then to step 180000: " \
            "batch 16, lr 1e-05" in describe_schedule(c)  # fmt: skip
-    assert TrainConfig(task="ngrams").resolved().phases == []  # the LSTM's is one phase
+
+
+@pytest.mark.parametrize("controller", ["lstm", "baseline"])
+def test_the_ngrams_lstm_preset_is_the_two_command_recipe(controller):
+    """docs/results/ngrams.md (session 34): 90k steps at the constant 3e-4, then --resume
+    --steps 150000 --lr-schedule cosine; the LSTM baseline has the same recipe."""
+    c = TrainConfig(task="ngrams", controller=controller).resolved()
+    assert (c.steps, c.batch_size, c.lr, c.lr_schedule) == (150_000, 2, 3e-4, "constant")
+    first = TrainConfig(task="ngrams", controller=controller, steps=90_000, phases=[])
+    second = TrainConfig(task="ngrams", controller=controller, steps=150_000,
+                         lr_schedule="cosine", phases=[])  # fmt: skip
+    for stage, steps in ((first.resolved(), (0, 1, 45_000, 89_999)),
+                         (second.resolved(), (90_000, 90_001, 120_000, 149_999))):  # fmt: skip
+        for step in steps:
+            now = at_step(c, step)
+            assert now.batch_size == stage.batch_size == 2
+            assert learning_rate(now, step) == learning_rate(stage, step)
+    assert learning_rate(at_step(c, 89_999), 89_999) == 3e-4
+    assert 0.3 * 3e-4 < learning_rate(at_step(c, 90_000), 90_000) < 0.35 * 3e-4
+    assert learning_rate(at_step(c, 149_999), 149_999) < 1e-8
 
 
 def test_the_memory_check_uses_the_largest_batch(monkeypatch):
