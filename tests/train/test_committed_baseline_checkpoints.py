@@ -27,14 +27,20 @@ def test_priority_sort_baseline_checkpoint_is_where_results_says():
     assert result["rows"][1]["bit_errors_per_sequence"] > 20  # 0.1 apart: no better (31.8)
 
 
-def test_ngrams_baseline_checkpoint_is_where_results_says():
-    result = evaluate(CHECKPOINTS / "ngrams-baseline-seed0", batches=1, batch_size=64,
-                      write=False)  # fmt: skip
-    row = result["rows"][0]
-    assert result["controller"] == "baseline" and result["sequences_trained"] == 180_000
-    # results/ngrams.md: 6.80 ± 0.20 bits above the optimal estimator on 1,000 sequences (the
-    # NTMs: 1.00 and 1.93); on these 64 (6.86 measured) the standard error is ~0.8
-    assert 4.5 < row["bits_per_sequence"] - row["optimal_bits_per_sequence"] < 9.5
+def test_ngrams_baseline_checkpoints_are_where_results_says():
+    """results/ngrams.md: the default command (session 34, 300k sequences, the rate decayed
+    after 180k) 4.28 +- 0.17 bits above the optimal estimator on 1,000 sequences, the same run
+    at 180k 6.80 +- 0.20 (the NTMs: 0.07 and 1.93). On these 64 (4.29 and 6.86 measured) the
+    standard error is ~0.7."""
+
+    def excess(name: str, sequences: int) -> float:
+        result = evaluate(CHECKPOINTS / name, batches=1, batch_size=64, write=False)
+        row = result["rows"][0]
+        assert result["controller"] == "baseline" and result["sequences_trained"] == sequences
+        return row["bits_per_sequence"] - row["optimal_bits_per_sequence"]
+
+    assert 2.5 < excess("ngrams-baseline-seed0", 300_000) < 6.5
+    assert 4.5 < excess("ngrams-baseline-90k-seed0", 180_000) < 9.5
 
 
 def test_repeat_copy_baseline_checkpoint_converged_and_fails_to_generalise():
