@@ -23,3 +23,12 @@ def two_stage_rows(name: str, first_steps: int, sequences: int) -> dict[str, dic
     result = evaluate(run, batches=1, batch_size=16, write=False)
     assert result["sequences_trained"] == sequences
     return {row["setting"]: row for row in result["rows"]}
+
+
+def ngrams_excess(name: str, controller: str, sequences: int) -> float:
+    """Bits per sequence above the optimal estimator of a committed N-grams checkpoint on 64
+    evaluation sequences, after checking its controller and the sequences it trained on."""
+    result = evaluate(CHECKPOINTS / name, batches=1, batch_size=64, write=False)
+    assert (result["controller"], result["sequences_trained"]) == (controller, sequences)
+    row = result["rows"][0]
+    return row["bits_per_sequence"] - row["optimal_bits_per_sequence"]

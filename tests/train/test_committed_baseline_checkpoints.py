@@ -3,7 +3,7 @@ the task as the pages say (a baseline that got better here would mean the evalua
 
 from __future__ import annotations
 
-from committed import CHECKPOINTS
+from committed import CHECKPOINTS, ngrams_excess
 
 from ntm_fast.train.evaluate import evaluate
 
@@ -33,14 +33,8 @@ def test_ngrams_baseline_checkpoints_are_where_results_says():
     at 180k 6.80 +- 0.20 (the NTMs: 0.07 and 1.93). On these 64 (4.29 and 6.86 measured) the
     standard error is ~0.7."""
 
-    def excess(name: str, sequences: int) -> float:
-        result = evaluate(CHECKPOINTS / name, batches=1, batch_size=64, write=False)
-        row = result["rows"][0]
-        assert result["controller"] == "baseline" and result["sequences_trained"] == sequences
-        return row["bits_per_sequence"] - row["optimal_bits_per_sequence"]
-
-    assert 2.5 < excess("ngrams-baseline-seed0", 300_000) < 6.5
-    assert 4.5 < excess("ngrams-baseline-90k-seed0", 180_000) < 9.5
+    assert 2.5 < ngrams_excess("ngrams-baseline-seed0", "baseline", 300_000) < 6.5
+    assert 4.5 < ngrams_excess("ngrams-baseline-90k-seed0", "baseline", 180_000) < 9.5
 
 
 def test_repeat_copy_baseline_checkpoint_converged_and_fails_to_generalise():

@@ -3,7 +3,7 @@ load and still copy: a change of the checkpoint format, the presets or the model
 them fails here, not in a user's `ntm-fast eval`."""
 
 import pytest
-from committed import CHECKPOINTS, two_stage_rows
+from committed import CHECKPOINTS, ngrams_excess, two_stage_rows
 
 from ntm_fast.train import checkpoint as ckpt
 from ntm_fast.train.evaluate import evaluate
@@ -39,14 +39,8 @@ def test_the_ngrams_default_commands_checkpoint_is_at_the_optimal_estimator():
     estimator on 1,000 sequences; the same run at 180k, before the decay, 0.65 +- 0.04. On 64
     sequences the excess's standard error is ~0.06 (decayed) and ~0.15 (at 180k)."""
 
-    def excess(name: str, sequences: int) -> float:
-        result = evaluate(CHECKPOINTS / name, batches=1, batch_size=64, write=False)
-        row = result["rows"][0]
-        assert result["controller"] == "lstm" and result["sequences_trained"] == sequences
-        return row["bits_per_sequence"] - row["optimal_bits_per_sequence"]
-
-    decayed = excess("ngrams-lstm-default-seed0", 300_000)
-    constant = excess("ngrams-lstm-90k-seed0", 180_000)
+    decayed = ngrams_excess("ngrams-lstm-default-seed0", "lstm", 300_000)
+    constant = ngrams_excess("ngrams-lstm-90k-seed0", "lstm", 180_000)
     assert -0.2 < decayed < 0.3
     assert 0.3 < constant < 2
     assert constant - decayed > 0.3

@@ -46,6 +46,20 @@ def test_a_phased_run_resumes_exactly(tmp_path):
     assert same_weights(ckpt.load_checkpoint(run), ckpt.load_checkpoint(straight))
 
 
+def assert_phases_run_the_commands(c: TrainConfig, stages: list[tuple[int, TrainConfig]]) -> None:
+    """At each stage's first, second, middle and last step, the phased config ``c`` trains
+    at that stage's (one-phase) command's rate and batch; ``stages``: (end step, config)."""
+    start = 0
+    for end, stage in stages:
+        stage = stage.resolved()
+        stage.phases = []
+        for step in (start, start + 1, (start + end) // 2, end - 1):
+            now = at_step(c, step)
+            assert now.batch_size == stage.batch_size
+            assert learning_rate(now, step) == learning_rate(stage, step)
+        start = end
+
+
 def test_the_ngrams_feedforward_preset_is_the_three_command_recipe():
     """docs/results/ngrams.md's commands: 90k steps at the default; --resume --steps 150000
     --lr-schedule cosine; --resume --steps 180000 --batch-size 16 --lr 1e-5 --lr-schedule
@@ -59,15 +73,7 @@ def test_the_ngrams_feedforward_preset_is_the_three_command_recipe():
         (180_000, TrainConfig(task="ngrams", controller="feedforward", steps=180_000,
                               batch_size=16, lr=1e-5, lr_schedule="constant")),
     ]  # fmt: skip
-    start = 0
-    for end, stage in stages:
-        stage = stage.resolved()
-        stage.phases = []
-        for step in (start, start + 1, (start + end) // 2, end - 1):
-            now = at_step(c, step)
-            assert now.batch_size == stage.batch_size
-            assert learning_rate(now, step) == learning_rate(stage, step)
-        start = end
+    assert_phases_run_the_commands(c, stages)
     assert learning_rate(at_step(c, 90_000), 90_000) < 0.35 * 3e-4  # the cosine's later part
     assert largest_batch(c) == 16
     assert "phases: to step 90000 as set; to step 150000: cosine; then to step 180000: " \
@@ -80,15 +86,12 @@ def test_the_ngrams_lstm_preset_is_the_two_command_recipe(controller):
     --steps 150000 --lr-schedule cosine; the LSTM baseline has the same recipe."""
     c = TrainConfig(task="ngrams", controller=controller).resolved()
     assert (c.steps, c.batch_size, c.lr, c.lr_schedule) == (150_000, 2, 3e-4, "constant")
-    first = TrainConfig(task="ngrams", controller=controller, steps=90_000, phases=[])
-    second = TrainConfig(task="ngrams", controller=controller, steps=150_000,
-                         lr_schedule="cosine", phases=[])  # fmt: skip
-    for stage, steps in ((first.resolved(), (0, 1, 45_000, 89_999)),
-                         (second.resolved(), (90_000, 90_001, 120_000, 149_999))):  # fmt: skip
-        for step in steps:
-            now = at_step(c, step)
-            assert now.batch_size == stage.batch_size == 2
-            assert learning_rate(now, step) == learning_rate(stage, step)
+    assert_phases_run_the_commands(c, [
+        (90_000, TrainConfig(task="ngrams", controller=controller, steps=90_000)),
+        (150_000, TrainConfig(task="ngrams", controller=controller, steps=150_000,
+                              lr_schedule="cosine")),
+    ])  # fmt: skip
+    assert c.batch_size == largest_batch(c) == 2
     assert learning_rate(at_step(c, 89_999), 89_999) == 3e-4
     assert 0.3 * 3e-4 < learning_rate(at_step(c, 90_000), 90_000) < 0.35 * 3e-4
     assert learning_rate(at_step(c, 149_999), 149_999) < 1e-8
