@@ -176,6 +176,22 @@ def read_spread(model: torch.nn.Module, task: NGramTask, sequences: int = 200) -
             "table_excess": float(pooled_excess(bits, task.context, modal).mean())}  # fmt: skip
 
 
+def write_steps(model: torch.nn.Module, task: NGramTask, sequences: int = 100) -> dict[str, float]:
+    """How an NTM's first write head moves: ``{"one_row": share of steps whose largest weight
+    is exactly one row from the previous step's (either way, circularly), "rows": distinct
+    rows of largest weight a sequence, "largest": mean largest weight}``. A head that logs the
+    sequence a row a step gives one_row near 1 and min(T, N) rows, and from step N on
+    overwrites its oldest entries (the LSTM NTMs of seeds 1 and 2, docs/results/ngrams.md)."""
+    bits, _ = task.sample_bits(sequences)
+    with torch.no_grad():
+        w = model(task.to_batch(bits).inputs, trace=True)[-1].write_weightings[:, :, 0]
+    row, n = w.argmax(-1), w.shape[-1]  # (T, B)
+    moved = (row[1:] - row[:-1]) % n
+    rows = [len(row[:, b].unique()) for b in range(row.shape[1])]
+    return {"one_row": float(((moved == 1) | (moved == n - 1)).float().mean()),
+            "rows": sum(rows) / len(rows), "largest": float(w.amax(-1).mean())}  # fmt: skip
+
+
 def _nearest_centroid_accuracy(w: torch.Tensor, ctx: torch.Tensor) -> float:
     """Share of the second half of the sequences whose context is the one whose mean weighting
     (over the first half) lies nearest their weighting (L1): how well the whole weighting, not
@@ -222,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"context's row; counts pooled by those rows alone would cost "
                   f"{a['table_excess']:.2f} bits/seq above optimal; the context told from "
                   f"the whole weighting in {a['context_accuracy']:.0%} of steps")  # fmt: skip
+            m = write_steps(model, build_task(state["task_config"], args.seed))
+            print(f"  first write head over 100 sequences: largest weight {m['largest']:.2f}, "
+                  f"one row on from the last step's in {m['one_row']:.0%} of steps, "
+                  f"{m['rows']:.1f} rows a sequence")  # fmt: skip
     return 0
 
 

@@ -21,6 +21,7 @@ from tools.ngrams_counts import (
     main,
     pooled_excess,
     read_spread,
+    write_steps,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -206,6 +207,31 @@ def test_the_committed_feedforward_networks_counts_blur_as_the_sequence_goes_on(
         if name == "ngrams-ff-seed0":
             assert by_time == sorted(by_time) and by_time[-1] > 2 * by_time[0]
     assert last["ngrams-ff-seed0"] > 2 * last["ngrams-lstm-seed0"]
+
+
+class RowLogger(nn.Module):
+    """Writes step t to row (t + offset) mod 128 with a weight of 1: a log of the sequence."""
+
+    def __init__(self, offset: int) -> None:
+        super().__init__()
+        self.offset = offset
+
+    def forward(self, inputs: torch.Tensor, trace: bool) -> tuple[object, ...]:
+        T, B = inputs.shape[:2]
+        rows = (torch.arange(T)[:, None] + self.offset + torch.zeros(B, dtype=torch.long)) % 128
+        w = torch.nn.functional.one_hot(rows, 128).float()[:, :, None]  # (T, B, 1, N)
+        return (None, None, SimpleNamespace(write_weightings=w))
+
+
+def test_write_steps_tells_a_log_from_a_table():
+    """A head that logs the sequence a row a step moves one row at every step and fills every
+    row of a 200-step sequence (step 128 on overwrites); the table-keeping decayed LSTM NTM of
+    seed 0 (docs/results/ngrams.md) writes to ~37 rows and moves one row at ~6% of steps."""
+    a = write_steps(RowLogger(offset=100), task(), sequences=3)
+    assert a == {"one_row": 1.0, "rows": 128.0, "largest": 1.0}
+    _, model = load_model(ROOT / "docs/checkpoints/ngrams-lstm-default-seed0")
+    m = write_steps(model.eval(), task(1234), 50)
+    assert m["one_row"] < 0.2 and 20 < m["rows"] < 60
 
 
 def test_main_refuses_another_task(capsys):
