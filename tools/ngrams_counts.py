@@ -138,13 +138,14 @@ def _excess_by_time(excess: torch.Tensor, seen: torch.Tensor, context: int) -> l
     return out
 
 
-def read_spread(model: torch.nn.Module, task: NGramTask, sequences: int = 200) -> dict[str, float]:
+def read_spread(model: torch.nn.Module, task: NGramTask, sequences: int = 200) -> dict[str, Any]:
     """How an NTM's first read head addresses the memory after the first ``context`` steps:
     ``{"entropy": mean entropy of its weighting (nats; 0 = one row, ln N = uniform),
     "largest": mean largest weight, "context_accuracy": how often the nearest mean weighting
-    is the step's context's (``_nearest_centroid_accuracy``), "gate": mean interpolation
-    gate, "gamma": median sharpening, "table_rows": how many rows the 2^context contexts
-    read from (each context's most common row of largest weight, counted once),
+    is the step's context's (``_nearest_centroid_accuracy``; "context_accuracy_by_time": in
+    each window of the sequence), "gate": mean interpolation gate, "gamma": median
+    sharpening, "table_rows": how many rows the 2^context contexts read from (each
+    context's most common row of largest weight, counted once),
     "table_share": the share of steps whose largest weight is on their context's row,
     "table_excess": bits per sequence above eq. (10) of the estimator whose contexts pool
     their counts wherever they share that row}``.
@@ -167,8 +168,9 @@ def read_spread(model: torch.nn.Module, task: NGramTask, sequences: int = 200) -
         counts = row[ctx == k].bincount()
         modal[k] = counts.argmax()
         on_modal += int(counts.max())
+    named = _nearest_centroid_accuracy(w, ctx)
     return {"entropy": float(entropy.mean()), "largest": float(w.amax(-1).mean()),
-            "context_accuracy": _nearest_centroid_accuracy(w, ctx),
+            "context_accuracy": named[0], "context_accuracy_by_time": named[1:],
             "gate": float(trace.gate[after, :, 0].mean()),
             "gamma": float(trace.gamma[after, :, 0].median()),
             "table_rows": len(modal[seen].unique()),
@@ -192,16 +194,20 @@ def write_steps(model: torch.nn.Module, task: NGramTask, sequences: int = 100) -
             "rows": sum(rows) / len(rows), "largest": float(w.amax(-1).mean())}  # fmt: skip
 
 
-def _nearest_centroid_accuracy(w: torch.Tensor, ctx: torch.Tensor) -> float:
-    """Share of the second half of the sequences whose context is the one whose mean weighting
-    (over the first half) lies nearest their weighting (L1): how well the whole weighting, not
-    only its largest weight, tells the contexts apart."""
+def _nearest_centroid_accuracy(w: torch.Tensor, ctx: torch.Tensor) -> list[float]:
+    """Share of the second half of the sequences' steps whose context is the one whose mean
+    weighting (over the first half, all steps) lies nearest their weighting (L1): how well the
+    whole weighting, not only its largest weight, tells the contexts apart. Over all steps,
+    then in each of ``TIME_WINDOWS`` windows of the sequence (a flat series: the addresses do
+    not drift as the memory fills)."""
     half = w.shape[1] // 2
     fit, test = (w[:, :half], ctx[:, :half]), (w[:, half:], ctx[:, half:])
     labels = fit[1].unique()
     centroids = torch.stack([fit[0][fit[1] == k].mean(0) for k in labels])
     guess = labels[torch.cdist(test[0].reshape(-1, w.shape[-1]), centroids, p=1).argmin(1)]
-    return float((guess == test[1].reshape(-1)).float().mean())
+    right = (guess == test[1].reshape(-1)).float().reshape(test[1].shape)  # (T, B)
+    windows = right.tensor_split(TIME_WINDOWS)
+    return [float(right.mean()), *(float(x.mean()) for x in windows)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{a['table_rows']} rows, {a['table_share']:.0%} of steps on their "
                   f"context's row; counts pooled by those rows alone would cost "
                   f"{a['table_excess']:.2f} bits/seq above optimal; the context told from "
-                  f"the whole weighting in {a['context_accuracy']:.0%} of steps")  # fmt: skip
+                  f"the whole weighting in {a['context_accuracy']:.0%} of steps (by window: "
+                  f"{', '.join(f'{x:.0%}' for x in a['context_accuracy_by_time'])})")  # fmt: skip
             m = write_steps(model, build_task(state["task_config"], args.seed))
             print(f"  first write head over 100 sequences: largest weight {m['largest']:.2f}, "
                   f"one row on from the last step's in {m['one_row']:.0%} of steps, "
