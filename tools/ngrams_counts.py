@@ -168,9 +168,9 @@ def read_spread(model: torch.nn.Module, task: NGramTask, sequences: int = 200) -
         counts = row[ctx == k].bincount()
         modal[k] = counts.argmax()
         on_modal += int(counts.max())
-    named = _nearest_centroid_accuracy(w, ctx)
+    named, named_by_time = _nearest_centroid_accuracy(w, ctx)
     return {"entropy": float(entropy.mean()), "largest": float(w.amax(-1).mean()),
-            "context_accuracy": named[0], "context_accuracy_by_time": named[1:],
+            "context_accuracy": named, "context_accuracy_by_time": named_by_time,
             "gate": float(trace.gate[after, :, 0].mean()),
             "gamma": float(trace.gamma[after, :, 0].median()),
             "table_rows": len(modal[seen].unique()),
@@ -189,25 +189,24 @@ def write_steps(model: torch.nn.Module, task: NGramTask, sequences: int = 100) -
         w = model(task.to_batch(bits).inputs, trace=True)[-1].write_weightings[:, :, 0]
     row, n = w.argmax(-1), w.shape[-1]  # (T, B)
     moved = (row[1:] - row[:-1]) % n
-    rows = [len(row[:, b].unique()) for b in range(row.shape[1])]
+    written = torch.zeros(row.shape[1], n).scatter_(1, row.T, 1.0)  # (B, N): rows hit
     return {"one_row": float(((moved == 1) | (moved == n - 1)).float().mean()),
-            "rows": sum(rows) / len(rows), "largest": float(w.amax(-1).mean())}  # fmt: skip
+            "rows": float(written.sum(1).mean()), "largest": float(w.amax(-1).mean())}  # fmt: skip
 
 
-def _nearest_centroid_accuracy(w: torch.Tensor, ctx: torch.Tensor) -> list[float]:
+def _nearest_centroid_accuracy(w: torch.Tensor, ctx: torch.Tensor) -> tuple[float, list[float]]:
     """Share of the second half of the sequences' steps whose context is the one whose mean
     weighting (over the first half, all steps) lies nearest their weighting (L1): how well the
-    whole weighting, not only its largest weight, tells the contexts apart. Over all steps,
-    then in each of ``TIME_WINDOWS`` windows of the sequence (a flat series: the addresses do
-    not drift as the memory fills)."""
+    whole weighting, not only its largest weight, tells the contexts apart: ``(over all steps,
+    [in each of TIME_WINDOWS windows of the sequence])`` (the windows of ``_excess_by_time``; a
+    flat series: the addresses do not drift as the memory fills)."""
     half = w.shape[1] // 2
     fit, test = (w[:, :half], ctx[:, :half]), (w[:, half:], ctx[:, half:])
     labels = fit[1].unique()
     centroids = torch.stack([fit[0][fit[1] == k].mean(0) for k in labels])
     guess = labels[torch.cdist(test[0].reshape(-1, w.shape[-1]), centroids, p=1).argmin(1)]
     right = (guess == test[1].reshape(-1)).float().reshape(test[1].shape)  # (T, B)
-    windows = right.tensor_split(TIME_WINDOWS)
-    return [float(right.mean()), *(float(x.mean()) for x in windows)]
+    return float(right.mean()), [float(x.mean()) for x in right.tensor_split(TIME_WINDOWS)]
 
 
 def main(argv: list[str] | None = None) -> int:
