@@ -32,10 +32,13 @@ _REGULARISERS = {  # flag -> what X does
     "read_penalty": "add X x the squared change the read heads see over the target phase",
     "gate_penalty": "add X x the write heads' interpolation gate over the target phase",
     "read_entropy_penalty": "add X x the read heads' weighting entropy over the target phase",
+    "write_follow_penalty": "add X x each write weighting's cross-entropy against the read "
+    "weighting of the step before (write where you just read)",
 }
 _REGULARISER_DOCS = {
     "weight_decay": "copy-weight-decay",
     "read_entropy_penalty": "ngrams-feedforward-tried",
+    "write_follow_penalty": "ngrams-write-follows-read",
 }
 assert set(_REGULARISERS) == {"weight_decay", *PENALTIES}
 

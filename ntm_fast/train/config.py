@@ -65,6 +65,7 @@ class TrainConfig:
     read_penalty: float | None = None
     gate_penalty: float | None = None
     read_entropy_penalty: float | None = None
+    write_follow_penalty: float | None = None
     marker_weight: float | None = None
     controller_reset: float | None = None
     warmup_steps: int | None = None

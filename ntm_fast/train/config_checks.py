@@ -15,8 +15,10 @@ if TYPE_CHECKING:
 
 #: The target-phase penalties (:mod:`ntm_fast.train.objective`), each a TrainConfig field and
 #: an ``ntm-fast train`` flag: X x the memory's change, the change the read heads see, the
-#: write heads' interpolation gate, and the entropy of the read heads' weightings.
-PENALTIES = ("write_penalty", "read_penalty", "gate_penalty", "read_entropy_penalty")
+#: write heads' interpolation gate, the entropy of the read heads' weightings, and the write
+#: weightings' cross-entropy against the step before's read weightings.
+PENALTIES = ("write_penalty", "read_penalty", "gate_penalty", "read_entropy_penalty",
+             "write_follow_penalty")  # fmt: skip
 #: Every term that shapes the loss, with the value that turns it off: the penalties (added)
 #: and ``marker_weight`` (how many times the end marker's cross-entropy counts, for a task with
 #: one: :attr:`ntm_fast.train.tasks.Task.end_marker`), which leave the logged cost alone, and

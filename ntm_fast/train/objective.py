@@ -44,19 +44,22 @@ def batch_loss(
     read_penalty: float = 0.0,
     gate_penalty: float = 0.0,
     read_entropy_penalty: float = 0.0,
+    write_follow_penalty: float = 0.0,
     marker_weight: float = 1.0,
     controller_reset: float = 0.0,
     reset_rng: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``(loss for the gradient, cost, bit errors)`` of one batch (:func:`sequence_cost`); the
     loss adds ``write_penalty`` × :func:`target_memory_change`, ``read_penalty`` ×
-    :func:`target_read_change`, ``gate_penalty`` × :func:`target_write_gate` and
-    ``read_entropy_penalty`` × :func:`target_read_entropy` (nats) where they are > 0, and
+    :func:`target_read_change`, ``gate_penalty`` × :func:`target_write_gate`,
+    ``read_entropy_penalty`` × :func:`target_read_entropy` (nats) and
+    ``write_follow_penalty`` × :func:`target_write_follow` (nats) where they are > 0, and
     counts :func:`end_marker_cost` ``marker_weight`` times instead of once.
     With ``controller_reset`` > 0 the network runs as :func:`reset_forward` says, at the step
     :func:`reset_step` draws from ``reset_rng``."""
     # the penalties need the history
-    penalised = bool(write_penalty or read_penalty or gate_penalty or read_entropy_penalty)
+    penalised = bool(write_penalty or read_penalty or gate_penalty or read_entropy_penalty
+                     or write_follow_penalty)  # fmt: skip
     at = reset_step(batch, controller_reset, reset_rng) if controller_reset else None
     out = reset_forward(net, model, batch.inputs, at, history=penalised)
     logits = out[0]
@@ -81,6 +84,9 @@ def batch_loss(
     if read_entropy_penalty:
         reads = history.weightings[:, :, : model.read_heads]  # type: ignore[misc]
         loss = loss + read_entropy_penalty * target_read_entropy(reads, batch)
+    if write_follow_penalty:
+        follow = target_write_follow(history.weightings, model.read_heads, batch)  # type: ignore[arg-type]
+        loss = loss + write_follow_penalty * follow
     return loss, cost, errors
 
 
@@ -189,6 +195,27 @@ def target_read_entropy(read_weightings: Tensor, batch: Batch) -> Tensor:
     estimator (docs/results/ngrams-feedforward.md)."""
     entropy = weighting_entropy(read_weightings).sum(-1)  # over the read heads
     return (entropy * batch.mask).sum() / read_weightings.shape[1]
+
+
+#: Added to the write weighting inside the log: the penalty's gradient stays below 1 / FLOOR
+#: where the read weighting has mass the write weighting lacks.
+FOLLOW_FLOOR = 1e-4
+
+
+def target_write_follow(weightings: Tensor, read_heads: int, batch: Batch) -> Tensor:
+    """Mean over the batch of Σ_t -Σ_i r_{t-1}(i) ln(w_t(i) + FOLLOW_FLOOR) over the target
+    steps t >= 1, for each write head w paired with the read head r of its index (the first
+    min(R, Wh) of each; ``weightings`` `(T, B, R + Wh, N)`, the read heads first; nats). The
+    read weighting is detached: the term moves where the heads write, never where they read.
+    Lowest where each step writes on the rows the step before read: the paper's account of
+    its N-grams network (Fig. 15: a location read, then written on the next step), which
+    keeps a context's counts where its reads find them
+    (docs/results/ngrams-write-follows-read.md)."""
+    pairs = min(read_heads, weightings.shape[2] - read_heads)
+    read = weightings[:-1, :, :pairs].detach()
+    write = weightings[1:, :, read_heads : read_heads + pairs]
+    cross = -(read * (write + FOLLOW_FLOOR).log()).sum((-2, -1))  # (T - 1, B)
+    return (cross * batch.mask[1:]).sum() / weightings.shape[1]
 
 
 def make_optimizer(name: str, params: Any, lr: float) -> torch.optim.Optimizer:

@@ -133,6 +133,7 @@ _DESCRIBED = (
     ("read_penalty", "target-phase read-change penalty {:g}"),
     ("gate_penalty", "target-phase write-gate penalty {:g}"),
     ("read_entropy_penalty", "target-phase read-entropy penalty {:g}"),
+    ("write_follow_penalty", "target-phase write-follows-read penalty {:g}"),
     ("marker_weight", "end marker weighted {:g}"),
     ("controller_reset", "controller state reset with probability {:g}"),
 )  # fmt: skip

@@ -1,10 +1,12 @@
-"""``--write-penalty X``, ``--read-penalty X``, ``--gate-penalty X`` and
-``--read-entropy-penalty X`` (ntm_fast.train.objective.batch_loss): the loss adds X times the
-squared change of each sequence's memory over its target phase (target_memory_change), of what
-its read heads see there (target_read_change), the write heads' interpolation gate there
-(target_write_gate) or the entropy of the read heads' weightings (target_read_entropy), all
-computed from the model's differentiable history; the fast path's loss and gradients equal
-the reference's; resume stays exact; bad values are named; the logged cost stays the task's."""
+"""``--write-penalty X``, ``--read-penalty X``, ``--gate-penalty X``,
+``--read-entropy-penalty X`` and ``--write-follow-penalty X``
+(ntm_fast.train.objective.batch_loss): the loss adds X times the squared change of each
+sequence's memory over its target phase (target_memory_change), of what its read heads see there
+(target_read_change), the write heads' interpolation gate there (target_write_gate), the entropy
+of the read heads' weightings (target_read_entropy) or the write weightings' cross-entropy
+against the step before's read weightings (target_write_follow), all computed from the model's
+differentiable history; the fast path's loss and gradients equal the reference's; resume stays
+exact; bad values are named; the logged cost stays the task's."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from ntm_fast.train.objective import (
     target_memory_change,
     target_read_change,
     target_read_entropy,
+    target_write_follow,
     target_write_gate,
 )
 from ntm_fast.train.schedule import describe_schedule, penalties
@@ -82,6 +85,26 @@ def test_target_read_entropy_by_hand():
     assert torch.isfinite(w.grad).all()
 
 
+def test_target_write_follow_by_hand():
+    # T = 3, B = 2, two read heads and one write head over N = 2 rows (the write head pairs
+    # with the first read head only): sequence 0 has targets at steps 1-2, sequence 1 at step 0
+    mask = torch.tensor([[0, 1], [1, 0], [1, 0]], dtype=torch.float32)
+    batch = Batch(torch.zeros(3, 2, 1), torch.zeros(3, 2, 1), mask, torch.tensor([3, 3]))
+    w = torch.zeros(3, 2, 3, 2)
+    w[..., 1, :] = 0.5  # the second read head: unpaired, so it never counts
+    w[:, 0, 0] = torch.tensor([[1.0, 0.0], [0.25, 0.75], [0.5, 0.5]])  # read, sequence 0
+    w[:, 0, 2] = torch.tensor([[0.5, 0.5], [1.0, 0.0], [0.0, 1.0]])  # write, sequence 0
+    w[:, 1, 0], w[:, 1, 2] = 0.5, 0.5  # sequence 1: its only target is step 0, which has no
+    floor = 1e-4  # step before, so it never counts
+    step1 = -(1.0 * torch.tensor(1.0 + floor).log() + 0.0)  # read at 0 vs write at 1
+    step2 = -(0.25 * torch.tensor(floor).log() + 0.75 * torch.tensor(1.0 + floor).log())
+    torch.testing.assert_close(target_write_follow(w, 2, batch), (step1 + step2) / 2)
+    w.requires_grad_(True)
+    target_write_follow(w, 2, batch).backward()
+    assert torch.isfinite(w.grad).all() and w.grad[..., :2, :].abs().sum() == 0  # reads: none
+    assert w.grad[1:, 0, 2].abs().sum() > 0
+
+
 def _pair(controller: str, read_heads: int = 1):
     torch.manual_seed(0)
     ref = ReferenceNTM(9, 8, memory_slots=8, memory_width=6, controller=controller,
@@ -92,7 +115,14 @@ def _pair(controller: str, read_heads: int = 1):
 @pytest.mark.parametrize("controller", ["lstm", "feedforward"])
 @pytest.mark.parametrize(
     "mix",
-    [(0.5, 0, 0, 0), (0, 0.5, 0, 0), (0, 0, 0.5, 0), (0, 0, 0, 0.5), (0.5, 2.0, 0.3, 0.1)],
+    [
+        (0.5, 0, 0, 0, 0),
+        (0, 0.5, 0, 0, 0),
+        (0, 0, 0.5, 0, 0),
+        (0, 0, 0, 0.5, 0),
+        (0, 0, 0, 0, 0.5),
+        (0.5, 2.0, 0.3, 0.1, 0.2),
+    ],
     ids=str,
 )
 def test_fast_loss_and_gradients_equal_the_reference(controller, mix):
@@ -119,14 +149,15 @@ def test_off_is_the_plain_cost():
     ref, _ = _pair("lstm")
     batch = make_task("copy", 1, max_length=4).sample(3)
     ref.float()
-    loss, cost, errors = batch_loss(ref, ref, batch, 0.0, 0.0, 0.0, 0.0)
+    loss, cost, errors = batch_loss(ref, ref, batch, 0.0, 0.0, 0.0, 0.0, 0.0)
     expected = sequence_cost(ref(batch.inputs)[0], batch)
     assert loss is cost and torch.equal(cost, expected[0]) and torch.equal(errors, expected[1])
 
 
 DESCRIBED = {"write_penalty": "write penalty", "read_penalty": "read-change penalty",
              "gate_penalty": "write-gate penalty",
-             "read_entropy_penalty": "read-entropy penalty"}  # fmt: skip
+             "read_entropy_penalty": "read-entropy penalty",
+             "write_follow_penalty": "write-follows-read penalty"}  # fmt: skip
 
 
 def test_every_penalty_is_tested():
