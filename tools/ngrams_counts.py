@@ -209,19 +209,30 @@ def _nearest_centroid_accuracy(w: torch.Tensor, ctx: torch.Tensor) -> tuple[floa
     return float(right.mean()), [float(x.mean()) for x in right.tensor_split(TIME_WINDOWS)]
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def checkpoints_from_args(
+    doc: str, argv: list[str] | None, sequences: int
+) -> tuple[argparse.Namespace, list[tuple[str, dict[str, Any], torch.nn.Module]]]:
+    """The N-grams tools' command line (checkpoints, ``--sequences``, ``--seed``): its
+    arguments and each checkpoint as ``(path, state, model in eval mode)``, one torch thread."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("checkpoints", nargs="+", help="N-grams run directories or checkpoint.pt")
-    ap.add_argument("--sequences", type=int, default=1000)
+    ap.add_argument("--sequences", type=int, default=sequences)
     ap.add_argument("--seed", type=int, default=1234)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    loaded = []
     for path in args.checkpoints:
         state, model = load_model(path)
         if state["task_config"]["name"] != "ngrams":
             raise SystemExit(f"{path}: an N-grams checkpoint expected, got a "
                              f"{state['task_config']['name']} one")  # fmt: skip
-        model.eval()
+        loaded.append((path, state, model.eval()))
+    return args, loaded
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, loaded = checkpoints_from_args(__doc__, argv, sequences=1000)
+    for path, state, model in loaded:
         r = analyse(model, build_task(state["task_config"], args.seed), args.sequences)
         print(f"{path}: {r['excess']:.2f} ± {r['excess_se']:.2f} bits/seq above the optimal "
               "estimator (± its standard error)")  # fmt: skip

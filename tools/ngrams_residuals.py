@@ -22,16 +22,14 @@ the memory (the same error each time the context comes back):
 
 from __future__ import annotations
 
-import argparse
 import math
 
 import torch
 from torch import Tensor
 
-from ntm_fast.train.checkpoint import load_model
 from ntm_fast.train.evaluate import build_task
 from ntm_fast.train.tasks.ngrams import NGramTask
-from tools.ngrams_counts import TIME_WINDOWS, context_counts, context_ids
+from tools.ngrams_counts import TIME_WINDOWS, checkpoints_from_args, context_counts, context_ids
 
 
 def _logit(p: Tensor) -> Tensor:
@@ -143,18 +141,8 @@ def unseen_exposure(model: torch.nn.Module, task: NGramTask, bits: Tensor) -> di
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("checkpoints", nargs="+", help="N-grams run directories or checkpoint.pt")
-    ap.add_argument("--sequences", type=int, default=400)
-    ap.add_argument("--seed", type=int, default=1234)
-    args = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    for path in args.checkpoints:
-        state, model = load_model(path)
-        if state["task_config"]["name"] != "ngrams":
-            raise SystemExit(f"{path}: an N-grams checkpoint expected, got a "
-                             f"{state['task_config']['name']} one")  # fmt: skip
-        model.eval()
+    args, loaded = checkpoints_from_args(__doc__, argv, sequences=400)
+    for path, state, model in loaded:
         task = build_task(state["task_config"], args.seed)
         bits, _ = task.sample_bits(args.sequences)
         logits, c = network_logits(model, task, bits), task.context
