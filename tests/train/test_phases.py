@@ -79,16 +79,18 @@ def test_the_ngrams_feedforward_preset_is_the_three_command_recipe():
     assert largest_batch(c) == 16
     assert "phases: to step 90000 as set; to step 150000: cosine; then to step 180000: " \
            "batch 16, lr 1e-05" in describe_schedule(c)  # fmt: skip
-    assert c.write_follow_penalty == 0.01  # session 36: through every phase
+    assert c.write_follow_penalty == 0  # an option (session 36)
 
 
-def test_the_ngrams_feedforward_default_starts_as_the_committed_run(tmp_path):
-    """docs/checkpoints/ngrams-ff-follow-seed8 was trained before --write-follow-penalty was
-    the preset's (through a wrapper sending the same term in): the default command's first
-    100 steps log as it did (to rounding: another CPU may sum in another order)."""
+def test_the_write_follow_option_starts_as_the_committed_run(tmp_path):
+    """docs/checkpoints/ngrams-ff-follow-seed8 was trained before --write-follow-penalty
+    existed (through a wrapper sending the same term in by another flag): the default command
+    with the option logs its first 100 steps as it did (to rounding: another CPU may sum in
+    another order)."""
     out = tmp_path / "run"
     Trainer(TrainConfig(task="ngrams", controller="feedforward", seed=8, steps=100,
-                        out=str(out), plots=False, progress=False)).run()  # fmt: skip
+                        write_follow_penalty=0.01, out=str(out), plots=False,
+                        progress=False)).run()  # fmt: skip
     ours = log_rows(out)
     theirs = log_rows(CHECKPOINTS / "ngrams-ff-follow-seed8")[: len(ours)]
     assert [r[:2] for r in ours] == [r[:2] for r in theirs] == [["50", "100"], ["100", "200"]]
