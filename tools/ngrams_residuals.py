@@ -6,7 +6,7 @@ the memory (the same error each time the context comes back):
 
 * ``persistence``: the correlation of a context's error with its error at the context's
   previous occurrence in the sequence (0: fresh noise at each read; near 1: carried over);
-* ``unseen_sd_by_time``: the spread of the logit at contexts not yet seen, where eq. (10)
+* ``unseen_rms_by_time``: the size of the logit at contexts not yet seen, where eq. (10)
   says 1/2 exactly, in TIME_WINDOWS windows of the sequence: what the rows of unseen contexts
   pick up from writes aimed elsewhere;
 * ``unseen_exposure``: at those predictions, the read-weighted write mass the rows read have
@@ -36,10 +36,10 @@ def _logit(p: Tensor) -> Tensor:
     return torch.log(p) - torch.log1p(-p)
 
 
-def optimal_logits(bits: Tensor, context: int) -> Tensor:
-    """`(B, T)` float64 logits of eq. (10) (0 for the first ``context`` bits)."""
-    n1, n0 = (n.double() for n in context_counts(bits, context))
-    return torch.where(n1 >= 0, _logit((n1 + 0.5) / (n1 + n0 + 1)), 0.0)
+def optimal_logits(task: NGramTask, bits: Tensor) -> Tensor:
+    """`(B, T)` float64 logits of eq. (10) (the task's own estimator; 0 for the first
+    ``context`` bits)."""
+    return _logit(task.optimal_probabilities(bits).double())
 
 
 def network_logits(model: torch.nn.Module, task: NGramTask, bits: Tensor) -> Tensor:
@@ -76,11 +76,11 @@ def previous_residual(residual: Tensor, ctx: Tensor) -> Tensor:
     return out
 
 
-def persistence(bits: Tensor, logits: Tensor, context: int) -> tuple[float, float]:
+def persistence(task: NGramTask, bits: Tensor, logits: Tensor) -> tuple[float, float]:
     """``(sd of the residual, its correlation with the residual at the context's previous
     occurrence)`` over predictions whose context was seen before."""
-    ctx = context_ids(bits, context)
-    residual = logits - optimal_logits(bits, context)
+    ctx = context_ids(bits, task.context)
+    residual = logits - optimal_logits(task, bits)
     before = previous_residual(residual, ctx)
     keep = ~before.isnan()
     pair = torch.stack([before[keep], residual[keep]])
@@ -97,7 +97,7 @@ def _windows(T: int, context: int) -> list[Tensor]:
     return list(torch.arange(context, T).tensor_split(TIME_WINDOWS))
 
 
-def unseen_sd_by_time(bits: Tensor, logits: Tensor, context: int) -> list[float]:
+def unseen_rms_by_time(bits: Tensor, logits: Tensor, context: int) -> list[float]:
     """The logit's root mean square at unseen contexts (eq. 10: 0) in each window."""
     unseen = _unseen(bits, context)
     return [float(logits[:, s][unseen[:, s]].pow(2).mean().sqrt())
@@ -146,10 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         task = build_task(state["task_config"], args.seed)
         bits, _ = task.sample_bits(args.sequences)
         logits, c = network_logits(model, task, bits), task.context
-        sd, corr = persistence(bits, logits, c)
+        sd, corr = persistence(task, bits, logits)
         print(f"{path}: logit error sd {sd:.3f}; correlation with the error at the context's "
               f"previous occurrence {corr:+.2f}")  # fmt: skip
-        by_time = ", ".join(f"{x:.3f}" for x in unseen_sd_by_time(bits, logits, c))
+        by_time = ", ".join(f"{x:.3f}" for x in unseen_rms_by_time(bits, logits, c))
         print(f"  unseen contexts (eq. 10: 1/2): logit rms by window {by_time}")
         bleed = neighbour_bleed(bits, logits, c)
         top = sorted(bleed["coef"].items(), key=lambda kv: -abs(kv[1]))[:3]

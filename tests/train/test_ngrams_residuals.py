@@ -23,11 +23,14 @@ from tools.ngrams_residuals import (
     previous_residual,
     running_balance,
     unseen_exposure,
-    unseen_sd_by_time,
+    unseen_rms_by_time,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
 C = 5
+
+
+TASK = build_task({"name": "ngrams"}, 0)
 
 
 def bits(n: int = 300) -> torch.Tensor:
@@ -47,22 +50,22 @@ def test_balances_and_previous_residuals_by_hand():
 
 def test_the_optimal_estimator_has_no_error_anywhere():
     x = bits()
-    logits = optimal_logits(x, C)
-    assert persistence(x, logits, C)[0] == 0
-    assert unseen_sd_by_time(x, logits, C) == [0.0] * 4
+    logits = optimal_logits(TASK, x)
+    assert persistence(TASK, x, logits)[0] == 0
+    assert unseen_rms_by_time(x, logits, C) == [0.0] * 4
     assert all(abs(v) < 1e-12 for v in neighbour_bleed(x, logits, C)["coef"].values())
 
 
 def test_fresh_noise_does_not_persist_and_held_noise_does():
     x = bits()
     g = torch.Generator().manual_seed(0)
-    fresh = optimal_logits(x, C) + 0.3 * torch.randn(x.shape, generator=g, dtype=torch.float64)
-    sd, corr = persistence(x, fresh, C)
+    fresh = optimal_logits(TASK, x) + 0.3 * torch.randn(x.shape, generator=g, dtype=torch.float64)
+    sd, corr = persistence(TASK, x, fresh)
     assert sd == pytest.approx(0.3, rel=0.05) and abs(corr) < 0.05
     held = torch.randn(x.shape[0], 2**C, generator=g, dtype=torch.float64)  # per context
     offset = held.gather(1, context_ids(x, C).clamp(min=0)) * 0.3
-    assert persistence(x, optimal_logits(x, C) + offset, C)[1] > 0.95
-    rms = unseen_sd_by_time(x, fresh, C)
+    assert persistence(TASK, x, optimal_logits(TASK, x) + offset)[1] > 0.95
+    rms = unseen_rms_by_time(x, fresh, C)
     assert all(0.25 < r < 0.35 for r in rms)  # the same noise in every window
 
 
@@ -90,17 +93,16 @@ def test_neighbour_bleed_finds_the_pooled_context():
 
 
 def test_committed_networks():
-    """docs/results/ngrams-feedforward.md (session 36): the feedforward NTM's errors are
+    """docs/results/ngrams-write-follows-read.md (session 36): the feedforward NTM's errors are
     several times the LSTM NTM's, at unseen contexts too, and grow through the sequence there;
     both carry a context's error to its next visit; only the feedforward one takes the
     counts of the context that differs in the oldest bit."""
-    x, out = bits(200), {}
-    task = build_task({"name": "ngrams"}, 0)
+    x, out, task = bits(200), {}, TASK
     for name in ("ngrams-ff-seed0", "ngrams-lstm-default-seed0"):
         _, model = load_model(ROOT / "docs/checkpoints" / name)
         model.eval()
         logits = network_logits(model, task, x)
-        out[name] = (persistence(x, logits, C), unseen_sd_by_time(x, logits, C),
+        out[name] = (persistence(TASK, x, logits), unseen_rms_by_time(x, logits, C),
                      neighbour_bleed(x, logits, C)["coef"])  # fmt: skip
     (ff_sd, ff_corr), ff_rms, ff_bleed = out["ngrams-ff-seed0"]
     (lstm_sd, lstm_corr), lstm_rms, lstm_bleed = out["ngrams-lstm-default-seed0"]
