@@ -75,6 +75,13 @@ def add_train_arguments(t: argparse.ArgumentParser) -> None:
         help="clip the global gradient norm to X times its running mean (X > 1; 0: off; "
         "default: preset's)",
     )
+    t.add_argument(
+        "--clip-norm-first",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="clip the global gradient norm before the element-wise clip, keeping the "
+        "gradient's direction when it explodes (docs/results/ngrams-write-follows-read.md)",
+    )
     for flag, what in _REGULARISERS.items():
         doc = _REGULARISER_DOCS.get(flag, "copy-write-penalty")
         help = f"{what} (0: off; default: preset's; docs/results/{doc}.md)"
@@ -181,7 +188,7 @@ def add_train_arguments(t: argparse.ArgumentParser) -> None:
 
 _TRAIN_FIELDS = {  # CLI dest -> TrainConfig field, for the flags without a fixed default
     **{f: f for f in ("steps", "minutes", "stop_cost", "batch_size", "lr", "optimizer", "seed",
-                      "clip_norm", "clip_spike", "weight_decay", *LOSS_TERMS,
+                      "clip_norm", "clip_spike", "clip_norm_first", "weight_decay", *LOSS_TERMS,
                       "penalty_from", "lr_schedule", "train_memory_slots",
                       "init_from", "finish_steps", "device", "backend", "checkpoint_every",
                       "log_every", "threads")},

@@ -59,6 +59,7 @@ class TrainConfig:
     clip: float = 10.0
     clip_norm: float | None = None
     clip_spike: float | None = None
+    clip_norm_first: bool | None = None
     weight_decay: float | None = None
     write_penalty: float | None = None
     penalty_from: int | None = None
@@ -94,6 +95,8 @@ class TrainConfig:
                           **LOSS_TERMS}.items():  # fmt: skip
             if getattr(c, name) is None:
                 setattr(c, name, p.train.get(name, off))
+        if c.clip_norm_first is None:
+            c.clip_norm_first = bool(p.train.get("clip_norm_first", False))
         for name in ("warmup_steps", "penalty_from"):
             if getattr(c, name) is None:
                 setattr(c, name, p.train.get(name, 0))
@@ -125,6 +128,9 @@ class TrainConfig:
         if c.clip_norm < 0 or c.warmup_steps < 0:
             bad = "clip_norm" if c.clip_norm < 0 else "warmup_steps"
             raise UserError(f"{bad}: expected >= 0 (0 turns it off), got {getattr(c, bad)}")
+        if c.clip_norm_first and not c.clip_norm:
+            raise UserError("clip_norm_first: clips the global norm first, so it needs "
+                            f"--clip-norm > 0 (got clip_norm={c.clip_norm})")  # fmt: skip
         check_regularisers(c)
         if c.clip_spike != 0 and not c.clip_spike > 1:
             raise UserError(f"clip_spike: expected > 1 (0 turns it off), got {c.clip_spike}")
@@ -144,6 +150,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], bool]] = {  # field: (types, None allo
     "backend": ((str,), False), "out": ((str,), True), "checkpoint_every": ((int,), False),
     "log_every": ((int,), False), "threads": ((int,), True), "stop_cost": (_NUMBER, True),
     "clip": (_NUMBER, False), "clip_norm": (_NUMBER, True), "clip_spike": (_NUMBER, True),
+    "clip_norm_first": ((bool,), True),
     "weight_decay": (_NUMBER, True), **{name: (_NUMBER, True) for name in LOSS_TERMS},
     "penalty_from": ((int,), True),
     "warmup_steps": ((int,), True), "train_memory_slots": ((int,), True),
@@ -181,7 +188,7 @@ def config_from_dict(data: dict[str, Any], where: str) -> TrainConfig:
     # Runs from before these fields existed: own memory, no finishing stage, decay, penalty or
     # end-marker weight.
     old = {"train_memory_slots": 0, "finish_steps": 0, "weight_decay": 0.0,
-           "penalty_from": 0, "phases": [], **LOSS_TERMS}  # fmt: skip
+           "penalty_from": 0, "phases": [], "clip_norm_first": False, **LOSS_TERMS}  # fmt: skip
     return TrainConfig(**{**old, **data})
 
 
@@ -193,8 +200,8 @@ RUNTIME = ("steps", "minutes", "stop_cost", "checkpoint_every", "log_every", "th
 #: then differs from an uninterrupted run; the run's first line says what changed). They are
 #: read afresh at every step, so changing them is well defined: e.g. a lower --lr after the
 #: cost diverged.
-APPLIED = ("lr", "clip_norm", "clip_spike", "weight_decay", *LOSS_TERMS, "penalty_from",
-           "warmup_steps", "lr_schedule", "batch_size", "phases")  # fmt: skip
+APPLIED = ("lr", "clip_norm", "clip_spike", "clip_norm_first", "weight_decay", *LOSS_TERMS,
+           "penalty_from", "warmup_steps", "lr_schedule", "batch_size", "phases")  # fmt: skip
 _FLAGS = {"warmup_steps": "--warmup", "phases": "--no-phases", "plots": "--no-plots",
           "progress": "--no-progress", "read_heads": "--heads",
           "write_heads": "--heads"}  # fmt: skip

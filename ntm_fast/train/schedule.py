@@ -128,7 +128,8 @@ def penalties(c: TrainConfig, step: int) -> dict[str, float]:
 #: The settings :func:`describe_schedule` names when they are on, and how.
 _DESCRIBED = (
     ("warmup_steps", "warm-up {}"), ("clip_norm", "clip |g| {:g}"),
-    ("clip_spike", "clip |g| to {:g}x its mean"), ("weight_decay", "controller weight decay {:g}"),
+    ("clip_spike", "clip |g| to {:g}x its mean"), ("clip_norm_first", "|g| clipped before g_i"),
+    ("weight_decay", "controller weight decay {:g}"),
     ("write_penalty", "target-phase write penalty {:g}"),
     ("read_penalty", "target-phase read-change penalty {:g}"),
     ("gate_penalty", "target-phase write-gate penalty {:g}"),

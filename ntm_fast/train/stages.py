@@ -32,7 +32,7 @@ from .trainer import Trainer
 
 #: Settings of the first stage the finishing stage keeps (besides the preset's ``finish``).
 _KEPT = (*RUNTIME, "task", "controller", "seed", "batch_size", "optimizer", "clip",
-         "clip_norm", "clip_spike", "weight_decay", *LOSS_TERMS, "penalty_from",
+         "clip_norm", "clip_spike", "clip_norm_first", "weight_decay", *LOSS_TERMS, "penalty_from",
          "task_overrides")  # fmt: skip
 
 

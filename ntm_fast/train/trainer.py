@@ -255,7 +255,12 @@ class Trainer:
         loss.backward()  # under DDP: the mean over ranks (of the global batch)
         flat = self.flat and self.flat.param.grad
         finite = clip_gradients(
-            list(self.model.parameters()), c.clip, c.clip_norm, self.spike_clip, flat
+            list(self.model.parameters()),
+            c.clip,
+            c.clip_norm,
+            self.spike_clip,
+            flat,
+            norm_first=c.clip_norm_first,
         )
         self.dropped += ~finite
         optimizer_step(self.optimizer, learning_rate(c, self.step), self.decay)  # resume exact
