@@ -140,9 +140,8 @@ def clip_gradients(
     finite = _all_finite(grads if flat is None else [flat])
     for g in [flat] if flat is not None else grads:
         g.masked_fill_(~finite, 0.0)
-    if norm_first and norm:  # the factor in float64, rounded once (as session 37 measured it)
-        total = torch.nn.utils.get_total_norm(grads).double()
-        _scale(grads, flat, (norm / (total + 1e-6)).clamp(max=1.0))
+    if norm_first and norm:
+        _clip_norm(grads, flat, norm, wide=True)
     if flat is None:
         torch.nn.utils.clip_grad_value_(params, value)
     else:
@@ -154,8 +153,10 @@ def clip_gradients(
     return finite
 
 
-def _clip_norm(grads: list[Tensor], flat: Tensor | None, norm: float) -> None:
+def _clip_norm(grads: list[Tensor], flat: Tensor | None, norm: float, wide: bool = False) -> None:
     total = torch.nn.utils.get_total_norm(grads)
+    if wide:  # the factor from float64, rounded once: as session 37's norm-first runs had it
+        total = total.double()
     _scale(grads, flat, (norm / (total + 1e-6)).clamp(max=1.0))  # as clip_grad_norm_
 
 

@@ -97,11 +97,11 @@ def test_committed_networks():
     several times the LSTM NTM's, at unseen contexts too, and grow through the sequence there;
     both carry a context's error to its next visit; only the feedforward one takes the
     counts of the context that differs in the oldest bit."""
-    x, out, task = bits(200), {}, TASK
+    x, out = bits(200), {}
     for name in ("ngrams-ff-seed0", "ngrams-lstm-default-seed0"):
         _, model = load_model(ROOT / "docs/checkpoints" / name)
         model.eval()
-        logits = network_logits(model, task, x)
+        logits = network_logits(model, TASK, x)
         out[name] = (persistence(TASK, x, logits), unseen_rms_by_time(x, logits, C),
                      neighbour_bleed(x, logits, C)["coef"])  # fmt: skip
     (ff_sd, ff_corr), ff_rms, ff_bleed = out["ngrams-ff-seed0"]
@@ -110,7 +110,7 @@ def test_committed_networks():
     assert ff_rms[-1] > 1.5 * ff_rms[0] and ff_rms[0] > 3 * lstm_rms[0]
     assert max(ff_bleed, key=lambda m: abs(ff_bleed[m])) == 16 and ff_bleed[16] > 0.02
     assert abs(lstm_bleed[16]) < 0.01
-    e = unseen_exposure(model, task, x[:50])  # the LSTM NTM: its reads' rows fill up
+    e = unseen_exposure(model, TASK, x[:50])  # the LSTM NTM: its reads' rows fill up
     assert e["mean"][-1] > e["mean"][0] and all(not math.isnan(r) for r in e["corr"])
 
 
