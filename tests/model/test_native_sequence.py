@@ -7,6 +7,7 @@ checkpoint_steps with lengths; half modules; determinism. Errors: test_native_se
 
 from __future__ import annotations
 
+import copy
 import os
 
 import pytest
@@ -108,6 +109,25 @@ def flat(logits, s: NTMState) -> list[torch.Tensor]:
     return [logits, s.memory, s.read_vectors, s.weightings, *s.controller]
 
 
+def own_rounding(ref, outputs_of, x, s_start, up, r_grads) -> list:
+    """Twice the float32 reference's own error in each of ``r_grads`` (d(outputs·up)/d(x,
+    start state, parameters)), against the same network, inputs and upstream in float64;
+    ``outputs_of(model, x, state)`` lists the outputs. Hypothesis found inputs (feedforward,
+    2 layers, 3 read heads, N=5, T=7; session 38) where dL/dx is so ill-conditioned that the
+    fast path and the reference, both float32, differ by 0.5-1.2% while the float32 reference
+    is as far from float64: this allowance follows the conditioning instead of loosening
+    the fixed rows for every case."""
+    wide = copy.deepcopy(ref).double()
+    x64 = x.detach().double().requires_grad_()
+    s64 = leaves(s_start, torch.float64)
+    _, grads, _ = outputs_and_grads(
+        outputs_of(wide, x64, s64),
+        [x64, *state_leaves(s64), *wide.parameters()],
+        [u.double() for u in up],
+    )
+    return [2 * (e.detach().double() - g).abs() for e, g in zip(r_grads, grads, strict=True)]
+
+
 def check_against_reference(c: dict, dtype: torch.dtype, device: str = "cpu") -> None:
     isa = os.environ.get("NTM_FAST_CPU_ISA")
     if c["isa"] == "baseline":
@@ -137,13 +157,19 @@ def _check_against_reference(c: dict, dtype: torch.dtype, device: str) -> None:
         flat(*ref(x, s_ref, lengths=lengths)), [x, *state_leaves(s_ref), *ref.parameters()]
     )
     tol = SEQUENCE[dtype]
+    own = [0.0] * len(r_grads)
+    if dtype == torch.float32:
+        own = own_rounding(ref, lambda m, x_, s: flat(*m(x_, s, lengths=lengths)),
+                           x, s_start, up, r_grads)  # fmt: skip
 
     def compare(path, out, grads):
         assert len(out) == len(r_out)
         for name, a, e in zip(out_names, out, r_out, strict=False):
             assert_close_allowing(a, e, tol["atol"], tol["rtol"], f"{path} {name} {c}")
-        for name, a, e in zip(names, grads or r_grads, r_grads, strict=True):
-            assert_close_allowing(a, e, tol["g_atol"], tol["g_rtol"], f"{path} d/d{name} {c}")
+        for name, a, e, extra in zip(names, grads or r_grads, r_grads, own, strict=True):
+            assert_close_allowing(
+                a, e, tol["g_atol"], tol["g_rtol"], f"{path} d/d{name} {c}", extra
+            )
 
     # FastNTM with the same weights.
     s_fast = leaves(s_start)
