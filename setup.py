@@ -8,7 +8,8 @@ Native build rules (no network access, no hardware probing):
   ``pip install --no-build-isolation -e .``; without torch no extension is built (a message
   says so) and the package still installs and imports.
 * A CPU-only torch builds a ``CppExtension`` from the C++ sources (the ``.cu`` files are left
-  out). A CUDA torch (``torch.version.cuda`` set) with nvcc found (``CUDA_HOME``) builds a
+  out). A CUDA torch (``torch.version.cuda`` set) with a CUDA toolkit found (``CUDA_HOME``; see
+  ``_cuda_toolkit_root``) builds a
   ``CUDAExtension`` with the CUDA kernels too, for the architectures in
   ``TORCH_CUDA_ARCH_LIST`` (torch's own handling of that variable); when it is unset we set
   ``DEFAULT_CUDA_ARCH_LIST`` (Ampere, Ada, Hopper, plus PTX for newer GPUs).
@@ -30,6 +31,36 @@ def _log(msg):
     print(f"ntm_fast setup: {msg}", file=sys.stderr)
 
 
+def _cuda_toolkit_root(guess):
+    """(root, None) for the CUDA toolkit to build with, or (None, why not). torch's guess is
+    $CUDA_HOME or $CUDA_PATH when set (kept as given), else the directory above the `nvcc` on
+    PATH - wrong when that nvcc is a wrapper script outside the toolkit (/usr/local/bin/nvcc
+    gives /usr/local, and the build stops at "cuda_runtime.h: No such file"). A guessed root
+    without the headers is replaced by /usr/local/cuda or the newest /usr/local/cuda-X.Y."""
+    import glob
+    import re
+
+    def complete(root):
+        return (Path(root) / "include" / "cuda_runtime.h").is_file() and any(
+            (Path(root) / "bin" / nvcc).is_file() for nvcc in ("nvcc", "nvcc.exe")
+        )
+
+    if guess is None:
+        return None, "nvcc was not found (set CUDA_HOME to the CUDA toolkit's root)"
+    if complete(guess) or os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH"):
+        return guess, None
+    version = lambda p: [int(n) for n in re.findall(r"\d+", Path(p).name)]  # noqa: E731
+    others = sorted(glob.glob("/usr/local/cuda-*"), key=version, reverse=True)
+    for root in ["/usr/local/cuda", *others]:
+        if complete(root):
+            _log(f"CUDA_HOME guessed as {guess} (no include/cuda_runtime.h there): using {root}")
+            return root, None
+    return None, (
+        f"nvcc was found but {guess}/include has no cuda_runtime.h and no /usr/local/cuda* "
+        "does either (set CUDA_HOME to the CUDA toolkit's root)"
+    )
+
+
 def _native_extensions():
     if os.environ.get("NTM_FAST_NO_NATIVE", "0") == "1":
         _log("NTM_FAST_NO_NATIVE=1: skipping the native extension ntm_fast._C")
@@ -49,13 +80,10 @@ def _native_extensions():
     cpu_files = sorted((CSRC / "cpu").glob("*.cpp"))
     cpp_sources = [rel(CSRC / "registration.cpp"), *(rel(p) for p in cpu_files)]
     cxx_flags = ["-O3", "-fno-math-errno"]  # the C++ standard is the one torch picks
-    with_cuda = torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None
+    cuda_home, missing = _cuda_toolkit_root(cpp_extension.CUDA_HOME)
+    with_cuda = torch.version.cuda is not None and cuda_home is not None
     if not with_cuda:
-        why = (
-            "torch is a CPU-only build"
-            if torch.version.cuda is None
-            else "nvcc was not found (set CUDA_HOME)"
-        )
+        why = "torch is a CPU-only build" if torch.version.cuda is None else missing
         _log(f"{why}: building the CPU-only extension ntm_fast._C (no CUDA kernels)")
         ext = cpp_extension.CppExtension(
             "ntm_fast._C",
@@ -63,6 +91,7 @@ def _native_extensions():
             extra_compile_args={"cxx": cxx_flags},
         )
     else:
+        cpp_extension.CUDA_HOME = cuda_home  # where torch's build finds nvcc and the headers
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_CUDA_ARCH_LIST)
         _log(
             f"building ntm_fast._C with CUDA {torch.version.cuda} for "

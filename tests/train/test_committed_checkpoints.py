@@ -13,8 +13,10 @@ def test_feedforward_associative_recall_checkpoint_recalls():
     run = CHECKPOINTS / "assoc-ff-seed0"
     result = evaluate(run, batches=1, batch_size=8, write=False)
     rows = {row["setting"]: row for row in result["rows"]}
-    assert result["controller"] == "feedforward" and result["sequences_trained"] == 231_424
-    assert rows["6 items"]["bit_errors_per_sequence"] == 0.0  # results.md: 0.004 bits at 6
+    assert result["controller"] == "feedforward" and result["sequences_trained"] == 320_000
+    # results/associative-recall.md: 0.00-0.07 bit errors per sequence at 6-20 items (128 each)
+    assert rows["6 items"]["bit_errors_per_sequence"] == 0.0
+    assert rows["20 items"]["bit_errors_per_sequence"] <= 0.25
 
 
 def test_lstm_associative_recall_checkpoint_recalls_up_to_20_items():
