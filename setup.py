@@ -31,12 +31,13 @@ def _log(msg):
     print(f"ntm_fast setup: {msg}", file=sys.stderr)
 
 
-def _cuda_toolkit_root(guess):
+def _cuda_toolkit_root(guess, fallbacks=None):
     """(root, None) for the CUDA toolkit to build with, or (None, why not). torch's guess is
     $CUDA_HOME or $CUDA_PATH when set (kept as given), else the directory above the `nvcc` on
     PATH - wrong when that nvcc is a wrapper script outside the toolkit (/usr/local/bin/nvcc
     gives /usr/local, and the build stops at "cuda_runtime.h: No such file"). A guessed root
-    without the headers is replaced by /usr/local/cuda or the newest /usr/local/cuda-X.Y."""
+    without the headers is replaced by the first complete one of ``fallbacks`` (default:
+    /usr/local/cuda, then /usr/local/cuda-X.Y, newest first)."""
     import glob
     import re
 
@@ -49,15 +50,18 @@ def _cuda_toolkit_root(guess):
         return None, "nvcc was not found (set CUDA_HOME to the CUDA toolkit's root)"
     if complete(guess) or os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH"):
         return guess, None
-    version = lambda p: [int(n) for n in re.findall(r"\d+", Path(p).name)]  # noqa: E731
-    others = sorted(glob.glob("/usr/local/cuda-*"), key=version, reverse=True)
-    for root in ["/usr/local/cuda", *others]:
+    if fallbacks is None:
+        version = lambda p: [int(n) for n in re.findall(r"\d+", Path(p).name)]  # noqa: E731
+        others = sorted(glob.glob("/usr/local/cuda-*"), key=version, reverse=True)
+        fallbacks = ["/usr/local/cuda", *others]
+    for root in fallbacks:
         if complete(root):
             _log(f"CUDA_HOME guessed as {guess} (no include/cuda_runtime.h there): using {root}")
             return root, None
+    tried = ", ".join(map(str, fallbacks)) or "no other root"
     return None, (
-        f"nvcc was found but {guess}/include has no cuda_runtime.h and no /usr/local/cuda* "
-        "does either (set CUDA_HOME to the CUDA toolkit's root)"
+        f"nvcc was found but neither {guess}/include nor {tried} has cuda_runtime.h "
+        "(set CUDA_HOME to the CUDA toolkit's root)"
     )
 
 
