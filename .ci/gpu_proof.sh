@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU proof (issues 8 and 17) in stages, each sized for one 10-minute call of the lent GPU
+# The GPU proof (issues 8, 17 and 19) in stages, each sized for one 10-minute call of the lent GPU
 # machine. A fresh machine keeps nothing, so every call starts with `build`:
 #
 #   bash .ci/gpu_proof.sh build proof        # first call: proves the most, stops at a failure

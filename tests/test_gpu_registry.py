@@ -107,3 +107,18 @@ def test_ops_sharding_matches_the_triton_tests():
     assert gpu_tests.op_of("t.py::test_x[address-B1H1N1W1S1-torch.float64]") == "address"
     assert gpu_tests.op_of("t.py::test_x[B1-content_address]") == "content_address"
     assert gpu_tests.op_of("t.py::test_poisoning_is_on") == "misc"
+
+
+def test_the_docs_name_only_stages_gpu_proof_knows():
+    """`.ci/gpu_proof.sh build A|B ...` in a doc or script names stages the script runs (the
+    README once named a `tests` stage that did not exist)."""
+    script = (ROOT / ".ci" / "gpu_proof.sh").read_text()
+    known = set(re.search(r"^    (build)\)$", script, re.MULTILINE).groups())
+    known |= set(re.search(r"^    ([a-z |]+)\) stage ", script, re.MULTILINE).group(1).split(" | "))
+    known |= set(re.findall(r"^    ([a-z]+)\) stage ", script, re.MULTILINE))
+    assert known == {"build", *gpu_tests.STAGES, "bench"}
+    paths = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md"), ROOT / ".ci" / "gpu_proof.sh"]
+    for path in paths:
+        for stages in re.findall(r"gpu_proof\.sh((?: [a-z|]+)+)", path.read_text()):
+            named = {s for word in stages.split() for s in word.split("|")}
+            assert named <= known, f"{path.name}: gpu_proof.sh {stages.strip()}"
