@@ -38,7 +38,7 @@ def _toolkit(root: Path, headers: bool = True) -> Path:
 
 
 def test_a_complete_guess_is_kept(toolkit_root, tmp_path):
-    real = _toolkit(tmp_path / "cuda")
+    real = _toolkit(tmp_path / "cuda-root")
     assert toolkit_root(str(real), fallbacks=[]) == (str(real), None)
 
 
@@ -53,14 +53,14 @@ def test_a_wrapper_directory_is_replaced_by_the_first_complete_fallback(toolkit_
 def test_an_explicit_cuda_home_is_kept_as_given(toolkit_root, tmp_path, monkeypatch):
     wrapper = _toolkit(tmp_path / "local", headers=False)
     monkeypatch.setenv("CUDA_HOME", str(wrapper))
-    real = _toolkit(tmp_path / "cuda")
+    real = _toolkit(tmp_path / "cuda-root")
     assert toolkit_root(str(wrapper), fallbacks=[real]) == (str(wrapper), None)
 
 
 def test_no_toolkit_says_what_was_looked_at(toolkit_root, tmp_path):
     wrapper = _toolkit(tmp_path / "local", headers=False)
-    root, why = toolkit_root(str(wrapper), fallbacks=[tmp_path / "cuda"])
+    root, why = toolkit_root(str(wrapper), fallbacks=[tmp_path / "cuda-root"])
     assert root is None
-    assert f"{wrapper}/include" in why and str(tmp_path / "cuda") in why and "CUDA_HOME" in why
+    assert f"{wrapper}/include" in why and str(tmp_path / "cuda-root") in why and "CUDA_HOME" in why
     root, why = toolkit_root(None)
     assert root is None and "nvcc was not found" in why
