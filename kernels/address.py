@@ -186,10 +186,7 @@ def address_bwd(grad, memory, key, beta, gate, shift, gamma, w_prev):
     Returns the gradients of (memory, key, beta, gate, shift, gamma, w_prev)."""
     B, N, W = memory.shape
     H, S = key.shape[1], shift.shape[-1]
-    bn = U.block_n(N)
-    # Half the forward's (BN, BW) tile: the backward keeps more per-slot vectors live beside
-    # it, and the full tile spilled registers at BN = 1024 (docs/gpu-resources.md).
-    bw = U.block_w(W, 2 * bn)
+    bn, bw, opts = U.bwd_tile(N, W)  # a smaller tile than the forward's: more is live beside it
     dev, dt = memory.device, memory.dtype
     sa, sb, sc, sd, a, c, ri = (C.scratch(B * H, N, dt, dev) for _ in range(7))
     ki = C.scratch(B * H, 1, dt, dev)
@@ -200,7 +197,7 @@ def address_bwd(grad, memory, key, beta, gate, shift, gamma, w_prev):
     address_bwd_kernel[(B * H,)](
         memory, key, beta, gate, shift, gamma, w_prev, grad, sa, sb, sc, sd, a, c, ri, ki,
         dk, dbeta, dgate, ds, dgamma, dwp, H, N, W, S, BN=bn, BW=bw,
-        CDT=U.tl_compute_dtype(dt), **U.launch(bn * bw),
+        CDT=U.tl_compute_dtype(dt), **opts,
     )  # fmt: skip
     dm = C.cosine_memory_grad(memory, key, a, c, ri, ki)
     return dm, dk, dbeta, dgate, ds, dgamma, dwp

@@ -101,14 +101,13 @@ def content_address_bwd(grad, memory, key, beta):
     Returns ``(∂L/∂memory, ∂L/∂key, ∂L/∂beta)``."""
     B, N, W = memory.shape
     H = key.shape[1]
-    bn = U.block_n(N)
-    bw = U.block_w(W, 2 * bn)  # half the forward's tile, as address_bwd (register pressure)
+    bn, bw, opts = U.bwd_tile(N, W)  # a smaller tile than the forward's, as address_bwd
     sk, a, c, ri = (C.scratch(B * H, N, memory.dtype, memory.device) for _ in range(4))
     ki = C.scratch(B * H, 1, memory.dtype, memory.device)
     dk = empty((B, H, W), dtype=key.dtype, device=key.device)
     dbeta = empty((B, H), dtype=beta.dtype, device=beta.device)
     content_address_bwd_kernel[(B * H,)](
         memory, key, beta, grad, sk, a, c, ri, ki, dk, dbeta, H, N, W, BN=bn, BW=bw,
-        CDT=U.tl_compute_dtype(memory.dtype), **U.launch(bn * bw),
+        CDT=U.tl_compute_dtype(memory.dtype), **opts,
     )  # fmt: skip
     return C.cosine_memory_grad(memory, key, a, c, ri, ki), dk, dbeta

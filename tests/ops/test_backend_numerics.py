@@ -181,13 +181,15 @@ def test_sharpen_tiny_maximum_is_scale_free(backend, device, dtype):
 @pytest.mark.parametrize("dtype", [F64, F32], ids=str)
 @pytest.mark.parametrize("op", ["content_address", "address"])
 def test_backward_tile_narrower_than_forward(op, backend, device, dtype):
-    """The Triton backwards walk W in half the forward's (N, W) tile (register pressure on a
-    GPU, docs/gpu-resources.md); here both walk several W tiles and recompute K in their own."""
+    """The Triton backwards walk W in a quarter of the forward's (N, W) tile (register
+    pressure on a GPU, kernels/utils.py's bwd_tile); here both walk several W tiles and
+    recompute K in their own."""
     need(backend, device)
     from ntm_fast._kernels import utils as KU
 
     N, W = 64, 160
-    assert KU.block_w(W, 2 * KU.block_n(N)) < KU.block_w(W, KU.block_n(N)) < W
+    assert KU.bwd_tile(N, W)[:2] == (KU.block_n(N), KU.block_w(W, KU.block_n(N)) // 4)
+    assert KU.bwd_tile(N, W)[1] < KU.block_w(W, KU.block_n(N)) < W
     check_against_reference(backend, op, inputs(op, 1, 2, N, W, 3, dtype, device))
 
 
