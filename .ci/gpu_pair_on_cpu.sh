@@ -9,9 +9,9 @@
 #   3. .ci/compile_cuda.sh, and every recorded Triton specialisation compiled by triton 3.6 for
 #      sm_80 and sm_90 (.ci/triton_aot.sh's checks; its report in WORKDIR/logs).
 # Not part of .ci/run: it downloads ~3 GB (the CUDA torch wheel and its nvidia-* wheels) and
-# took 21 min on 2 cores (pip's cache warm; session 39). Usage: bash .ci/gpu_pair_on_cpu.sh [WORKDIR] (default
-# /tmp/ntm-gpu-pair; PYTHON312=path picks the interpreter, default python3.12); logs in
-# WORKDIR/logs, one per step, each ending with its time.
+# took 21 min on 2 cores (pip's cache warm; session 39; docs/native-build.md).
+# Usage: bash .ci/gpu_pair_on_cpu.sh [WORKDIR] (default /tmp/ntm-gpu-pair; PYTHON312=path picks
+# the interpreter, default python3.12); logs in WORKDIR/logs, one per step, with its time.
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-/tmp/ntm-gpu-pair}
