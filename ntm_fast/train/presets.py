@@ -127,10 +127,10 @@ _FINISH_ON_ALL_SLOTS = dict(
 # there) and then 30k steps of batch 16 at a constant 1e-5 bring seeds 0, 2 and 3 to 1.9-2.4
 # (docs/results/ngrams.md; measured as three --resume commands; schedule.py: the same steps).
 # --write-follow-penalty 0.01 (objective.target_write_follow: write where the step before
-# read, the paper's Fig. 15) took seed 8 from 5.07 to 0.49 bits above optimal and seed 1
-# from 11.39 to 8.07 and seed 4 from 8.27 to 0.75 at 300k, but seeds 0, 2 and 3 fell back to
-# chance on the way (3.93, 34.5, 18.4 at 300k against 2.04, 2.17, 2.56), so it is an option
-# (docs/results/ngrams-write-follows-read.md).
+# read, the paper's Fig. 15) took seed 8 from 5.07 to 0.49 bits above optimal, seed 4 from
+# 8.27 (300k) to 0.67 and seed 1 from 11.39 to 8.07 (300k), but seeds 0, 2 and 3 fell back
+# to chance on the way (3.93, 34.5, 18.4 at 300k against 2.04, 2.17, 2.56), so it is an
+# option (docs/results/ngrams-write-follows-read.md).
 _NGRAMS_FF_PHASES = [{"until": 90_000}, {"until": 150_000, "lr_schedule": "cosine"},
                      {"batch_size": 16, "lr": 1e-5}]  # fmt: skip
 _CONTROLLER_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
