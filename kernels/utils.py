@@ -58,8 +58,8 @@ def bwd_tile(N: int, W: int) -> tuple[int, int, dict[str, int]]:
     """``(BN, BW, launch options)`` of the content and addressing backward kernels: a quarter
     of ``TILE_ELEMS`` on the warps of half of it, so 8 tile values a thread. At 16 both kernels
     sat at 255 of 255 registers (triton 3.9), triton 3.6 spilled 8 B (content_address_bwd,
-    float32, sm_90) and float64 up to 1.1 KB; at 8 they take 167-209 registers and float64
-    spills nothing (both Tritons, sm_80 and sm_90; docs/gpu-resources.md)."""
+    float32, sm_90) and float64 up to 1.1 KB; at 8 the float32 and half kernels take 167-209
+    registers and float64 spills nothing (both Tritons, sm_80 and sm_90; gpu-resources.md)."""
     bn = block_n(N)
     bw = block_w(W, 4 * bn)
     return bn, bw, launch(2 * bn * bw)
