@@ -14,7 +14,8 @@
 # Output in build/gpu-resources/: triton.json, the regenerated gpu-resources.md (with cuda.json
 # from .ci/compile_cuda.sh when present; the Triton table from the meta sweep alone, so it is
 # the same on every run) and its diff against docs/gpu-resources.md, which fails the run when
-# not empty; `bash .ci/triton_aot.sh --write` replaces the committed report.
+# not empty; `bash .ci/triton_aot.sh --write` replaces the committed report, `--no-check`
+# skips that comparison (a Triton other than CI's: .ci/gpu_pair_on_cpu.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=build/gpu-resources
@@ -36,6 +37,8 @@ report=(python tools/gpu_report.py --triton "$out/triton.json" --cuda "$out/cuda
 "${report[@]}" --out "$out/gpu-resources.md"
 if [[ "${1:-}" == --write ]]; then
     cp "$out/gpu-resources.md" docs/gpu-resources.md
+elif [[ "${1:-}" == --no-check ]]; then  # another Triton than CI's: other register counts
+    echo "triton_aot.sh: $out/gpu-resources.md not compared with docs/gpu-resources.md"
 else
     # the committed report must be current (it lists only the sweep: the same on every run)
     "${report[@]}" --check docs/gpu-resources.md >"$out/gpu-resources.diff" || rc=1
